@@ -1,0 +1,1 @@
+//! The resource registry, validation, defaulting, selectors, patch and Status errors: no IO.

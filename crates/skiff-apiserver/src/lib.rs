@@ -1,0 +1,1 @@
+//! The HTTPS Kubernetes API server.

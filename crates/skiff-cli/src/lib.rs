@@ -1,0 +1,1 @@
+//! kubectl-style commands.

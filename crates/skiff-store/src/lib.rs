@@ -1,0 +1,1 @@
+//! A revisioned key-value store with etcd semantics: memory, SQLite and etcd backends.

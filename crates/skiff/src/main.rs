@@ -1,0 +1,3 @@
+//! The one skiff binary.
+
+fn main() {}

@@ -1,3 +1,8 @@
 //! The resource registry, validation, defaulting, selectors, patch and Status errors: no IO.
 
+pub mod cron;
+pub mod defaults;
 pub mod registry;
+pub mod selector;
+pub mod status;
+pub mod validation;

@@ -1,0 +1,394 @@
+//! Upstream's defaulting for the kinds users write by hand (pods and their templates, workloads, services).
+
+use serde_json::{Map, Value, json};
+
+fn obj(v: &mut Value) -> Option<&mut Map<String, Value>> {
+    v.as_object_mut()
+}
+
+/// Sets `key` to `default` when absent or null.
+fn default_field(m: &mut Map<String, Value>, key: &str, default: Value) {
+    if m.get(key).is_none_or(Value::is_null) {
+        m.insert(key.to_string(), default);
+    }
+}
+
+/// A child object, created empty when absent.
+fn child<'a>(m: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
+    if m.get(key).is_none_or(Value::is_null) {
+        m.insert(key.to_string(), json!({}));
+    }
+    m.get_mut(key).and_then(Value::as_object_mut)
+}
+
+/// Applies upstream's defaults for `group`/`kind` in place. Unknown kinds are left alone.
+pub fn apply(group: &str, kind: &str, o: &mut Value) {
+    let Some(m) = obj(o) else { return };
+    match (group, kind) {
+        ("", "Pod") => {
+            if let Some(spec) = m.get_mut("spec") {
+                pod_spec(spec);
+            }
+        }
+        ("", "PodTemplate") => template(m.get_mut("template")),
+        ("", "ReplicationController") => {
+            if let Some(spec) = child(m, "spec") {
+                default_field(spec, "replicas", json!(1));
+                default_field(spec, "minReadySeconds", json!(0));
+                let labels = spec
+                    .get("template")
+                    .and_then(|t| t.pointer("/metadata/labels"))
+                    .cloned();
+                if spec
+                    .get("selector")
+                    .is_none_or(|s| s.as_object().is_none_or(Map::is_empty))
+                    && let Some(l) = labels
+                {
+                    spec.insert("selector".into(), l);
+                }
+                template(spec.get_mut("template"));
+            }
+            let tmpl_labels = m
+                .get("spec")
+                .and_then(|s| s.pointer("/template/metadata/labels"))
+                .cloned();
+            if let Some(md) = child(m, "metadata")
+                && md.get("labels").is_none()
+                && let Some(l) = tmpl_labels
+            {
+                md.insert("labels".into(), l);
+            }
+        }
+        ("", "Service") => service(m),
+        ("", "Namespace") => {
+            if let Some(spec) = child(m, "spec") {
+                default_field(spec, "finalizers", json!(["kubernetes"]));
+            }
+            if let Some(status) = child(m, "status") {
+                default_field(status, "phase", json!("Active"));
+            }
+            let name = m.get("metadata").and_then(|md| md.get("name")).cloned();
+            if let (Some(name), Some(md)) = (name, child(m, "metadata"))
+                && let Some(labels) = child(md, "labels")
+            {
+                labels.insert("kubernetes.io/metadata.name".into(), name);
+            }
+        }
+        ("", "Secret") => default_field(m, "type", json!("Opaque")),
+        ("", "PersistentVolumeClaim") => {
+            if let Some(spec) = child(m, "spec") {
+                default_field(spec, "volumeMode", json!("Filesystem"));
+            }
+            if let Some(status) = child(m, "status") {
+                default_field(status, "phase", json!("Pending"));
+            }
+        }
+        ("", "PersistentVolume") => {
+            if let Some(spec) = child(m, "spec") {
+                default_field(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+                default_field(spec, "volumeMode", json!("Filesystem"));
+            }
+            if let Some(status) = child(m, "status") {
+                default_field(status, "phase", json!("Pending"));
+            }
+        }
+        ("apps", "Deployment") => {
+            if let Some(spec) = child(m, "spec") {
+                default_field(spec, "replicas", json!(1));
+                default_field(spec, "revisionHistoryLimit", json!(10));
+                default_field(spec, "progressDeadlineSeconds", json!(600));
+                if let Some(strategy) = child(spec, "strategy") {
+                    default_field(strategy, "type", json!("RollingUpdate"));
+                    if strategy.get("type") == Some(&json!("RollingUpdate"))
+                        && let Some(ru) = child(strategy, "rollingUpdate")
+                    {
+                        default_field(ru, "maxUnavailable", json!("25%"));
+                        default_field(ru, "maxSurge", json!("25%"));
+                    }
+                }
+                template(spec.get_mut("template"));
+            }
+        }
+        ("apps", "ReplicaSet") => {
+            if let Some(spec) = child(m, "spec") {
+                default_field(spec, "replicas", json!(1));
+                template(spec.get_mut("template"));
+            }
+        }
+        ("apps", "StatefulSet") => {
+            if let Some(spec) = child(m, "spec") {
+                default_field(spec, "replicas", json!(1));
+                default_field(spec, "podManagementPolicy", json!("OrderedReady"));
+                default_field(spec, "revisionHistoryLimit", json!(10));
+                default_field(
+                    spec,
+                    "persistentVolumeClaimRetentionPolicy",
+                    json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+                );
+                if let Some(us) = child(spec, "updateStrategy") {
+                    default_field(us, "type", json!("RollingUpdate"));
+                    if us.get("type") == Some(&json!("RollingUpdate"))
+                        && let Some(ru) = child(us, "rollingUpdate")
+                    {
+                        default_field(ru, "partition", json!(0));
+                    }
+                }
+                if let Some(vcts) = spec
+                    .get_mut("volumeClaimTemplates")
+                    .and_then(Value::as_array_mut)
+                {
+                    for v in vcts {
+                        if let Some(s) = v.get_mut("spec").and_then(Value::as_object_mut) {
+                            default_field(s, "volumeMode", json!("Filesystem"));
+                        }
+                    }
+                }
+                template(spec.get_mut("template"));
+            }
+        }
+        ("apps", "DaemonSet") => {
+            if let Some(spec) = child(m, "spec") {
+                default_field(spec, "revisionHistoryLimit", json!(10));
+                if let Some(us) = child(spec, "updateStrategy") {
+                    default_field(us, "type", json!("RollingUpdate"));
+                    if us.get("type") == Some(&json!("RollingUpdate"))
+                        && let Some(ru) = child(us, "rollingUpdate")
+                    {
+                        default_field(ru, "maxUnavailable", json!(1));
+                        default_field(ru, "maxSurge", json!(0));
+                    }
+                }
+                template(spec.get_mut("template"));
+            }
+        }
+        ("batch", "Job") => {
+            if let Some(spec) = child(m, "spec") {
+                job_spec(spec);
+            }
+        }
+        ("batch", "CronJob") => {
+            if let Some(spec) = child(m, "spec") {
+                default_field(spec, "concurrencyPolicy", json!("Allow"));
+                default_field(spec, "suspend", json!(false));
+                default_field(spec, "successfulJobsHistoryLimit", json!(3));
+                default_field(spec, "failedJobsHistoryLimit", json!(1));
+                if let Some(jt) = child(spec, "jobTemplate")
+                    && let Some(js) = child(jt, "spec")
+                {
+                    job_spec(js);
+                }
+            }
+        }
+        ("networking.k8s.io", "Ingress") => {
+            if let Some(rules) = m
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("rules"))
+                .and_then(Value::as_array_mut)
+            {
+                for r in rules {
+                    if let Some(paths) = r.pointer_mut("/http/paths").and_then(Value::as_array_mut)
+                    {
+                        for p in paths {
+                            if let Some(p) = p.as_object_mut() {
+                                default_field(p, "pathType", json!("ImplementationSpecific"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        ("networking.k8s.io", "NetworkPolicy") => {
+            if let Some(spec) = child(m, "spec") {
+                let has_egress = spec.get("egress").is_some();
+                default_field(
+                    spec,
+                    "policyTypes",
+                    if has_egress {
+                        json!(["Ingress", "Egress"])
+                    } else {
+                        json!(["Ingress"])
+                    },
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+fn job_spec(spec: &mut Map<String, Value>) {
+    let parallelism_set = spec.get("parallelism").is_some_and(|v| !v.is_null());
+    let completions_set = spec.get("completions").is_some_and(|v| !v.is_null());
+    if !parallelism_set && !completions_set {
+        spec.insert("completions".into(), json!(1));
+    }
+    default_field(spec, "parallelism", json!(1));
+    default_field(spec, "backoffLimit", json!(6));
+    default_field(spec, "completionMode", json!("NonIndexed"));
+    default_field(spec, "suspend", json!(false));
+    default_field(spec, "manualSelector", json!(false));
+    default_field(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    template(spec.get_mut("template"));
+}
+
+fn template(t: Option<&mut Value>) {
+    if let Some(spec) = t.and_then(|t| t.get_mut("spec")) {
+        pod_spec(spec);
+    }
+}
+
+/// `IfNotPresent` for a pinned tag or digest, `Always` for `:latest` or no tag.
+pub fn image_pull_policy(image: &str) -> &'static str {
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.rsplit_once(':') {
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+fn container(c: &mut Value) {
+    let Some(c) = c.as_object_mut() else { return };
+    let policy = c
+        .get("image")
+        .and_then(Value::as_str)
+        .map(image_pull_policy)
+        .unwrap_or("Always");
+    default_field(c, "imagePullPolicy", json!(policy));
+    default_field(c, "terminationMessagePath", json!("/dev/termination-log"));
+    default_field(c, "terminationMessagePolicy", json!("File"));
+    default_field(c, "resources", json!({}));
+    if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports {
+            if let Some(p) = p.as_object_mut() {
+                default_field(p, "protocol", json!("TCP"));
+            }
+        }
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(p) = c.get_mut(probe).and_then(Value::as_object_mut) {
+            default_field(p, "timeoutSeconds", json!(1));
+            default_field(p, "periodSeconds", json!(10));
+            default_field(p, "successThreshold", json!(1));
+            default_field(p, "failureThreshold", json!(3));
+            if let Some(h) = p.get_mut("httpGet").and_then(Value::as_object_mut) {
+                default_field(h, "path", json!("/"));
+                default_field(h, "scheme", json!("HTTP"));
+            }
+        }
+    }
+    if let Some(env) = c.get_mut("env").and_then(Value::as_array_mut) {
+        for e in env {
+            if let Some(fr) = e
+                .pointer_mut("/valueFrom/fieldRef")
+                .and_then(Value::as_object_mut)
+            {
+                default_field(fr, "apiVersion", json!("v1"));
+            }
+        }
+    }
+}
+
+/// Defaults of a `PodSpec`, also used for every pod template.
+pub fn pod_spec(spec: &mut Value) {
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
+    default_field(m, "restartPolicy", json!("Always"));
+    default_field(m, "dnsPolicy", json!("ClusterFirst"));
+    default_field(m, "terminationGracePeriodSeconds", json!(30));
+    default_field(m, "schedulerName", json!("default-scheduler"));
+    default_field(m, "securityContext", json!({}));
+    default_field(m, "enableServiceLinks", json!(true));
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = m.get_mut(list).and_then(Value::as_array_mut) {
+            cs.iter_mut().for_each(container);
+        }
+    }
+    if let Some(vols) = m.get_mut("volumes").and_then(Value::as_array_mut) {
+        for v in vols {
+            let Some(v) = v.as_object_mut() else { continue };
+            for (src, mode_field) in [
+                ("configMap", "defaultMode"),
+                ("secret", "defaultMode"),
+                ("downwardAPI", "defaultMode"),
+                ("projected", "defaultMode"),
+            ] {
+                if let Some(s) = v.get_mut(src).and_then(Value::as_object_mut) {
+                    default_field(s, mode_field, json!(420));
+                }
+            }
+            if let Some(hp) = v.get_mut("hostPath").and_then(Value::as_object_mut) {
+                default_field(hp, "type", json!(""));
+            }
+        }
+    }
+}
+
+fn service(m: &mut Map<String, Value>) {
+    let Some(spec) = child(m, "spec") else { return };
+    default_field(spec, "type", json!("ClusterIP"));
+    default_field(spec, "sessionAffinity", json!("None"));
+    let svc_type = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
+    if svc_type != "ExternalName" {
+        default_field(spec, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if svc_type == "NodePort" || svc_type == "LoadBalancer" {
+        default_field(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if svc_type == "LoadBalancer" {
+        default_field(spec, "allocateLoadBalancerNodePorts", json!(true));
+    }
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports {
+            let Some(p) = p.as_object_mut() else { continue };
+            default_field(p, "protocol", json!("TCP"));
+            if let Some(port) = p.get("port").cloned() {
+                default_field(p, "targetPort", port);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_defaults_like_upstream() {
+        let mut d = json!({"spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"spec": {"containers": [{"name": "c", "image": "nginx:1.25", "ports": [{"containerPort": 80}]}]}}}});
+        apply("apps", "Deployment", &mut d);
+        assert_eq!(d["spec"]["replicas"], 1);
+        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(c["ports"][0]["protocol"], "TCP");
+        assert_eq!(d["spec"]["template"]["spec"]["restartPolicy"], "Always");
+        assert_eq!(
+            d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+            30
+        );
+    }
+
+    #[test]
+    fn pull_policy_follows_tag() {
+        assert_eq!(image_pull_policy("nginx"), "Always");
+        assert_eq!(image_pull_policy("nginx:latest"), "Always");
+        assert_eq!(image_pull_policy("localhost:5000/nginx"), "Always");
+        assert_eq!(image_pull_policy("localhost:5000/nginx:1"), "IfNotPresent");
+        assert_eq!(image_pull_policy("nginx@sha256:abc"), "IfNotPresent");
+    }
+
+    #[test]
+    fn rc_selector_from_template() {
+        let mut rc = json!({"spec": {"template": {"metadata": {"labels": {"app": "q"}}, "spec": {"containers": []}}}});
+        apply("", "ReplicationController", &mut rc);
+        assert_eq!(rc["spec"]["selector"], json!({"app": "q"}));
+        assert_eq!(rc["metadata"]["labels"], json!({"app": "q"}));
+    }
+}

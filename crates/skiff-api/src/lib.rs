@@ -2,6 +2,7 @@
 
 pub mod cron;
 pub mod defaults;
+pub mod patch;
 pub mod registry;
 pub mod selector;
 pub mod status;

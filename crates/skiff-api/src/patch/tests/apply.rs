@@ -1,0 +1,239 @@
+use serde_json::{Value, json};
+
+use crate::patch::{
+    ApplyError, FieldManager, ManagedFieldsEntry, Schema, server_side_apply, update_managed_fields,
+};
+
+fn ctx(manager: &str) -> FieldManager<'_> {
+    FieldManager {
+        manager,
+        time: "2026-01-01T00:00:00Z",
+        subresource: None,
+        ignored_fields: &["status"],
+    }
+}
+
+fn schema() -> Schema {
+    Schema::for_kind("apps", "Deployment")
+}
+
+fn config(replicas: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{
+                    "name": "nginx",
+                    "image": "nginx",
+                    "ports": [{"containerPort": 80}]
+                }]}
+            }
+        }
+    })
+}
+
+fn entry<'a>(entries: &'a [ManagedFieldsEntry], manager: &str) -> Option<&'a ManagedFieldsEntry> {
+    entries.iter().find(|e| e.manager == manager)
+}
+
+#[test]
+fn fields_v1_of_a_deployment_with_containers_and_ports() {
+    let (obj, entries) =
+        server_side_apply(None, &config(2), &ctx("m1"), false, &[], schema()).unwrap();
+    assert_eq!(entries.len(), 1);
+    let e = &entries[0];
+    assert_eq!(
+        (
+            e.manager.as_str(),
+            e.operation.as_str(),
+            e.api_version.as_str(),
+            e.fields_type.as_str()
+        ),
+        ("m1", "Apply", "apps/v1", "FieldsV1")
+    );
+    assert_eq!(e.time.as_deref(), Some("2026-01-01T00:00:00Z"));
+    assert_eq!(
+        e.fields_v1,
+        Some(json!({
+            "f:metadata": {"f:labels": {"f:app": {}}},
+            "f:spec": {
+                "f:replicas": {},
+                "f:selector": {},
+                "f:template": {
+                    "f:metadata": {"f:labels": {"f:app": {}}},
+                    "f:spec": {"f:containers": {"k:{\"name\":\"nginx\"}": {
+                        ".": {},
+                        "f:image": {},
+                        "f:name": {},
+                        "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {
+                            ".": {},
+                            "f:containerPort": {}
+                        }}
+                    }}}
+                }
+            }
+        }))
+    );
+    let serialized = serde_json::to_value(e).unwrap();
+    assert_eq!(
+        serialized["fieldsType"], "FieldsV1",
+        "entries serialize with the API's field names: {serialized}"
+    );
+    assert_eq!(obj["metadata"]["managedFields"][0]["manager"], "m1");
+    assert_eq!(obj["spec"]["replicas"], 2);
+}
+
+#[test]
+fn two_managers_conflict_and_force_transfers_ownership() {
+    let (live, entries) =
+        server_side_apply(None, &config(2), &ctx("m1"), false, &[], schema()).unwrap();
+
+    // The same value is shared, not a conflict.
+    let same = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2}});
+    let (_, shared) =
+        server_side_apply(Some(&live), &same, &ctx("m2"), false, &entries, schema()).unwrap();
+    assert_eq!(shared.len(), 2);
+
+    // A different value is.
+    let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 5}});
+    let err =
+        server_side_apply(Some(&live), &other, &ctx("m2"), false, &entries, schema()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "m1": .spec.replicas"#
+    );
+    let ApplyError::Conflict(conflicts) = err else {
+        panic!("not a conflict");
+    };
+    assert_eq!(conflicts[0].field, ".spec.replicas");
+
+    // Forced: m2 takes the field over.
+    let (forced, entries) =
+        server_side_apply(Some(&live), &other, &ctx("m2"), true, &entries, schema()).unwrap();
+    assert_eq!(forced["spec"]["replicas"], 5);
+    let m1 = entry(&entries, "m1").unwrap().fields_v1.clone().unwrap();
+    let m2 = entry(&entries, "m2").unwrap().fields_v1.clone().unwrap();
+    assert!(m1["f:spec"].get("f:replicas").is_none(), "{m1}");
+    assert_eq!(m2, json!({"f:spec": {"f:replicas": {}}}));
+
+    // m1 applying its old value now conflicts with m2.
+    let err = server_side_apply(
+        Some(&forced),
+        &config(2),
+        &ctx("m1"),
+        false,
+        &entries,
+        schema(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(r#"conflict with "m2": .spec.replicas"#),
+        "{err}"
+    );
+}
+
+#[test]
+fn fields_an_applier_drops_are_removed_unless_someone_else_owns_them() {
+    let mut with_extra = config(2);
+    with_extra["metadata"]["labels"]["tier"] = json!("web");
+    with_extra["spec"]["minReadySeconds"] = json!(5);
+    let (live, entries) =
+        server_side_apply(None, &with_extra, &ctx("m1"), false, &[], schema()).unwrap();
+
+    // m2 also applies the tier label.
+    let m2 = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"tier": "web"}}});
+    let (live, entries) =
+        server_side_apply(Some(&live), &m2, &ctx("m2"), false, &entries, schema()).unwrap();
+
+    // m1 drops the label and minReadySeconds: the label stays (m2 owns it), the field goes.
+    let (after, entries) = server_side_apply(
+        Some(&live),
+        &config(2),
+        &ctx("m1"),
+        false,
+        &entries,
+        schema(),
+    )
+    .unwrap();
+    assert_eq!(
+        after["metadata"]["labels"],
+        json!({"app": "web", "tier": "web"})
+    );
+    assert!(after["spec"].get("minReadySeconds").is_none(), "{after}");
+
+    // m1 drops a container: it is removed.
+    let mut fewer = config(2);
+    fewer["spec"]["template"]["spec"]["containers"] =
+        json!([{"name": "sidecar", "image": "busybox"}]);
+    let (after, _) =
+        server_side_apply(Some(&after), &fewer, &ctx("m1"), false, &entries, schema()).unwrap();
+    assert_eq!(
+        after["spec"]["template"]["spec"]["containers"],
+        json!([{"name": "sidecar", "image": "busybox"}])
+    );
+}
+
+#[test]
+fn updates_take_over_the_fields_they_change() {
+    let (live, entries) =
+        server_side_apply(None, &config(2), &ctx("m1"), false, &[], schema()).unwrap();
+    let mut scaled = live.clone();
+    scaled["spec"]["replicas"] = json!(7);
+    let entries =
+        update_managed_fields(Some(&live), &scaled, &ctx("kubectl"), &entries, schema()).unwrap();
+    let kubectl = entry(&entries, "kubectl").unwrap();
+    assert_eq!(kubectl.operation, "Update");
+    assert_eq!(
+        kubectl.fields_v1,
+        Some(json!({"f:spec": {"f:replicas": {}}}))
+    );
+    let m1 = entry(&entries, "m1").unwrap().fields_v1.clone().unwrap();
+    assert!(m1["f:spec"].get("f:replicas").is_none(), "{m1}");
+    // Apply entries sort before Update entries.
+    assert_eq!(entries[0].operation, "Apply");
+
+    // The applier now conflicts with the updater, printed with its API version.
+    let err = server_side_apply(
+        Some(&scaled),
+        &config(2),
+        &ctx("m1"),
+        false,
+        &entries,
+        schema(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "kubectl" using apps/v1 at 2026-01-01T00:00:00Z: .spec.replicas"#
+    );
+}
+
+#[test]
+fn create_by_update_records_added_fields() {
+    let obj = config(1);
+    let entries = update_managed_fields(None, &obj, &ctx("kubectl-create"), &[], schema()).unwrap();
+    let fields = entries[0].fields_v1.clone().unwrap();
+    assert_eq!(
+        fields["f:metadata"],
+        json!({"f:labels": {".": {}, "f:app": {}}})
+    );
+    assert_eq!(
+        fields["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"nginx\"}"]["f:ports"],
+        json!({".": {}, "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}})
+    );
+    assert!(fields.get("f:apiVersion").is_none());
+}
+
+#[test]
+fn applied_managed_fields_are_rejected() {
+    let mut bad = config(1);
+    bad["metadata"]["managedFields"] = json!([{"manager": "x"}]);
+    let err = server_side_apply(None, &bad, &ctx("m1"), false, &[], schema()).unwrap_err();
+    assert!(matches!(err, ApplyError::Invalid(_)));
+}

@@ -86,6 +86,8 @@ fn conflict_message(conflicts: &[Conflict]) -> String {
                     managers.push(&c.manager);
                 }
             }
+            // Upstream lists the managers sorted.
+            managers.sort_unstable();
             for m in managers {
                 lines.push(format!("conflicts with {m}:"));
                 for c in conflicts.iter().filter(|c| c.manager == m) {

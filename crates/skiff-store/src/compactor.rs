@@ -1,0 +1,171 @@
+//! The background compaction policy: periodically compacts so that only a bounded history
+//! remains.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Revision, Store, StoreError};
+
+/// How much history the background compactor keeps.
+#[derive(Debug, Clone)]
+pub struct CompactionPolicy {
+    /// How often to compact.
+    pub interval: Duration,
+    /// Keep at least this many of the most recent revisions.
+    pub keep_revisions: i64,
+    /// Also keep every revision written within this long. When both limits are set the
+    /// compactor keeps whichever history is longer, so a watcher that fell behind by a
+    /// few minutes can still resume.
+    pub keep_for: Option<Duration>,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        CompactionPolicy {
+            interval: Duration::from_secs(60),
+            keep_revisions: 10_000,
+            keep_for: None,
+        }
+    }
+}
+
+/// The running compaction task. Stopping or dropping it cancels the task.
+pub struct Compactor {
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Compactor {
+    pub(crate) fn start(store: Store, policy: CompactionPolicy) -> Compactor {
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(store, policy, cancel.clone()));
+        Compactor {
+            cancel,
+            task: Some(task),
+        }
+    }
+
+    /// Cancels the task and waits for it to finish.
+    pub async fn stop(mut self) -> Result<(), tokio::task::JoinError> {
+        self.cancel.cancel();
+        match self.task.take() {
+            Some(task) => task.await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Compactor {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn run(store: Store, policy: CompactionPolicy, cancel: CancellationToken) {
+    let mut ticker = tokio::time::interval(policy.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut samples = Samples::default();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if let Err(error) = compact_once(&store, &policy, &mut samples).await {
+            tracing::warn!(%error, "background compaction failed");
+        }
+    }
+}
+
+async fn compact_once(
+    store: &Store,
+    policy: &CompactionPolicy,
+    samples: &mut Samples,
+) -> Result<(), StoreError> {
+    let current = store.current_revision().await?;
+    let mut target = current - policy.keep_revisions.max(0);
+    if let Some(keep_for) = policy.keep_for {
+        let now = Instant::now();
+        samples.record(now, current);
+        target = target.min(samples.revision_before(now, keep_for));
+    }
+    if target <= 0 {
+        return Ok(());
+    }
+    let compacted = store.compacted_revision().await?;
+    if target > compacted {
+        tracing::debug!(target, current, "compacting");
+        store.compact(target).await?;
+    }
+    Ok(())
+}
+
+/// The store's revision as seen at past ticks, to turn an age into a revision.
+#[derive(Default)]
+struct Samples(VecDeque<(Instant, Revision)>);
+
+impl Samples {
+    fn record(&mut self, now: Instant, revision: Revision) {
+        self.0.push_back((now, revision));
+    }
+
+    /// The newest sampled revision that is at least `age` old (0 if none is), dropping
+    /// samples that are no longer needed.
+    fn revision_before(&mut self, now: Instant, age: Duration) -> Revision {
+        let Some(cutoff) = now.checked_sub(age) else {
+            return 0;
+        };
+        while self.0.len() >= 2 && self.0[1].0 <= cutoff {
+            self.0.pop_front();
+        }
+        match self.0.front() {
+            Some(&(at, revision)) if at <= cutoff => revision,
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_pick_newest_revision_old_enough() {
+        let start = Instant::now();
+        let mut samples = Samples::default();
+        samples.record(start, 10);
+        samples.record(start + Duration::from_secs(60), 20);
+        samples.record(start + Duration::from_secs(120), 30);
+        let now = start + Duration::from_secs(150);
+        assert_eq!(samples.revision_before(now, Duration::from_secs(200)), 0);
+        assert_eq!(samples.revision_before(now, Duration::from_secs(60)), 20);
+        assert_eq!(samples.0.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn background_compactor_keeps_the_last_revisions() {
+        let store = Store::memory();
+        let mut revision = store.create("k", "0".into()).await.unwrap();
+        for i in 0..50 {
+            revision = store
+                .update("k", format!("{i}").into(), revision)
+                .await
+                .unwrap();
+        }
+        let compactor = store.start_compactor(CompactionPolicy {
+            interval: Duration::from_millis(10),
+            keep_revisions: 5,
+            keep_for: None,
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.compacted_revision().await.unwrap() != revision - 5 {
+            assert!(Instant::now() < deadline, "compactor did not run");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        compactor.stop().await.unwrap();
+    }
+}

@@ -1,0 +1,83 @@
+//! The SQLite schema and connection setup shared by the writer and the readers.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction};
+
+use crate::Revision;
+
+/// A kine-style log: one row per write, `id` is its revision. A delete writes a tombstone
+/// row (`deleted = 1`) that carries the deleted value, so watch replay can hand it out.
+/// `prev_revision` is the row this one superseded (0 for a create), which makes
+/// compaction a primary-key lookup.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kv (
+    id INTEGER PRIMARY KEY,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    create_revision INTEGER NOT NULL,
+    prev_revision INTEGER NOT NULL,
+    deleted INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS kv_key_id ON kv (key, id);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 1), ('compacted', 0);
+";
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The WAL is truncated back to this size after a checkpoint, so it stays bounded.
+const JOURNAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
+
+/// Opens the connection the writer thread owns, creating the schema if needed.
+pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Only takes effect on a new database: it must come before the first table.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(mode, "sqlite refused WAL mode");
+    }
+    // FULL in WAL mode fsyncs the log on every commit: an acknowledged write is durable.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let _limit: i64 =
+        conn.pragma_update_and_check(None, "journal_size_limit", JOURNAL_SIZE_LIMIT, |row| {
+            row.get(0)
+        })?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// Opens one connection of the read pool.
+pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+/// The store's current and compacted revision as seen by `tx`'s snapshot.
+pub(super) fn read_meta(tx: &Transaction<'_>) -> rusqlite::Result<(Revision, Revision)> {
+    let mut stmt =
+        tx.prepare_cached("SELECT name, value FROM meta WHERE name IN ('revision', 'compacted')")?;
+    let mut rows = stmt.query([])?;
+    let (mut revision, mut compacted) = (1, 0);
+    while let Some(row) = rows.next()? {
+        let name: String = row.get(0)?;
+        let value: i64 = row.get(1)?;
+        match name.as_str() {
+            "revision" => revision = value,
+            _ => compacted = value,
+        }
+    }
+    Ok((revision, compacted))
+}

@@ -2,6 +2,7 @@
 
 pub mod cron;
 pub mod defaults;
+pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod selector;

@@ -185,6 +185,12 @@ pub(super) fn build() -> Definitions {
         );
     }
 
+    let mut seen = std::collections::HashSet::new();
+    for (gvk, name) in &kinds {
+        let schema = crate::patch::Schema::for_kind(gvk.group, gvk.kind);
+        annotate(&mut defs, name, schema, &mut seen);
+    }
+
     let mut gvks: BTreeMap<String, Vec<Gvk>> = BTreeMap::new();
     for (gvk, name) in &kinds {
         gvks.entry(name.clone()).or_default().push(*gvk);
@@ -303,6 +309,100 @@ fn fix_definition(name: &str, schema: &mut Value) {
         if required.is_empty() {
             map.remove("required");
         }
+    }
+}
+
+fn ref_name(schema: &Value) -> Option<String> {
+    schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix(V2_REF_PREFIX))
+        .map(str::to_string)
+}
+
+/// Adds upstream's merge extensions (`x-kubernetes-patch-strategy`,
+/// `x-kubernetes-patch-merge-key`, `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`,
+/// `x-kubernetes-map-type`) to definition `name` and everything it reaches, from the patch
+/// module's table: kubectl reads them from the documents to compute client-side apply
+/// patches.
+fn annotate(
+    defs: &mut BTreeMap<String, Value>,
+    name: &str,
+    schema: crate::patch::Schema,
+    seen: &mut std::collections::HashSet<String>,
+) {
+    use crate::patch::ListStrategy;
+    if !schema.is_struct() || !seen.insert(name.to_string()) {
+        return;
+    }
+    let Some(Value::Object(def)) = defs.get_mut(name) else {
+        return;
+    };
+    if schema.atomic() == Some(true) {
+        def.insert("x-kubernetes-map-type".into(), "atomic".into());
+    }
+    let Some(Value::Object(props)) = def.get_mut("properties") else {
+        return;
+    };
+    let mut next = Vec::new();
+    for (field, prop) in props.iter_mut() {
+        let s = schema.field(field);
+        if !s.is_known() {
+            continue;
+        }
+        let Value::Object(p) = prop else {
+            continue;
+        };
+        let is_list = p.get("type").and_then(Value::as_str) == Some("array");
+        if is_list {
+            let mut strategy = match s.patch_strategy() {
+                ListStrategy::Map { keys } => {
+                    if let Some(key) = keys.first() {
+                        p.insert("x-kubernetes-patch-merge-key".into(), (*key).into());
+                    }
+                    Some("merge")
+                }
+                ListStrategy::Set => Some("merge"),
+                ListStrategy::Atomic | ListStrategy::Replace => None,
+            }
+            .map(str::to_string);
+            if s.retain_keys() {
+                strategy = Some(match strategy {
+                    Some(st) => format!("{st},retainKeys"),
+                    None => "retainKeys".into(),
+                });
+            }
+            if let Some(st) = strategy {
+                p.insert("x-kubernetes-patch-strategy".into(), st.into());
+            }
+            match s.list_type() {
+                ListStrategy::Map { keys } => {
+                    p.insert("x-kubernetes-list-type".into(), "map".into());
+                    p.insert("x-kubernetes-list-map-keys".into(), json!(keys));
+                }
+                ListStrategy::Set => {
+                    p.insert("x-kubernetes-list-type".into(), "set".into());
+                }
+                ListStrategy::Atomic | ListStrategy::Replace => {
+                    p.insert("x-kubernetes-list-type".into(), "atomic".into());
+                }
+            }
+            if let Some(r) = p.get("items").and_then(ref_name) {
+                next.push((r, s.elem()));
+            }
+        } else {
+            if s.retain_keys() {
+                p.insert("x-kubernetes-patch-strategy".into(), "retainKeys".into());
+            }
+            if let Some(r) = ref_name(prop) {
+                next.push((r, s));
+            } else if let Some(r) = prop.get("additionalProperties").and_then(ref_name) {
+                next.push((r, s.field("")));
+            }
+        }
+    }
+    for (r, s) in next {
+        annotate(defs, &r, s, seen);
     }
 }
 

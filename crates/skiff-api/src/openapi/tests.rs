@@ -335,3 +335,24 @@ fn generation_time_and_sizes() {
     assert_eq!(json, v2_json());
     assert_eq!(proto, v2_protobuf());
 }
+
+#[test]
+fn v2_carries_merge_extensions() {
+    let doc = v2();
+    let pod_spec = def(&doc, "io.k8s.api.core.v1.PodSpec");
+    let containers = &pod_spec["properties"]["containers"];
+    assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+    assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+    assert_eq!(containers["x-kubernetes-list-type"], "map");
+    let volumes = &pod_spec["properties"]["volumes"];
+    assert_eq!(volumes["x-kubernetes-patch-strategy"], "merge,retainKeys");
+    let container = def(&doc, "io.k8s.api.core.v1.Container");
+    assert_eq!(
+        container["properties"]["ports"]["x-kubernetes-patch-merge-key"],
+        "containerPort"
+    );
+    let strategy = &def(&doc, "io.k8s.api.apps.v1.DeploymentSpec")["properties"]["strategy"];
+    assert_eq!(strategy["x-kubernetes-patch-strategy"], "retainKeys");
+    let selector = def(&doc, "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector");
+    assert_eq!(selector["x-kubernetes-map-type"], "atomic");
+}

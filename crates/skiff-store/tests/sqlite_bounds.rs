@@ -1,0 +1,138 @@
+//! SQLite-only checks: the file stays bounded under background compaction, and a quick
+//! measurement of group-commit throughput.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use skiff_store::{CompactionPolicy, SqliteOptions, SqliteStore, Store};
+
+/// Measured here: the peak of db + wal is about 8 MB with compaction (half of it the WAL
+/// before a checkpoint), and 29 MB and still growing with the compactor keeping everything.
+const BOUND: u64 = 16 * 1024 * 1024;
+
+async fn open(dir: &tempfile::TempDir) -> (Store, SqliteStore) {
+    let store = Store::sqlite(&dir.path().join("store.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    let Store::Sqlite(sqlite) = store.clone() else {
+        unreachable!("Store::sqlite returns the sqlite backend")
+    };
+    (store, sqlite)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_stays_bounded_under_background_compaction() {
+    const KEYS: usize = 1_000;
+    const UPDATES: usize = 100_000;
+    const WRITERS: usize = 50;
+    tokio::time::timeout(common::TEST_TIMEOUT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, sqlite) = open(&dir).await;
+        let value = |i: usize| Bytes::from(format!("{i:0>200}"));
+        let mut revisions = Vec::with_capacity(KEYS);
+        for k in 0..KEYS {
+            revisions.push(store.create(&format!("/k/{k:04}"), value(k)).await.unwrap());
+        }
+        let compactor = store.start_compactor(CompactionPolicy {
+            interval: Duration::from_millis(100),
+            keep_revisions: 10_000,
+            keep_for: None,
+        });
+        let peak = Arc::new(AtomicU64::new(0));
+        let sampler = {
+            let (sqlite, peak) = (sqlite.clone(), peak.clone());
+            tokio::spawn(async move {
+                loop {
+                    peak.fetch_max(sqlite.disk_size(), Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        let started = Instant::now();
+        let mut writers = tokio::task::JoinSet::new();
+        for w in 0..WRITERS {
+            let store = store.clone();
+            // Each writer owns the keys k with k % WRITERS == w, so its expected
+            // revisions are always right.
+            let mut owned: Vec<(usize, i64)> = (w..KEYS)
+                .step_by(WRITERS)
+                .map(|k| (k, revisions[k]))
+                .collect();
+            writers.spawn(async move {
+                for i in 0..UPDATES / WRITERS {
+                    let slot = i % owned.len();
+                    let (k, rev) = owned[slot];
+                    let new = store
+                        .update(&format!("/k/{k:04}"), value(i), rev)
+                        .await
+                        .unwrap();
+                    owned[slot].1 = new;
+                }
+            });
+        }
+        while let Some(done) = writers.join_next().await {
+            done.unwrap();
+        }
+        let elapsed = started.elapsed();
+        sampler.abort();
+        compactor.stop().await.unwrap();
+        let peak = peak.load(Ordering::Relaxed).max(sqlite.disk_size());
+        let current = store.current_revision().await.unwrap();
+        let compacted = store.compacted_revision().await.unwrap();
+        println!(
+            "{UPDATES} updates by {WRITERS} writers in {elapsed:?} ({:.0}/s); \
+             peak db+wal {peak} bytes; revision {current}, compacted {compacted}",
+            UPDATES as f64 / elapsed.as_secs_f64()
+        );
+        assert_eq!(current, 1 + (KEYS + UPDATES) as i64);
+        assert!(
+            compacted > current - 20_000,
+            "compactor kept up: {compacted}"
+        );
+        assert!(peak < BOUND, "db+wal peaked at {peak} bytes");
+        let all = store.range("/k/", None, 0, 0).await.unwrap();
+        assert_eq!(all.kvs.len(), KEYS);
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Prints creates per second with 1 and 16 concurrent writers. Run with
+/// `cargo test -p skiff-store --test sqlite_bounds -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn create_throughput() {
+    for writers in [1usize, 16, 64] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open(&dir).await;
+        let per_writer = 2_000 / writers.min(16) * writers.min(16) / writers;
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..writers {
+            let store = store.clone();
+            tasks.spawn(async move {
+                for i in 0..per_writer {
+                    store
+                        .create(&format!("/t/{w}/{i}"), Bytes::from_static(b"value"))
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        let total = writers * per_writer;
+        let elapsed = started.elapsed();
+        println!(
+            "{writers} writers: {total} creates in {elapsed:?} = {:.0} creates/s",
+            total as f64 / elapsed.as_secs_f64()
+        );
+    }
+}

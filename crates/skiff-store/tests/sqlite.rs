@@ -104,7 +104,7 @@ async fn file_stays_bounded_under_background_compaction() {
 }
 
 /// Prints creates per second with 1 and 16 concurrent writers. Run with
-/// `cargo test -p skiff-store --test sqlite_bounds -- --ignored --nocapture`.
+/// `cargo test -p skiff-store --test sqlite -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a check"]
 async fn create_throughput() {
@@ -135,4 +135,37 @@ async fn create_throughput() {
             total as f64 / elapsed.as_secs_f64()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopen_keeps_data_revision_and_compaction() {
+    tokio::time::timeout(common::TEST_TIMEOUT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open(&dir).await;
+        let r1 = store.create("/a", Bytes::from_static(b"1")).await.unwrap();
+        let r2 = store
+            .update("/a", Bytes::from_static(b"2"), r1)
+            .await
+            .unwrap();
+        store.create("/b", Bytes::from_static(b"b")).await.unwrap();
+        let r4 = store.delete("/b", None).await.unwrap().mod_revision;
+        store.compact(r2).await.unwrap();
+        drop(store);
+
+        let (store, _) = open(&dir).await;
+        assert_eq!(store.current_revision().await.unwrap(), r4);
+        assert_eq!(store.compacted_revision().await.unwrap(), r2);
+        let a = store.get("/a").await.unwrap().unwrap();
+        assert_eq!(
+            (a.value, a.create_revision, a.mod_revision),
+            (Bytes::from_static(b"2"), r1, r2)
+        );
+        assert_eq!(store.get("/b").await.unwrap(), None);
+        assert_eq!(store.create("/c", Bytes::new()).await.unwrap(), r4 + 1);
+        let mut watch = store.watch("/", r2).unwrap();
+        let first = watch.recv().await.unwrap().unwrap();
+        assert_eq!(first.revision(), r2 + 1);
+    })
+    .await
+    .expect("test timed out");
 }

@@ -331,4 +331,19 @@ mod tests {
         assert_eq!(state.keys["a"][0].mod_revision, r2);
         assert!(state.log.is_empty());
     }
+
+    #[tokio::test]
+    async fn a_watcher_that_falls_too_far_behind_gets_an_error_and_ends() {
+        let store = MemoryStore::new();
+        let mut watch = store.watch("", 1).unwrap();
+        // tokio rounds the capacity up to a power of two.
+        for i in 0..2 * WATCH_BUFFER {
+            store.create(&format!("k{i}"), Bytes::new()).await.unwrap();
+        }
+        assert!(matches!(
+            watch.recv().await,
+            Some(Err(StoreError::WatchLagged(_)))
+        ));
+        assert!(watch.recv().await.is_none());
+    }
 }

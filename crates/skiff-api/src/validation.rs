@@ -390,7 +390,7 @@ fn validate_template_and_selector(spec: &Value, causes: &mut Vec<Cause>, selecto
 
 fn non_negative(spec: &Value, key: &str, causes: &mut Vec<Cause>) {
     if let Some(v) = spec.get(key)
-        && !v.as_i64().is_some_and(|n| n >= 0)
+        && v.as_i64().is_none_or(|n| n < 0)
     {
         causes.push(Cause::invalid(
             format!("spec.{key}"),
@@ -523,7 +523,7 @@ fn validate_job_spec(spec: &Value, field: &str, causes: &mut Vec<Cause>) {
     for k in ["parallelism", "completions", "backoffLimit"] {
         if let Some(v) = spec.get(k)
             && !v.is_null()
-            && !v.as_i64().is_some_and(|n| n >= 0)
+            && v.as_i64().is_none_or(|n| n < 0)
         {
             causes.push(Cause::invalid(
                 format!("{field}.{k}"),
@@ -646,12 +646,11 @@ pub fn validate_update(group: &str, kind: &str, old: &Value, new: &Value) -> Vec
         let (a, b) = (old.pointer(ptr), new.pointer(ptr));
         // An empty value on the new object means "keep", which the server fills in before validating.
         if a != b && !(b.is_none() || b == Some(&json!(""))) {
-            let msg = if *field == "spec.selector" {
-                "field is immutable"
-            } else {
-                "field is immutable"
-            };
-            causes.push(Cause::invalid(*field, b.unwrap_or(&Value::Null), msg));
+            causes.push(Cause::invalid(
+                *field,
+                b.unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
         }
     }
     if ("", "Pod") == (group, kind) {

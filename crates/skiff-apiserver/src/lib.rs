@@ -1,1 +1,17 @@
-//! The HTTPS Kubernetes API server.
+//! The HTTPS Kubernetes API server: REST handlers, the watch cache, discovery, OpenAPI and the
+//! authn → authz → admission chain in front of the store.
+
+pub mod alloc;
+pub mod cache;
+pub mod discovery;
+pub mod objects;
+pub mod openapi;
+pub mod patch;
+pub mod pki;
+pub mod request;
+pub mod rest;
+pub mod server;
+pub mod table;
+pub mod watch;
+
+pub use server::{ApiServer, Config, serve_https};

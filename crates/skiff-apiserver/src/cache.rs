@@ -1,0 +1,235 @@
+//! The watch cache: one store watch feeds a bounded in-memory history that every API watcher
+//! reads from, so thousands of watchers cost one store watch.
+
+use futures::StreamExt;
+use serde_json::Value;
+use skiff_store::{EventKind, Revision, Store};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+/// How many events the cache keeps for watchers that resume from a resourceVersion.
+pub const HISTORY: usize = 20_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, decoded once and shared by every watcher.
+#[derive(Debug)]
+pub struct CachedEvent {
+    pub revision: Revision,
+    pub key: String,
+    pub kind: EventType,
+    /// The object after the change (for Deleted: its last state, at the delete's revision).
+    pub object: Arc<Value>,
+    /// The object before the change, when there was one.
+    pub prev: Option<Arc<Value>>,
+}
+
+struct Inner {
+    history: VecDeque<Arc<CachedEvent>>,
+    /// The revision the cache has seen everything up to.
+    revision: Revision,
+}
+
+#[derive(Clone)]
+pub struct WatchCache {
+    inner: Arc<Mutex<Inner>>,
+    tx: broadcast::Sender<Arc<CachedEvent>>,
+    rev_tx: Arc<watch::Sender<Revision>>,
+}
+
+/// Decodes a stored object and stamps it with the revision it was read at.
+pub fn decode(value: &[u8], revision: Revision) -> Option<Value> {
+    let mut v: Value = serde_json::from_slice(value).ok()?;
+    if let Some(md) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        md.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
+    }
+    Some(v)
+}
+
+/// Where a watcher starts reading.
+pub enum Start {
+    /// Events after this revision, replayed from history then live.
+    Events(broadcast::Receiver<Arc<CachedEvent>>, Vec<Arc<CachedEvent>>),
+    /// The revision is older than the history holds.
+    TooOld { oldest: Revision },
+}
+
+impl WatchCache {
+    /// Starts feeding the cache from `store`, beginning after `from`.
+    pub async fn start(
+        store: Store,
+        from: Revision,
+        cancel: CancellationToken,
+    ) -> Result<(WatchCache, tokio::task::JoinHandle<()>), skiff_store::StoreError> {
+        let (tx, _) = broadcast::channel(4096);
+        let (rev_tx, _) = watch::channel(from);
+        let cache = WatchCache {
+            inner: Arc::new(Mutex::new(Inner {
+                history: VecDeque::new(),
+                revision: from,
+            })),
+            tx,
+            rev_tx: Arc::new(rev_tx),
+        };
+        let mut stream = store.watch("/registry/", from)?;
+        let feeder = cache.clone();
+        let handle = tokio::spawn(async move {
+            loop {
+                let ev = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    ev = stream.next() => ev,
+                };
+                match ev {
+                    Some(Ok(ev)) => feeder.push(ev),
+                    Some(Err(e)) => {
+                        // The store watch broke (e.g. it fell behind). Resume from what we have.
+                        tracing::warn!(error = %e, "store watch failed; resuming");
+                        let rev = feeder.revision();
+                        loop {
+                            match store.watch("/registry/", rev) {
+                                Ok(s) => {
+                                    stream = s;
+                                    break;
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "cannot resume store watch");
+                                    tokio::select! {
+                                        _ = cancel.cancelled() => return,
+                                        _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    None => return,
+                }
+            }
+        });
+        Ok((cache, handle))
+    }
+
+    fn push(&self, ev: skiff_store::Event) {
+        let revision = ev.revision();
+        let (kind, object) = match ev.kind {
+            EventKind::Put if ev.prev.is_none() => {
+                (EventType::Added, decode(&ev.kv.value, revision))
+            }
+            EventKind::Put => (EventType::Modified, decode(&ev.kv.value, revision)),
+            EventKind::Delete => (EventType::Deleted, decode(&ev.kv.value, revision)),
+        };
+        let prev = ev
+            .prev
+            .as_ref()
+            .and_then(|p| decode(&p.value, p.mod_revision))
+            .map(Arc::new);
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if revision <= inner.revision {
+            return;
+        }
+        inner.revision = revision;
+        if let Some(object) = object {
+            let ev = Arc::new(CachedEvent {
+                revision,
+                key: ev.kv.key,
+                kind,
+                object: Arc::new(object),
+                prev,
+            });
+            if inner.history.len() >= HISTORY {
+                inner.history.pop_front();
+            }
+            inner.history.push_back(ev.clone());
+            // No receivers is fine.
+            let _ = self.tx.send(ev);
+        }
+        drop(inner);
+        self.rev_tx.send_replace(revision);
+    }
+
+    /// The newest revision the cache has seen.
+    pub fn revision(&self) -> Revision {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .revision
+    }
+
+    /// Waits until the cache has seen `rev` (a write this server just made), up to a short bound.
+    pub async fn wait_for(&self, rev: Revision) {
+        let mut rx = self.rev_tx.subscribe();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            rx.wait_for(|r| *r >= rev),
+        )
+        .await;
+    }
+
+    /// Subscribes to events after `after`, atomically with the history replay (no gap, no duplicate).
+    pub fn subscribe_after(&self, after: Revision) -> Start {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest_known = inner
+            .history
+            .front()
+            .map(|e| e.revision - 1)
+            .unwrap_or(inner.revision);
+        if after < oldest_known {
+            return Start::TooOld {
+                oldest: oldest_known,
+            };
+        }
+        let replay: Vec<_> = inner
+            .history
+            .iter()
+            .filter(|e| e.revision > after)
+            .cloned()
+            .collect();
+        Start::Events(self.tx.subscribe(), replay)
+    }
+
+    /// Subscribes at the current revision; returns it with the receiver.
+    pub fn subscribe_now(&self) -> (Revision, broadcast::Receiver<Arc<CachedEvent>>) {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (inner.revision, self.tx.subscribe())
+    }
+
+    /// Events after `after` still in the history (for a watcher that lagged behind the channel).
+    pub fn history_after(&self, after: Revision) -> Option<Vec<Arc<CachedEvent>>> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest_known = inner
+            .history
+            .front()
+            .map(|e| e.revision - 1)
+            .unwrap_or(inner.revision);
+        if after < oldest_known {
+            return None;
+        }
+        Some(
+            inner
+                .history
+                .iter()
+                .filter(|e| e.revision > after)
+                .cloned()
+                .collect(),
+        )
+    }
+}

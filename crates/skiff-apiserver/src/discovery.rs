@@ -1,0 +1,184 @@
+//! Discovery documents: `/api`, `/apis`, per group-version resource lists, and aggregated discovery (v2).
+
+use serde_json::{Value, json};
+use skiff_api::registry::{self, ResourceInfo};
+
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether the Accept header asks for aggregated discovery (first choice).
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=APIGroupDiscoveryList") && first.contains("v=v2"))
+}
+
+pub fn versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+fn group_entry(group: &str, versions: &[&'static str], preferred: &str) -> Value {
+    json!({
+        "name": group,
+        "versions": versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect::<Vec<_>>(),
+        "preferredVersion": {"groupVersion": format!("{group}/{preferred}"), "version": preferred},
+    })
+}
+
+pub fn groups() -> Value {
+    let groups: Vec<Value> = registry::group_versions()
+        .iter()
+        .filter(|g| !g.group.is_empty())
+        .map(|g| group_entry(g.group, g.versions, g.preferred_version))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+pub fn group(name: &str) -> Option<Value> {
+    let g = registry::group_versions()
+        .iter()
+        .find(|g| g.group == name && !name.is_empty())?;
+    let mut v = group_entry(g.group, g.versions, g.preferred_version);
+    v["kind"] = json!("APIGroup");
+    v["apiVersion"] = json!("v1");
+    Some(v)
+}
+
+fn subresource_verbs(sub: &str) -> Vec<&'static str> {
+    match sub {
+        "status" | "scale" | "ephemeralcontainers" | "resize" | "approval" => {
+            vec!["get", "patch", "update"]
+        }
+        "finalize" => vec!["update"],
+        "log" => vec!["get"],
+        "exec" | "attach" | "portforward" | "proxy" => vec!["create", "get"],
+        _ => vec!["create"],
+    }
+}
+
+fn resources_of(group: &str, version: &str) -> Vec<&'static ResourceInfo> {
+    registry::resources_of(group, version).collect()
+}
+
+pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    let infos = resources_of(group, version);
+    if infos.is_empty() {
+        return None;
+    }
+    let mut resources = Vec::new();
+    for r in infos {
+        let mut entry = json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": r.verbs,
+        });
+        if !r.short_names.is_empty() {
+            entry["shortNames"] = json!(r.short_names);
+        }
+        if !r.categories.is_empty() {
+            entry["categories"] = json!(r.categories);
+        }
+        resources.push(entry);
+        for sub in subresources(r) {
+            let mut e = json!({
+                "name": format!("{}/{}", r.plural, sub.0),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": sub.1,
+                "verbs": subresource_verbs(sub.0),
+            });
+            if sub.0 == "scale" {
+                e["group"] = json!("autoscaling");
+                e["version"] = json!("v1");
+            }
+            resources.push(e);
+        }
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
+}
+
+/// The subresources a resource serves, with the kind each returns.
+pub fn subresources(r: &ResourceInfo) -> Vec<(&'static str, &'static str)> {
+    r.subresources
+        .iter()
+        .map(|s| {
+            let kind = match *s {
+                "status" | "finalize" | "log" | "proxy" | "approval" => r.kind,
+                "scale" => "Scale",
+                "binding" => "Binding",
+                "eviction" => "Eviction",
+                "exec" => "PodExecOptions",
+                "attach" => "PodAttachOptions",
+                "portforward" => "PodPortForwardOptions",
+                "token" => "TokenRequest",
+                "ephemeralcontainers" | "resize" => "Pod",
+                _ => r.kind,
+            };
+            (*s, kind)
+        })
+        .collect()
+}
+
+/// Aggregated discovery for `/api` (core) or `/apis` (every other group).
+pub fn aggregated(core: bool) -> Value {
+    let mut items = Vec::new();
+    for g in registry::group_versions() {
+        if g.group.is_empty() != core {
+            continue;
+        }
+        let versions: Vec<Value> = g
+            .versions
+            .iter()
+            .map(|v| {
+                let resources: Vec<Value> = resources_of(g.group, v)
+                    .into_iter()
+                    .map(|r| {
+                        let mut e = json!({
+                            "resource": r.plural,
+                            "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+                            "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                            "singularResource": r.singular,
+                            "verbs": r.verbs,
+                        });
+                        if !r.short_names.is_empty() {
+                            e["shortNames"] = json!(r.short_names);
+                        }
+                        if !r.categories.is_empty() {
+                            e["categories"] = json!(r.categories);
+                        }
+                        let subs: Vec<Value> = subresources(r)
+                            .into_iter()
+                            .map(|(s, kind)| {
+                                let (group, version) = if s == "scale" { ("autoscaling", "v1") } else { (r.group, r.version) };
+                                json!({"subresource": s, "responseKind": {"group": group, "version": version, "kind": kind}, "verbs": subresource_verbs(s)})
+                            })
+                            .collect();
+                        if !subs.is_empty() {
+                            e["subresources"] = json!(subs);
+                        }
+                        e
+                    })
+                    .collect();
+                json!({"version": v, "resources": resources, "freshness": "Current"})
+            })
+            .collect();
+        items.push(
+            json!({"metadata": {"name": g.group, "creationTimestamp": null}, "versions": versions}),
+        );
+    }
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}

@@ -1,0 +1,292 @@
+//! Storage keys, query parameters, request bodies and object metadata helpers.
+
+use http::HeaderMap;
+use serde_json::{Value, json};
+use skiff_api::registry::ResourceInfo;
+use skiff_api::status::ApiError;
+
+/// The largest request body the server reads (upstream's limit).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+fn group_segment(info: &ResourceInfo) -> &'static str {
+    if info.group.is_empty() {
+        "core"
+    } else {
+        info.group
+    }
+}
+
+/// `/registry/{group}/{plural}/[{namespace}/]{name}`; all versions of a resource share keys.
+pub fn key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) if info.namespaced => format!(
+            "/registry/{}/{}/{ns}/{name}",
+            group_segment(info),
+            info.plural
+        ),
+        _ => format!("/registry/{}/{}/{name}", group_segment(info), info.plural),
+    }
+}
+
+/// The key prefix of a collection: every namespace, or one.
+pub fn prefix(info: &ResourceInfo, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) if info.namespaced => {
+            format!("/registry/{}/{}/{ns}/", group_segment(info), info.plural)
+        }
+        _ => format!("/registry/{}/{}/", group_segment(info), info.plural),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Query parameters; the last value of a repeated key wins, except where callers use `all`.
+#[derive(Debug, Default, Clone)]
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    pub fn parse(q: Option<&str>) -> Query {
+        let pairs = q
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => (percent_decode(k), percent_decode(v)),
+                None => (percent_decode(p), String::new()),
+            })
+            .collect();
+        Query { pairs }
+    }
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn all(&self, k: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    pub fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true" | "1" | ""))
+    }
+    pub fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(k) {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}"))),
+        }
+    }
+    pub fn dry_run(&self) -> Result<bool, ApiError> {
+        let vals = self.all("dryRun");
+        for v in &vals {
+            if *v != "All" {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid dry run value: {v:?}: valid values are \"All\""
+                )));
+            }
+        }
+        Ok(!vals.is_empty())
+    }
+}
+
+/// The media type of a body, without parameters.
+pub fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| {
+            s.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_else(|| "application/json".into())
+}
+
+/// Parses a JSON or YAML body into a JSON value.
+pub fn parse_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("request body is empty"));
+    }
+    match ct {
+        "application/yaml"
+        | "application/apply-patch+yaml"
+        | "application/x-yaml"
+        | "text/yaml" => {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ApiError::bad_request("the request body is not valid UTF-8"))?;
+            serde_saphyr::from_str::<Value>(text).map_err(|e| {
+                let msg = e.to_string();
+                let first = msg.lines().next().unwrap_or("invalid YAML");
+                ApiError::bad_request(format!("error converting YAML to JSON: {first}"))
+            })
+        }
+        "application/vnd.kubernetes.protobuf" => Err(ApiError::unsupported_media_type(ct)),
+        _ => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+        }),
+    }
+}
+
+/// RFC 3339 timestamp in seconds, as metadata timestamps are.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// RFC 3339 timestamp with microseconds, as managedFields and leases use.
+pub fn now_micro() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+pub fn name_of(v: &Value) -> &str {
+    v.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+pub fn namespace_of(v: &Value) -> Option<&str> {
+    v.pointer("/metadata/namespace").and_then(Value::as_str)
+}
+
+pub fn metadata_mut(v: &mut Value) -> &mut serde_json::Map<String, Value> {
+    if !v.is_object() {
+        *v = json!({});
+    }
+    if !v.get("metadata").is_some_and(Value::is_object) {
+        v["metadata"] = json!({});
+    }
+    v["metadata"]
+        .as_object_mut()
+        .expect("metadata was just made an object")
+}
+
+/// Random suffix for `generateName`, from upstream's alphabet (no vowels, no confusable digits).
+pub fn random_suffix(n: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Serializes an object for storage (without the resourceVersion, which is the store's revision).
+pub fn encode(obj: &Value) -> bytes::Bytes {
+    let mut o = obj.clone();
+    if let Some(md) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        md.remove("resourceVersion");
+        md.remove("selfLink");
+    }
+    bytes::Bytes::from(serde_json::to_vec(&o).unwrap_or_default())
+}
+
+/// `metadata.*`, `spec.*` and the per-kind field-selector fields upstream supports.
+pub fn field_value(
+    info: &ResourceInfo,
+    obj: &Value,
+    field: &str,
+) -> Result<Option<String>, ApiError> {
+    let s = |p: &str| {
+        obj.pointer(p).map(|v| match v {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        })
+    };
+    let supported: &[&str] = match (info.group, info.plural) {
+        ("", "pods") => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+        ("", "events") => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        ("events.k8s.io", "events") => &[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "reason",
+            "type",
+            "reportingController",
+        ],
+        ("", "secrets") => &["type"],
+        ("", "nodes") => &["spec.unschedulable"],
+        ("", "namespaces") => &["status.phase"],
+        ("", "replicationcontrollers") | ("apps", "replicasets") => &["status.replicas"],
+        ("batch", "jobs") => &["status.successful"],
+        ("certificates.k8s.io", "certificatesigningrequests") => &["spec.signerName"],
+        _ => &[],
+    };
+    match field {
+        "metadata.name" => Ok(s("/metadata/name")),
+        "metadata.namespace" => Ok(Some(s("/metadata/namespace").unwrap_or_default())),
+        "source" if info.plural == "events" => Ok(Some(s("/source/component").unwrap_or_default())),
+        f if supported.contains(&f) => {
+            let ptr = format!("/{}", f.replace('.', "/"));
+            let v = s(&ptr).unwrap_or_else(|| {
+                if f == "spec.hostNetwork" || f == "spec.unschedulable" {
+                    "false".into()
+                } else {
+                    String::new()
+                }
+            });
+            Ok(Some(v))
+        }
+        f => Err(ApiError::bad_request(format!(
+            "field label not supported: {f}"
+        ))),
+    }
+}

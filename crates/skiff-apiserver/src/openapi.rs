@@ -1,0 +1,131 @@
+//! Serves the OpenAPI documents skiff-api generates, and checks bodies for unknown fields against them.
+
+use axum::body::Body;
+use http::{Response, StatusCode, header};
+use serde_json::{Value, json};
+use skiff_api::registry::ResourceInfo;
+use skiff_api::status::ApiError;
+use std::sync::OnceLock;
+
+const PROTO_V2: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+const PROTO_V3: &str = "application/com.github.proto-openapi.spec.v3@v1.0+protobuf";
+
+fn bytes_response(ct: &str, body: &'static [u8]) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, ct)
+        .header(header::VARY, "Accept")
+        .body(Body::from(body))
+        .unwrap_or_default()
+}
+
+/// `/openapi/v2`, as JSON or as gnostic protobuf, by the Accept header's first acceptable type.
+pub fn v2(accept: &str) -> Response<Body> {
+    let first_proto = accept.split(',').map(str::trim).find(|a| {
+        a.starts_with("application/com.github.proto-openapi.spec.v2")
+            || a.starts_with("application/json")
+            || a.starts_with("*/*")
+    });
+    match first_proto {
+        Some(a) if a.starts_with("application/com.github.proto-openapi") => {
+            bytes_response(PROTO_V2, skiff_api::openapi::v2_protobuf())
+        }
+        _ => bytes_response("application/json", skiff_api::openapi::v2_json()),
+    }
+}
+
+pub fn v3_root() -> Response<Body> {
+    crate::server::json_response(StatusCode::OK, skiff_api::openapi::v3_discovery())
+}
+
+pub fn v3(path: &str) -> Result<Response<Body>, ApiError> {
+    let doc = skiff_api::openapi::v3_group_version(path).ok_or_else(ApiError::no_route)?;
+    let _ = PROTO_V3;
+    Ok(bytes_response("application/json", doc))
+}
+
+fn definitions() -> &'static Value {
+    static DEFS: OnceLock<Value> = OnceLock::new();
+    DEFS.get_or_init(|| {
+        serde_json::from_slice::<Value>(skiff_api::openapi::v2_json())
+            .ok()
+            .and_then(|v| v.get("definitions").cloned())
+            .unwrap_or(json!({}))
+    })
+}
+
+fn definition_for(info: &ResourceInfo) -> Option<&'static Value> {
+    definitions().as_object()?.values().find(|d| {
+        d.get("x-kubernetes-group-version-kind")
+            .and_then(Value::as_array)
+            .is_some_and(|gvks| {
+                gvks.iter().any(|g| {
+                    g.get("group").and_then(Value::as_str) == Some(info.group)
+                        && g.get("version").and_then(Value::as_str) == Some(info.version)
+                        && g.get("kind").and_then(Value::as_str) == Some(info.kind)
+                })
+            })
+    })
+}
+
+fn resolve(schema: &'static Value) -> &'static Value {
+    let mut s = schema;
+    for _ in 0..8 {
+        let Some(r) = s.get("$ref").and_then(Value::as_str) else {
+            break;
+        };
+        let name = r.trim_start_matches("#/definitions/");
+        match definitions().get(name) {
+            Some(d) => s = d,
+            None => break,
+        }
+    }
+    if let Some(all) = s.get("allOf").and_then(Value::as_array)
+        && let Some(first) = all.first()
+    {
+        return resolve_static(first);
+    }
+    s
+}
+
+fn resolve_static(v: &'static Value) -> &'static Value {
+    resolve(v)
+}
+
+fn walk(schema: &'static Value, v: &Value, path: &str, out: &mut Vec<String>) {
+    let schema = resolve(schema);
+    match v {
+        Value::Object(m) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (k, child) in m {
+                    match props.get(k) {
+                        Some(ps) => walk(ps, child, &format!("{path}.{k}"), out),
+                        None => out.push(format!("{path}.{k}").trim_start_matches('.').to_string()),
+                    }
+                }
+            } else if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                for (k, child) in m {
+                    walk(ap, child, &format!("{path}.{k}"), out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(is) = schema.get("items") {
+                for (i, child) in items.iter().enumerate() {
+                    walk(is, child, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Fields of `obj` its kind's schema does not know (for `fieldValidation=Strict`).
+pub fn unknown_fields(info: &ResourceInfo, obj: &Value) -> Vec<String> {
+    let Some(def) = definition_for(info) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    walk(def, obj, "", &mut out);
+    out
+}

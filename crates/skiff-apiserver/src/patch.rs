@@ -1,0 +1,364 @@
+//! PATCH (JSON, merge, strategic merge, server-side apply), managedFields bookkeeping, and the scale subresource.
+
+use crate::objects::{self, Query, metadata_mut, now_rfc3339};
+use crate::rest::{self, get_object, write_update};
+use crate::server::{ApiServer, json_response};
+use axum::body::Body;
+use http::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use skiff_api::patch::{self, ApplyError, FieldManager, ManagedFieldsEntry, Schema};
+use skiff_api::registry::ResourceInfo;
+use skiff_api::status::{ApiError, Cause};
+
+/// The field manager of a request: `fieldManager`, else the client program's name from User-Agent.
+pub fn manager_name(q: &Query, headers: &http::HeaderMap) -> Result<String, ApiError> {
+    if let Some(m) = q.get("fieldManager").filter(|m| !m.is_empty()) {
+        if m.len() > 128 || m.chars().any(|c| c.is_control()) {
+            return Err(ApiError::bad_request(
+                "fieldManager: Invalid value: must be at most 128 printable characters",
+            ));
+        }
+        return Ok(m.to_string());
+    }
+    let ua = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown");
+    Ok(ua
+        .split('/')
+        .next()
+        .unwrap_or("unknown")
+        .chars()
+        .take(128)
+        .collect())
+}
+
+fn managed_fields_of(obj: &Value) -> Vec<ManagedFieldsEntry> {
+    obj.pointer("/metadata/managedFields")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+fn ignored(info: &ResourceInfo, subresource: Option<&str>) -> &'static [&'static str] {
+    match subresource {
+        Some("status") => &["spec", "metadata"],
+        _ if info.status => &["status"],
+        _ => &[],
+    }
+}
+
+/// Records a non-apply write of `new` over `old` in `new`'s managedFields.
+pub fn track_update(
+    info: &ResourceInfo,
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: Option<&str>,
+) {
+    let now = now_rfc3339();
+    let ctx = FieldManager {
+        manager,
+        time: &now,
+        subresource,
+        ignored_fields: ignored(info, subresource),
+    };
+    let existing = old.map(managed_fields_of).unwrap_or_default();
+    let mut clean = new.clone();
+    if let Some(md) = clean.get_mut("metadata").and_then(Value::as_object_mut) {
+        md.remove("managedFields");
+    }
+    match patch::update_managed_fields(
+        old,
+        &clean,
+        &ctx,
+        &existing,
+        Schema::for_kind(info.group, info.kind),
+    ) {
+        Ok(entries) => {
+            metadata_mut(new).insert(
+                "managedFields".into(),
+                serde_json::to_value(entries).unwrap_or(json!([])),
+            );
+        }
+        Err(e) => tracing::debug!(error = %format!("{e:?}"), "managedFields not updated"),
+    }
+}
+
+fn apply_error(info: &ResourceInfo, name: &str, e: ApplyError) -> ApiError {
+    match e {
+        ApplyError::Conflict(conflicts) => {
+            let n = conflicts.len();
+            let mut msg = format!(
+                "Apply failed with {n} conflict{}: ",
+                if n == 1 { "" } else { "s" }
+            );
+            let parts: Vec<String> = conflicts
+                .iter()
+                .map(|c| format!("conflict with \"{}\": {}", c.manager, c.field))
+                .collect();
+            msg.push_str(&parts.join("\n"));
+            let causes: Vec<Value> = conflicts.iter().map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field})).collect();
+            let mut details = json!({"name": name, "kind": info.plural, "causes": causes});
+            if !info.group.is_empty() {
+                details["group"] = json!(info.group);
+            }
+            ApiError {
+                code: 409,
+                reason: "Conflict",
+                message: msg,
+                details: Some(details),
+            }
+        }
+        ApplyError::Invalid(m) => ApiError::bad_request(m),
+    }
+}
+
+/// PATCH of an object or its status.
+#[allow(clippy::too_many_arguments)]
+pub async fn patch_object(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    subresource: Option<&str>,
+    ct: &str,
+    body: &[u8],
+    q: &Query,
+    dry_run: bool,
+    manager: &str,
+) -> Result<(StatusCode, Value), ApiError> {
+    let schema = Schema::for_kind(info.group, info.kind);
+    let is_apply = ct == "application/apply-patch+yaml" || ct == "application/apply-patch+cbor";
+    if is_apply && q.get("fieldManager").is_none_or(str::is_empty) {
+        return Err(ApiError::bad_request(
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        ));
+    }
+    let patch_doc = match ct {
+        "application/json-patch+json"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json" => serde_json::from_slice::<Value>(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
+        "application/apply-patch+yaml" => objects::parse_body(ct, body)?,
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    if ct == "application/strategic-merge-patch+json" && !schema.is_known() {
+        return Err(ApiError::unsupported_media_type(
+            "application/strategic-merge-patch+json is not supported for custom resources",
+        ));
+    }
+    let force = q.flag("force") && q.get("force").is_some();
+    // Optimistic retries: a patch without a resourceVersion applies to whatever is current.
+    for _ in 0..16 {
+        let current = match get_object(server, info, ns, name).await {
+            Ok(c) => Some(c),
+            Err(e) if e.code == 404 && is_apply && subresource.is_none() => None,
+            Err(e) => return Err(e),
+        };
+        let Some(current) = current else {
+            // Apply to a missing object creates it.
+            let mut obj = rest::check_field_validation(info, patch_doc.clone(), q)?;
+            let now = now_rfc3339();
+            let ctx = FieldManager {
+                manager,
+                time: &now,
+                subresource: None,
+                ignored_fields: ignored(info, None),
+            };
+            let (applied, entries) = patch::server_side_apply(None, &obj, &ctx, force, &[], schema)
+                .map_err(|e| apply_error(info, name, e))?;
+            obj = applied;
+            metadata_mut(&mut obj).insert(
+                "managedFields".into(),
+                serde_json::to_value(entries).unwrap_or(json!([])),
+            );
+            if objects::name_of(&obj).is_empty() {
+                metadata_mut(&mut obj).insert("name".into(), json!(name));
+            }
+            if objects::name_of(&obj) != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    objects::name_of(&obj)
+                )));
+            }
+            match rest::create_object(server, info, ns, obj, dry_run, None).await {
+                Ok(created) => return Ok((StatusCode::CREATED, created)),
+                Err(e) if e.code == 409 && e.reason == "AlreadyExists" => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let rev = current.pointer("/metadata/resourceVersion").cloned();
+        let mut base = current.clone();
+        let new = match ct {
+            "application/json-patch+json" => {
+                patch::json_patch(&base, &patch_doc).map_err(|e| match e {
+                    patch::PatchError::InvalidJsonPatch(m) => ApiError::bad_request(m),
+                    other => ApiError::invalid(
+                        info.group,
+                        info.kind,
+                        name,
+                        vec![Cause {
+                            reason: "FieldValueInvalid",
+                            message: other.to_string(),
+                            field: String::new(),
+                        }],
+                    ),
+                })?
+            }
+            "application/merge-patch+json" => patch::merge_patch(&base, &patch_doc),
+            "application/strategic-merge-patch+json" => {
+                patch::strategic_merge_patch(&base, &patch_doc, schema)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?
+            }
+            _ => {
+                if let Some(md) = base.get_mut("metadata").and_then(Value::as_object_mut) {
+                    md.remove("managedFields");
+                }
+                let applied = rest::check_field_validation(info, patch_doc.clone(), q)?;
+                let now = now_rfc3339();
+                let ctx = FieldManager {
+                    manager,
+                    time: &now,
+                    subresource,
+                    ignored_fields: ignored(info, subresource),
+                };
+                let (mut obj, entries) = patch::server_side_apply(
+                    Some(&base),
+                    &applied,
+                    &ctx,
+                    force,
+                    &managed_fields_of(&current),
+                    schema,
+                )
+                .map_err(|e| apply_error(info, name, e))?;
+                metadata_mut(&mut obj).insert(
+                    "managedFields".into(),
+                    serde_json::to_value(entries).unwrap_or(json!([])),
+                );
+                obj
+            }
+        };
+        let mut new = new;
+        if !new.is_object() {
+            return Err(ApiError::bad_request("the patch did not produce an object"));
+        }
+        // The patch may carry its own resourceVersion precondition; otherwise pin to what we read.
+        let explicit_rv = new.pointer("/metadata/resourceVersion") != rev.as_ref()
+            && new.pointer("/metadata/resourceVersion").is_some();
+        if !explicit_rv && let Some(rv) = &rev {
+            metadata_mut(&mut new).insert("resourceVersion".into(), rv.clone());
+        }
+        if !is_apply {
+            track_update(info, Some(&current), &mut new, manager, subresource);
+        }
+        match write_update(server, info, ns, name, subresource, &current, new, dry_run).await {
+            Err(e) if e.code == 409 && e.reason == "Conflict" && !explicit_rv => continue,
+            other => return other,
+        }
+    }
+    Err(ApiError::modified(info.group, info.plural, name))
+}
+
+fn scale_of(info: &ResourceInfo, obj: &Value) -> Value {
+    let selector = match obj.pointer("/spec/selector") {
+        Some(sel) if info.plural == "replicationcontrollers" => {
+            let parts: Vec<String> = sel
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            parts.join(",")
+        }
+        Some(sel) => skiff_api::selector::LabelSelector::from_object(sel)
+            .ok()
+            .flatten()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    let md = obj.get("metadata").cloned().unwrap_or(json!({}));
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": md.get("name"), "namespace": md.get("namespace"), "uid": md.get("uid"), "resourceVersion": md.get("resourceVersion"), "creationTimestamp": md.get("creationTimestamp")},
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector},
+    })
+}
+
+/// GET, PUT and PATCH of `/scale`.
+#[allow(clippy::too_many_arguments)]
+pub async fn scale(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    method: &Method,
+    ct: &str,
+    body: &[u8],
+    q: &Query,
+    manager: &str,
+) -> Result<Response<Body>, ApiError> {
+    let dry = q.dry_run()?;
+    for _ in 0..16 {
+        let current = get_object(server, info, ns, name).await?;
+        let scale = scale_of(info, &current);
+        if method == Method::GET {
+            return Ok(json_response(StatusCode::OK, &scale));
+        }
+        let new_scale = if method == Method::PUT {
+            objects::parse_body(ct, body)?
+        } else {
+            let doc: Value = match ct {
+                "application/apply-patch+yaml" => objects::parse_body(ct, body)?,
+                _ => serde_json::from_slice(body)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
+            };
+            match ct {
+                "application/json-patch+json" => patch::json_patch(&scale, &doc)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                _ => patch::merge_patch(&scale, &doc),
+            }
+        };
+        let replicas = new_scale
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if replicas < 0 {
+            return Err(ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                name,
+                vec![Cause::invalid(
+                    "spec.replicas",
+                    &json!(replicas),
+                    "must be greater than or equal to 0",
+                )],
+            ));
+        }
+        if let Some(rv) = new_scale
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            && Some(rv)
+                != current
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+        {
+            return Err(ApiError::modified(info.group, info.plural, name));
+        }
+        let mut new = current.clone();
+        new["spec"]["replicas"] = json!(replicas);
+        track_update(info, Some(&current), &mut new, manager, Some("scale"));
+        match write_update(server, info, ns, name, None, &current, new, dry).await {
+            Ok((code, obj)) => return Ok(json_response(code, &scale_of(info, &obj))),
+            Err(e) if e.code == 409 && e.reason == "Conflict" => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::modified(info.group, info.plural, name))
+}

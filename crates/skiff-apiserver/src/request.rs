@@ -1,0 +1,110 @@
+//! Turns a request path into what it addresses: discovery, a collection, an object or a subresource.
+
+use skiff_api::registry::{self, ResourceInfo};
+
+/// What a resource path names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceRequest {
+    pub info: &'static ResourceInfo,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+    /// The legacy `/watch/` path prefix was used.
+    pub watch_path: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    Version,
+    Health(&'static str),
+    Metrics,
+    OpenApiV2,
+    OpenApiV3Root,
+    OpenApiV3(String),
+    /// `/api`
+    CoreVersions,
+    /// `/apis`
+    Groups,
+    /// `/apis/{group}`
+    Group(String),
+    /// `/api/v1` or `/apis/{group}/{version}`
+    ResourceList {
+        group: String,
+        version: String,
+    },
+    Resource(ResourceRequest),
+    NotFound,
+}
+
+fn segments(path: &str) -> Vec<&str> {
+    path.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+pub fn route(path: &str) -> Route {
+    let seg = segments(path);
+    match seg.as_slice() {
+        ["version"] => Route::Version,
+        ["healthz"] => Route::Health("healthz"),
+        ["livez"] => Route::Health("livez"),
+        ["readyz"] => Route::Health("readyz"),
+        ["healthz" | "livez" | "readyz", check] if !check.is_empty() => Route::Health("check"),
+        ["metrics"] => Route::Metrics,
+        ["openapi", "v2"] | ["swagger.json"] => Route::OpenApiV2,
+        ["openapi", "v3"] => Route::OpenApiV3Root,
+        ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),
+        ["api"] => Route::CoreVersions,
+        ["apis"] => Route::Groups,
+        ["api", "v1"] => Route::ResourceList {
+            group: String::new(),
+            version: "v1".into(),
+        },
+        ["apis", group] => Route::Group(group.to_string()),
+        ["apis", group, version] => Route::ResourceList {
+            group: group.to_string(),
+            version: version.to_string(),
+        },
+        ["api", "v1", rest @ ..] => resource("", "v1", rest),
+        ["apis", group, version, rest @ ..] => resource(group, version, rest),
+        _ => Route::NotFound,
+    }
+}
+
+fn resource(group: &str, version: &str, rest: &[&str]) -> Route {
+    let (watch_path, rest) = match rest {
+        ["watch", tail @ ..] => (true, tail),
+        _ => (false, rest),
+    };
+    let lookup = |plural: &str| registry::find(group, version, plural);
+    // namespaces/{ns}/{plural}/... addresses namespaced resources, except the namespace object itself.
+    let (namespace, plural, name, sub) = match rest {
+        ["namespaces", ns, plural, tail @ ..] if lookup(plural).is_some_and(|i| i.namespaced) => {
+            match tail {
+                [] => (Some(*ns), *plural, None, None),
+                [name] => (Some(*ns), *plural, Some(*name), None),
+                [name, sub] => (Some(*ns), *plural, Some(*name), Some(*sub)),
+                _ => return Route::NotFound,
+            }
+        }
+        [plural] => (None, *plural, None, None),
+        [plural, name] => (None, *plural, Some(*name), None),
+        [plural, name, sub] => (None, *plural, Some(*name), Some(*sub)),
+        _ => return Route::NotFound,
+    };
+    let Some(info) = lookup(plural) else {
+        return Route::NotFound;
+    };
+    // A cluster-scoped path to a namespaced resource is only a list/watch across namespaces.
+    if info.namespaced && namespace.is_none() && name.is_some() {
+        return Route::NotFound;
+    }
+    if !info.namespaced && namespace.is_some() {
+        return Route::NotFound;
+    }
+    Route::Resource(ResourceRequest {
+        info,
+        namespace: namespace.map(str::to_string),
+        name: name.map(str::to_string),
+        subresource: sub.map(str::to_string),
+        watch_path,
+    })
+}

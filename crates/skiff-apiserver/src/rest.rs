@@ -1,0 +1,1208 @@
+//! REST verbs on resources: get, list, create, update, patch, delete, deletecollection, and
+//! the status and scale subresources.
+
+use crate::objects::{self, Query, encode, key, metadata_mut, name_of, now_rfc3339, prefix};
+use crate::request::ResourceRequest;
+use crate::server::{ApiServer, User, json_response, status_response};
+use crate::table::{self, IncludeObject};
+use axum::body::Body;
+use base64::Engine;
+use http::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use skiff_api::registry::{self, ResourceInfo};
+use skiff_api::selector::{FieldSelector, LabelSelector};
+use skiff_api::status::{ApiError, Cause};
+use skiff_store::StoreError;
+use std::sync::Arc;
+
+/// Namespaces that exist from the start.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+fn store_error(info: &ResourceInfo, name: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::AlreadyExists => ApiError::already_exists(info.group, info.plural, name),
+        StoreError::NotFound => ApiError::not_found(info.group, info.plural, name),
+        StoreError::Conflict { .. } => ApiError::modified(info.group, info.plural, name),
+        StoreError::Compacted {
+            requested,
+            compacted,
+        } => ApiError::gone(format!(
+            "The resourceVersion for the provided list is too old (requested {requested}, compacted through {compacted})."
+        )),
+        StoreError::FutureRevision(r) => ApiError::timeout(format!(
+            "Too large resource version: {r}, current: less than {r}"
+        )),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// Creates the built-in namespaces and the `kubernetes` Service when they are missing.
+pub async fn bootstrap(server: &Arc<ApiServer>) -> Result<(), ApiError> {
+    let ns_info = registry::find("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+    for ns in SYSTEM_NAMESPACES {
+        if server
+            .store
+            .get(&key(ns_info, None, ns))
+            .await
+            .map_err(|e| store_error(ns_info, ns, e))?
+            .is_none()
+        {
+            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            match create_object(server, ns_info, None, obj, false, None).await {
+                Ok(_) | Err(ApiError { code: 409, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let svc_info = registry::find("", "v1", "services")
+        .ok_or_else(|| ApiError::internal("services are not registered"))?;
+    if server
+        .store
+        .get(&key(svc_info, Some("default"), "kubernetes"))
+        .await
+        .map_err(|e| store_error(svc_info, "kubernetes", e))?
+        .is_none()
+    {
+        let port = server
+            .config
+            .advertise_address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or(6443);
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": server.allocator.first_ip().to_string(), "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}], "sessionAffinity": "None", "type": "ClusterIP"}});
+        match create_object(server, svc_info, Some("default"), svc, false, None).await {
+            Ok(_) | Err(ApiError { code: 409, .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Dispatches one request on a resource path.
+pub async fn serve(
+    server: &Arc<ApiServer>,
+    r: ResourceRequest,
+    req: Request<Body>,
+    q: Query,
+    _user: User,
+    accept: &str,
+) -> Result<Response<Body>, ApiError> {
+    let info = r.info;
+    let manager = crate::patch::manager_name(&q, req.headers())?;
+    let method = req.method().clone();
+    let ns = r.namespace.as_deref();
+    if r.watch_path || (method == Method::GET && q.flag("watch") && q.get("watch").is_some()) {
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed("watch requires GET"));
+        }
+        return crate::watch::serve(server, info, ns, r.name.as_deref(), &q, accept).await;
+    }
+    let verbs = info.verbs;
+    let verb_allowed = |v: &str| verbs.contains(&v);
+    match (&method, r.name.as_deref(), r.subresource.as_deref()) {
+        (&Method::GET, None, None) if verb_allowed("list") => {
+            list(server, info, ns, &q, accept).await
+        }
+        (&Method::POST, None, None) if verb_allowed("create") => {
+            let body = read_body(req).await?;
+            let obj = objects::parse_body(&body.0, &body.1)?;
+            let dry = q.dry_run()?;
+            let obj = check_field_validation(info, obj, &q)?;
+            let created = create_object(server, info, ns, obj, dry, Some(&manager)).await?;
+            Ok(object_response(StatusCode::CREATED, info, created, accept))
+        }
+        (&Method::DELETE, None, None) if verb_allowed("deletecollection") => {
+            let body = read_body(req).await?;
+            delete_collection(server, info, ns, &q, &body.1, accept).await
+        }
+        (&Method::GET, Some(name), None) if verb_allowed("get") => {
+            let obj = get_object(server, info, ns, name).await?;
+            Ok(object_response(StatusCode::OK, info, obj, accept))
+        }
+        (&Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize")))
+            if verb_allowed("update") || sub.is_some() =>
+        {
+            let name = name.to_string();
+            let sub = sub.map(str::to_string);
+            let body = read_body(req).await?;
+            let obj = objects::parse_body(&body.0, &body.1)?;
+            let obj = check_field_validation(info, obj, &q)?;
+            let dry = q.dry_run()?;
+            let (code, obj) =
+                update_object(server, info, ns, &name, sub.as_deref(), obj, dry, &manager).await?;
+            Ok(object_response(code, info, obj, accept))
+        }
+        (&Method::PATCH, Some(name), sub @ (None | Some("status"))) if verb_allowed("patch") => {
+            let name = name.to_string();
+            let sub = sub.map(str::to_string);
+            let body = read_body(req).await?;
+            let dry = q.dry_run()?;
+            let (code, obj) = crate::patch::patch_object(
+                server,
+                info,
+                ns,
+                &name,
+                sub.as_deref(),
+                &body.0,
+                &body.1,
+                &q,
+                dry,
+                &manager,
+            )
+            .await?;
+            Ok(object_response(code, info, obj, accept))
+        }
+        (&Method::DELETE, Some(name), None) if verb_allowed("delete") => {
+            let name = name.to_string();
+            let body = read_body(req).await?;
+            let opts = if body.1.iter().all(u8::is_ascii_whitespace) {
+                json!({})
+            } else {
+                objects::parse_body(&body.0, &body.1)?
+            };
+            let dry = q.dry_run()?
+                || opts
+                    .get("dryRun")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|v| v == "All"));
+            let (code, body) = delete_object(server, info, ns, &name, &opts, &q, dry).await?;
+            Ok(json_response(code, &body))
+        }
+        (m, Some(name), Some("scale"))
+            if info.scale && (m == Method::GET || m == Method::PUT || m == Method::PATCH) =>
+        {
+            let name = name.to_string();
+            let ct = objects::content_type(req.headers());
+            let body = read_body(req).await?;
+            crate::patch::scale(server, info, ns, &name, m, &ct, &body.1, &q, &manager).await
+        }
+        (&Method::GET, Some(name), Some("status")) => {
+            let obj = get_object(server, info, ns, name).await?;
+            Ok(object_response(StatusCode::OK, info, obj, accept))
+        }
+        (_, _, Some(sub)) if info.subresources.contains(&sub) => Err(ApiError::new(
+            501,
+            "NotImplemented",
+            format!(
+                "the {sub} subresource of {} is not supported by this server yet",
+                info.plural
+            ),
+        )),
+        (_, _, Some(_)) => Err(ApiError::no_route()),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method} {})",
+            info.plural
+        ))),
+    }
+}
+
+/// The body's media type and bytes, at most [`objects::MAX_BODY`].
+pub async fn read_body(req: Request<Body>) -> Result<(String, bytes::Bytes), ApiError> {
+    let ct = objects::content_type(req.headers());
+    if let Some(len) = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > objects::MAX_BODY
+    {
+        return Err(ApiError::too_large());
+    }
+    let bytes = axum::body::to_bytes(req.into_body(), objects::MAX_BODY)
+        .await
+        .map_err(|e| {
+            if std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
+                || e.to_string().contains("length limit")
+            {
+                ApiError::too_large()
+            } else {
+                ApiError::bad_request(format!("cannot read request body: {e}"))
+            }
+        })?;
+    Ok((ct, bytes))
+}
+
+/// Known top-level and metadata fields; unknown ones follow `fieldValidation` (Strict: 400, Warn/Ignore: dropped).
+pub fn check_field_validation(
+    info: &ResourceInfo,
+    obj: Value,
+    q: &Query,
+) -> Result<Value, ApiError> {
+    let mode = q.get("fieldValidation").unwrap_or("Ignore");
+    if !matches!(mode, "Strict" | "Warn" | "Ignore") {
+        return Err(ApiError::bad_request(format!(
+            "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {mode:?}"
+        )));
+    }
+    if !obj.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the body must be a JSON object describing a {}",
+            info.kind
+        )));
+    }
+    if mode == "Strict"
+        && let Some(unknown) = crate::openapi::unknown_fields(info, &obj)
+            .into_iter()
+            .next()
+    {
+        return Err(ApiError::bad_request(format!(
+            "strict decoding error: unknown field \"{unknown}\""
+        )));
+    }
+    Ok(obj)
+}
+
+pub async fn get_object(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Value, ApiError> {
+    let kv = server
+        .store
+        .get(&key(info, ns, name))
+        .await
+        .map_err(|e| store_error(info, name, e))?;
+    let kv = kv.ok_or_else(|| ApiError::not_found(info.group, info.plural, name))?;
+    let obj = crate::cache::decode(&kv.value, kv.mod_revision)
+        .ok_or_else(|| ApiError::internal(format!("stored object {} is corrupt", kv.key)))?;
+    Ok(convert_out(info, obj))
+}
+
+/// Sets apiVersion/kind for the version the client asked for.
+pub fn convert_out(info: &ResourceInfo, mut obj: Value) -> Value {
+    if let Some(m) = obj.as_object_mut() {
+        m.insert("apiVersion".into(), json!(info.api_version()));
+        m.insert("kind".into(), json!(info.kind));
+    }
+    obj
+}
+
+fn wants_table(accept: &str) -> bool {
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=Table"))
+}
+
+fn object_response(
+    code: StatusCode,
+    info: &ResourceInfo,
+    obj: Value,
+    accept: &str,
+) -> Response<Body> {
+    if wants_table(accept) {
+        let rv = obj
+            .pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(json!(""));
+        return json_response(
+            code,
+            &table::table(
+                info,
+                &[obj],
+                json!({"resourceVersion": rv}),
+                IncludeObject::Metadata,
+                false,
+            ),
+        );
+    }
+    json_response(code, &obj)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    /// The revision the first page was read at.
+    rv: i64,
+    /// The last key returned.
+    start: String,
+}
+
+/// Label and field selectors of a list or watch request.
+pub struct Filter {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+}
+
+impl Filter {
+    pub fn from_query(info: &ResourceInfo, q: &Query) -> Result<Filter, ApiError> {
+        let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        // Reject unsupported field labels up front, as upstream does.
+        for r in &fields.requirements {
+            objects::field_value(info, &json!({}), &r.field)?;
+        }
+        Ok(Filter { labels, fields })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+
+    pub fn matches(&self, info: &ResourceInfo, obj: &Value) -> bool {
+        self.labels.matches_object(obj)
+            && self
+                .fields
+                .matches(|f| objects::field_value(info, obj, f).ok().flatten())
+    }
+}
+
+pub async fn list(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    q: &Query,
+    accept: &str,
+) -> Result<Response<Body>, ApiError> {
+    let filter = Filter::from_query(info, q)?;
+    let limit = q.int("limit")?.unwrap_or(0).max(0) as usize;
+    let (mut revision, mut start_after) = (0i64, None::<String>);
+    if let Some(token) = q.get("continue").filter(|t| !t.is_empty()) {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.trim_end_matches('='))
+            .map_err(|_| ApiError::bad_request("continue key is not valid"))?;
+        let t: ContinueToken = serde_json::from_slice(&raw)
+            .map_err(|_| ApiError::bad_request("continue key is not valid"))?;
+        if !t.start.starts_with(&prefix(info, ns)) {
+            return Err(ApiError::bad_request(
+                "continue key is not valid: it belongs to another list",
+            ));
+        }
+        revision = t.rv;
+        start_after = Some(t.start);
+    } else if let Some(rv) = q
+        .get("resourceVersion")
+        .filter(|v| !v.is_empty() && *v != "0")
+    {
+        let rv: i64 = rv
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?;
+        match q.get("resourceVersionMatch") {
+            Some("Exact") => revision = rv,
+            Some("NotOlderThan") | None => {
+                if rv
+                    > server
+                        .store
+                        .current_revision()
+                        .await
+                        .map_err(|e| store_error(info, "", e))?
+                {
+                    return Err(ApiError::timeout(format!(
+                        "Too large resource version: {rv}"
+                    )));
+                }
+            }
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+                )));
+            }
+        }
+    }
+    let pfx = prefix(info, ns);
+    let mut items = Vec::new();
+    let mut next: Option<String> = None;
+    let mut remaining: Option<i64> = None;
+    let chunk = if limit == 0 { 0 } else { limit.max(16) };
+    loop {
+        let res = server.store.range(&pfx, start_after.as_deref(), chunk, revision).await.map_err(|e| match e {
+            StoreError::Compacted { .. } if q.get("continue").is_some() => ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."),
+            e => store_error(info, "", e),
+        })?;
+        revision = res.revision;
+        let mut last_key = None;
+        let mut stopped_early = false;
+        let n = res.kvs.len();
+        for (idx, kv) in res.kvs.into_iter().enumerate() {
+            last_key = Some(kv.key.clone());
+            let Some(obj) = crate::cache::decode(&kv.value, kv.mod_revision) else {
+                continue;
+            };
+            // A key under the prefix with deeper segments belongs to another resource layout; skip.
+            if filter.matches(info, &obj) {
+                items.push(convert_out(info, obj));
+            }
+            if limit > 0 && items.len() >= limit {
+                stopped_early = idx + 1 < n || res.more;
+                if stopped_early && filter.is_empty() {
+                    remaining = Some(res.remaining + (n - idx - 1) as i64);
+                }
+                break;
+            }
+        }
+        if limit > 0 && items.len() >= limit {
+            if stopped_early {
+                next = last_key;
+            }
+            break;
+        }
+        if !res.more || chunk == 0 {
+            break;
+        }
+        start_after = last_key;
+    }
+    let mut meta = json!({"resourceVersion": revision.to_string()});
+    if let Some(k) = next {
+        let token = serde_json::to_vec(&ContinueToken {
+            rv: revision,
+            start: k,
+        })
+        .unwrap_or_default();
+        meta["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token));
+        if let Some(r) = remaining.filter(|r| *r > 0) {
+            meta["remainingItemCount"] = json!(r);
+        }
+    }
+    if wants_table(accept) {
+        let include = IncludeObject::parse(q.get("includeObject"));
+        return Ok(json_response(
+            StatusCode::OK,
+            &table::table(info, &items, meta, include, false),
+        ));
+    }
+    let list = json!({
+        "kind": format!("{}List", info.kind),
+        "apiVersion": info.api_version(),
+        "metadata": meta,
+        "items": items,
+    });
+    Ok(json_response(StatusCode::OK, &list))
+}
+
+async fn namespace_usable(server: &ApiServer, ns: &str) -> Result<(), ApiError> {
+    let ns_info = registry::find("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+    match server
+        .store
+        .get(&key(ns_info, None, ns))
+        .await
+        .map_err(|e| store_error(ns_info, ns, e))?
+    {
+        None => Err(ApiError::not_found("", "namespaces", ns)),
+        Some(kv) => {
+            let v: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+            if v.pointer("/metadata/deletionTimestamp").is_some()
+                || v.pointer("/status/phase") == Some(&json!("Terminating"))
+            {
+                Err(ApiError::forbidden(format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                )))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+fn check_type_meta(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+    let av = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let kind = obj.get("kind").and_then(Value::as_str).map(str::to_string);
+    if let Some(av) = &av
+        && *av != info.api_version()
+        && !av.is_empty()
+    {
+        // Accept another served version of the same kind (e.g. autoscaling/v1 vs v2) only when it is this resource.
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            info.api_version()
+        )));
+    }
+    if let Some(k) = &kind
+        && k != info.kind
+        && !k.is_empty()
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({k}) does not match the expected kind ({})",
+            info.kind
+        )));
+    }
+    obj["apiVersion"] = json!(info.api_version());
+    obj["kind"] = json!(info.kind);
+    Ok(())
+}
+
+fn kinds_without_spec_generation(info: &ResourceInfo) -> bool {
+    matches!(
+        info.plural,
+        "configmaps"
+            | "secrets"
+            | "events"
+            | "endpoints"
+            | "serviceaccounts"
+            | "namespaces"
+            | "pods"
+    )
+}
+
+/// Prepares and stores a new object. Used by POST, by apply-create and by bootstrap.
+pub async fn create_object(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    mut obj: Value,
+    dry_run: bool,
+    manager: Option<&str>,
+) -> Result<Value, ApiError> {
+    check_type_meta(info, &mut obj)?;
+    let body_ns = objects::namespace_of(&obj).map(str::to_string);
+    {
+        let md = metadata_mut(&mut obj);
+        if info.namespaced {
+            match (ns, body_ns.as_deref()) {
+                (Some(path_ns), Some(b)) if !b.is_empty() && b != path_ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                (Some(path_ns), _) => {
+                    md.insert("namespace".into(), json!(path_ns));
+                }
+                (None, _) => {
+                    return Err(ApiError::bad_request(format!(
+                        "{} must be created in a namespace",
+                        info.plural
+                    )));
+                }
+            }
+        } else {
+            md.remove("namespace");
+        }
+        let name = md
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if name.is_empty()
+            && let Some(g) = md
+                .get("generateName")
+                .and_then(Value::as_str)
+                .filter(|g| !g.is_empty())
+        {
+            let base: String = g.chars().take(58).collect();
+            md.insert(
+                "name".into(),
+                json!(format!("{base}{}", objects::random_suffix(5))),
+            );
+        }
+        md.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        md.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        for k in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
+            md.remove(k);
+        }
+        if obj_has_spec_generation(info) {
+            md.insert("generation".into(), json!(1));
+        } else {
+            md.remove("generation");
+        }
+    }
+    let name = name_of(&obj).to_string();
+    if info.namespaced
+        && let Some(ns) = ns
+    {
+        namespace_usable(server, ns).await?;
+    }
+    prepare_for_create(info, &mut obj);
+    skiff_api::defaults::apply(info.group, info.kind, &mut obj);
+    let causes = skiff_api::validation::validate(info.group, info.kind, &obj);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(info.group, info.kind, &name, causes));
+    }
+    if info.group.is_empty() && info.plural == "services" {
+        server.allocator.allocate(&mut obj, dry_run).await?;
+    }
+    if info.group == "batch" && info.plural == "jobs" {
+        job_selector(&mut obj)?;
+    }
+    if let Some(m) = manager {
+        crate::patch::track_update(info, None, &mut obj, m, None);
+    }
+    if dry_run {
+        return Ok(obj);
+    }
+    let rev = match server
+        .store
+        .create(&key(info, ns, &name), encode(&obj))
+        .await
+    {
+        Ok(rev) => rev,
+        Err(e) => {
+            if info.plural == "services" {
+                server.allocator.release(&obj).await;
+            }
+            return Err(store_error(info, &name, e));
+        }
+    };
+    metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rev.to_string()));
+    Ok(obj)
+}
+
+fn obj_has_spec_generation(info: &ResourceInfo) -> bool {
+    !kinds_without_spec_generation(info)
+}
+
+/// Status a client may not set at creation, as upstream's strategies reset it.
+fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
+    let Some(m) = obj.as_object_mut() else { return };
+    if info.status
+        && !matches!(
+            info.plural,
+            "nodes"
+                | "namespaces"
+                | "persistentvolumes"
+                | "persistentvolumeclaims"
+                | "certificatesigningrequests"
+        )
+    {
+        m.remove("status");
+    }
+    if info.group.is_empty() && info.plural == "pods" {
+        let qos = pod_qos(m.get("spec"));
+        m.insert(
+            "status".into(),
+            json!({"phase": "Pending", "qosClass": qos}),
+        );
+    }
+}
+
+fn pod_qos(spec: Option<&Value>) -> &'static str {
+    let cs = spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut any = false;
+    let mut guaranteed = !cs.is_empty();
+    for c in &cs {
+        let req = c.pointer("/resources/requests").and_then(Value::as_object);
+        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
+        if req.is_some_and(|r| !r.is_empty()) || lim.is_some_and(|l| !l.is_empty()) {
+            any = true;
+        }
+        for res in ["cpu", "memory"] {
+            let l = lim.and_then(|l| l.get(res));
+            let r = req.and_then(|r| r.get(res)).or(l);
+            if l.is_none() || r != l {
+                guaranteed = false;
+            }
+        }
+    }
+    if guaranteed {
+        "Guaranteed"
+    } else if any {
+        "Burstable"
+    } else {
+        "BestEffort"
+    }
+}
+
+/// Upstream's Job strategy: a selector on the job's uid, and matching labels on the template.
+fn job_selector(obj: &mut Value) -> Result<(), ApiError> {
+    if obj.pointer("/spec/manualSelector") == Some(&json!(true)) {
+        return Ok(());
+    }
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let name = name_of(obj).to_string();
+    if obj.pointer("/spec/selector").is_some_and(|s| !s.is_null()) {
+        return Err(ApiError::invalid(
+            "batch",
+            "Job",
+            &name,
+            vec![Cause::invalid(
+                "spec.selector",
+                &obj["spec"]["selector"],
+                "`selector` will be auto-generated",
+            )],
+        ));
+    }
+    obj["spec"]["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+    let tmpl = &mut obj["spec"]["template"];
+    if !tmpl.get("metadata").is_some_and(Value::is_object) {
+        tmpl["metadata"] = json!({});
+    }
+    if !tmpl["metadata"].get("labels").is_some_and(Value::is_object) {
+        tmpl["metadata"]["labels"] = json!({});
+    }
+    let labels = &mut tmpl["metadata"]["labels"];
+    labels["batch.kubernetes.io/controller-uid"] = json!(uid);
+    labels["batch.kubernetes.io/job-name"] = json!(name);
+    labels["controller-uid"] = json!(uid);
+    labels["job-name"] = json!(name);
+    Ok(())
+}
+
+fn spec_of(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+    }
+    o
+}
+
+/// The write path shared by PUT and PATCH: `new` replaces `current` (read at `current_rev`).
+#[allow(clippy::too_many_arguments)]
+pub async fn write_update(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    subresource: Option<&str>,
+    current: &Value,
+    mut new: Value,
+    dry_run: bool,
+) -> Result<(StatusCode, Value), ApiError> {
+    check_type_meta(info, &mut new)?;
+    let current_rev: i64 = current
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if let Some(body_name) = new.pointer("/metadata/name").and_then(Value::as_str)
+        && body_name != name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    if let Some(rv) = new
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        && rv.parse::<i64>().ok() != Some(current_rev)
+    {
+        return Err(ApiError::modified(info.group, info.plural, name));
+    }
+    if let Some(b) = new
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        && info.namespaced
+        && Some(b) != ns
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    match subresource {
+        Some("status") => {
+            // Only status changes; everything else comes from the current object.
+            let status = new.get("status").cloned();
+            let mut merged = current.clone();
+            match status {
+                Some(s) => merged["status"] = s,
+                None => {
+                    if let Some(m) = merged.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            new = merged;
+        }
+        Some("finalize") => {
+            let finalizers = new.pointer("/spec/finalizers").cloned();
+            let mut merged = current.clone();
+            merged["spec"]["finalizers"] = finalizers.unwrap_or(json!([]));
+            new = merged;
+        }
+        _ => {
+            if info.status
+                && let Some(m) = new.as_object_mut()
+            {
+                match current.get("status") {
+                    Some(s) => {
+                        m.insert("status".into(), s.clone());
+                    }
+                    None => {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+    }
+    // Fields the server owns.
+    {
+        let cur_md = current.get("metadata").cloned().unwrap_or(json!({}));
+        let md = metadata_mut(&mut new);
+        for k in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "namespace",
+            "name",
+        ] {
+            match cur_md.get(k) {
+                Some(v) => {
+                    md.insert(k.into(), v.clone());
+                }
+                None => {
+                    md.remove(k);
+                }
+            }
+        }
+        md.remove("resourceVersion");
+    }
+    skiff_api::defaults::apply(info.group, info.kind, &mut new);
+    if info.plural == "services" && info.group.is_empty() {
+        // clusterIP is immutable; an empty one in the update means "keep".
+        for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+            if new
+                .pointer(&format!("/spec/{f}"))
+                .is_none_or(|v| v == "" || v.is_null())
+                && let Some(v) = current.pointer(&format!("/spec/{f}"))
+            {
+                new["spec"][f] = v.clone();
+            }
+        }
+        // Keep allocated node ports for ports that did not name one.
+        if let (Some(old_ports), Some(new_ports)) = (
+            current
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .cloned(),
+            new.pointer_mut("/spec/ports").and_then(Value::as_array_mut),
+        ) {
+            for p in new_ports.iter_mut() {
+                if p.get("nodePort").is_none()
+                    && let Some(old) = old_ports.iter().find(|o| {
+                        o.get("port") == p.get("port") && o.get("protocol") == p.get("protocol")
+                    })
+                    && let Some(np) = old.get("nodePort")
+                {
+                    p["nodePort"] = np.clone();
+                }
+            }
+        }
+    }
+    if info.group == "batch"
+        && info.plural == "jobs"
+        && new.pointer("/spec/selector").is_none_or(Value::is_null)
+        && let Some(sel) = current.pointer("/spec/selector")
+    {
+        new["spec"]["selector"] = sel.clone();
+    }
+    let mut causes = skiff_api::validation::validate(info.group, info.kind, &new);
+    causes.extend(skiff_api::validation::validate_update(
+        info.group, info.kind, current, &new,
+    ));
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(info.group, info.kind, name, causes));
+    }
+    if obj_has_spec_generation(info) && subresource.is_none() && spec_of(current) != spec_of(&new) {
+        let g = current
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        metadata_mut(&mut new).insert("generation".into(), json!(g + 1));
+    }
+    // A deleting object whose last finalizer went away is deleted now.
+    let deleting = current.pointer("/metadata/deletionTimestamp").is_some();
+    let finalizers_left = new
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+        || (info.plural == "namespaces"
+            && new
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty()));
+    if deleting && !finalizers_left {
+        if dry_run {
+            return Ok((StatusCode::OK, new));
+        }
+        let k = key(info, ns, name);
+        server
+            .store
+            .delete(&k, Some(current_rev))
+            .await
+            .map_err(|e| store_error(info, name, e))?;
+        after_delete(server, info, current).await;
+        let mut out = new;
+        metadata_mut(&mut out).insert("resourceVersion".into(), json!(current_rev.to_string()));
+        return Ok((StatusCode::OK, out));
+    }
+    // No change: no write, the resourceVersion stays.
+    let mut cur_cmp = current.clone();
+    metadata_mut(&mut cur_cmp).remove("resourceVersion");
+    if cur_cmp == new {
+        return Ok((StatusCode::OK, current.clone()));
+    }
+    if dry_run {
+        metadata_mut(&mut new).insert("resourceVersion".into(), json!(current_rev.to_string()));
+        return Ok((StatusCode::OK, new));
+    }
+    let rev = server
+        .store
+        .update(&key(info, ns, name), encode(&new), current_rev)
+        .await
+        .map_err(|e| store_error(info, name, e))?;
+    metadata_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
+    Ok((StatusCode::OK, new))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn update_object(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    subresource: Option<&str>,
+    new: Value,
+    dry_run: bool,
+    manager: &str,
+) -> Result<(StatusCode, Value), ApiError> {
+    let current = get_object(server, info, ns, name).await?;
+    let mut new = new;
+    crate::patch::track_update(info, Some(&current), &mut new, manager, subresource);
+    write_update(server, info, ns, name, subresource, &current, new, dry_run).await
+}
+
+async fn after_delete(server: &ApiServer, info: &ResourceInfo, obj: &Value) {
+    if info.group.is_empty() && info.plural == "services" {
+        server.allocator.release(obj).await;
+    }
+}
+
+/// DELETE of one object, honouring preconditions, finalizers and propagation policy.
+pub async fn delete_object(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    opts: &Value,
+    q: &Query,
+    dry_run: bool,
+) -> Result<(StatusCode, Value), ApiError> {
+    let current = get_object(server, info, ns, name).await?;
+    let current_rev: i64 = current
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str)
+        && current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+    {
+        return Err(ApiError::conflict(
+            info.group,
+            info.plural,
+            name,
+            format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                current
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            ),
+        ));
+    }
+    if let Some(rv) = opts
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
+        && rv.parse::<i64>().ok() != Some(current_rev)
+    {
+        return Err(ApiError::conflict(
+            info.group,
+            info.plural,
+            name,
+            format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {current_rev}"
+            ),
+        ));
+    }
+    let policy = opts
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| q.get("propagationPolicy").map(str::to_string))
+        .or_else(
+            || match opts.get("orphanDependents").and_then(Value::as_bool) {
+                Some(true) => Some("Orphan".into()),
+                Some(false) => Some("Background".into()),
+                None => None,
+            },
+        );
+    let policy = match policy.as_deref() {
+        None | Some("") => None,
+        Some(p @ ("Orphan" | "Background" | "Foreground")) => Some(p.to_string()),
+        Some(p) => {
+            return Err(ApiError::invalid(
+                info.group,
+                "DeleteOptions",
+                "",
+                vec![Cause::not_supported(
+                    "propagationPolicy",
+                    &json!(p),
+                    &["Foreground", "Background", "Orphan"],
+                )],
+            ));
+        }
+    };
+    let mut finalizers: Vec<Value> = current
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut extra = Vec::new();
+    match policy.as_deref() {
+        Some("Orphan") => extra.push("orphan"),
+        Some("Foreground") => extra.push("foregroundDeletion"),
+        _ => {}
+    }
+    for f in extra {
+        if !finalizers.iter().any(|x| x == f) {
+            finalizers.push(json!(f));
+        }
+    }
+    let ns_finalizers = info.plural == "namespaces"
+        && current
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+    let graceful_pod = info.group.is_empty()
+        && info.plural == "pods"
+        && current
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty())
+        && current
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .is_none_or(|p| p != "Succeeded" && p != "Failed");
+    let grace = opts
+        .get("gracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .or(q.int("gracePeriodSeconds")?);
+    let graceful_pod = graceful_pod && grace != Some(0);
+    if finalizers.is_empty() && !ns_finalizers && !graceful_pod {
+        if dry_run {
+            return Ok((StatusCode::OK, deleted_body(info, current)));
+        }
+        server
+            .store
+            .delete(&key(info, ns, name), Some(current_rev))
+            .await
+            .map_err(|e| store_error(info, name, e))?;
+        after_delete(server, info, &current).await;
+        return Ok((StatusCode::OK, deleted_body(info, current)));
+    }
+    // Graceful deletion: mark it; finalizers (or the node agent) finish the job.
+    let mut new = current.clone();
+    {
+        let md = metadata_mut(&mut new);
+        if !md.contains_key("deletionTimestamp") {
+            let when = if graceful_pod {
+                let g = grace
+                    .or_else(|| {
+                        current
+                            .pointer("/spec/terminationGracePeriodSeconds")
+                            .and_then(Value::as_i64)
+                    })
+                    .unwrap_or(30);
+                md.insert("deletionGracePeriodSeconds".into(), json!(g));
+                (chrono::Utc::now() + chrono::Duration::seconds(g))
+                    .format("%Y-%m-%dT%H:%M:%SZ")
+                    .to_string()
+            } else {
+                md.insert("deletionGracePeriodSeconds".into(), json!(0));
+                now_rfc3339()
+            };
+            md.insert("deletionTimestamp".into(), json!(when));
+        }
+        if !finalizers.is_empty() {
+            md.insert("finalizers".into(), json!(finalizers));
+        }
+        md.remove("resourceVersion");
+    }
+    if info.plural == "namespaces" {
+        new["status"]["phase"] = json!("Terminating");
+    }
+    if dry_run {
+        return Ok((StatusCode::ACCEPTED, new));
+    }
+    let rev = server
+        .store
+        .update(&key(info, ns, name), encode(&new), current_rev)
+        .await
+        .map_err(|e| store_error(info, name, e))?;
+    metadata_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
+    Ok((StatusCode::ACCEPTED, new))
+}
+
+fn deleted_body(info: &ResourceInfo, obj: Value) -> Value {
+    // Upstream returns the object for these kinds and a Status for the rest.
+    if matches!(
+        info.plural,
+        "pods" | "services" | "namespaces" | "customresourcedefinitions"
+    ) || !info.group.is_empty()
+    {
+        return obj;
+    }
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    skiff_api::status::success_status(info.group, info.plural, name_of(&obj), &uid)
+}
+
+async fn delete_collection(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    q: &Query,
+    body: &[u8],
+    accept: &str,
+) -> Result<Response<Body>, ApiError> {
+    let filter = Filter::from_query(info, q)?;
+    let opts = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        objects::parse_body("application/json", body)?
+    };
+    let dry = q.dry_run()?;
+    let res = server
+        .store
+        .range(&prefix(info, ns), None, 0, 0)
+        .await
+        .map_err(|e| store_error(info, "", e))?;
+    let mut deleted = Vec::new();
+    for kv in res.kvs {
+        let Some(obj) = crate::cache::decode(&kv.value, kv.mod_revision) else {
+            continue;
+        };
+        if !filter.matches(info, &obj) {
+            continue;
+        }
+        let name = name_of(&obj).to_string();
+        let obj_ns = objects::namespace_of(&obj).map(str::to_string);
+        match delete_object(server, info, obj_ns.as_deref().or(ns), &name, &opts, q, dry).await {
+            Ok((_, body)) => deleted.push(body),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Ok(status_response(&e)),
+        }
+    }
+    let _ = accept;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version(), "metadata": {"resourceVersion": res.revision.to_string()}, "items": deleted}),
+    ))
+}

@@ -1,0 +1,374 @@
+//! The API server: shared state, the authn → authz → admission chain, routing and the HTTPS listener.
+
+use crate::cache::WatchCache;
+use crate::objects::{self, Query};
+use crate::request::{self, Route};
+use crate::{alloc, discovery, rest};
+use axum::body::Body;
+use http::{Request, Response, StatusCode, header};
+use serde_json::{Value, json};
+use skiff_api::status::ApiError;
+use skiff_store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio_util::sync::CancellationToken;
+
+/// What the server needs to know about its cluster.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `host:port` clients reach this server at, for discovery.
+    pub advertise_address: String,
+    /// Service CIDR, e.g. `10.43.0.0/16`.
+    pub service_cidr: String,
+    pub admin_token: String,
+    pub node_token: String,
+}
+
+/// Who made a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+/// Marks a request that arrived over the network (so it must authenticate).
+#[derive(Debug, Clone, Copy)]
+pub struct Remote;
+
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub watches: AtomicU64,
+}
+
+pub struct ApiServer {
+    pub store: Store,
+    pub cache: WatchCache,
+    pub config: Config,
+    pub allocator: alloc::Allocators,
+    pub metrics: Metrics,
+    pub cancel: CancellationToken,
+}
+
+impl ApiServer {
+    /// Opens the server over `store`: starts the watch cache and creates the built-in namespaces.
+    pub async fn new(
+        store: Store,
+        config: Config,
+        cancel: CancellationToken,
+    ) -> Result<(Arc<ApiServer>, tokio::task::JoinHandle<()>), String> {
+        let rev = store.current_revision().await.map_err(|e| e.to_string())?;
+        let (cache, feeder) = WatchCache::start(store.clone(), rev, cancel.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let allocator = alloc::Allocators::load(&store, &config.service_cidr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let server = Arc::new(ApiServer {
+            store,
+            cache,
+            config,
+            allocator,
+            metrics: Metrics {
+                requests: AtomicU64::new(0),
+                errors: AtomicU64::new(0),
+                watches: AtomicU64::new(0),
+            },
+            cancel,
+        });
+        rest::bootstrap(&server).await.map_err(|e| e.message)?;
+        Ok((server, feeder))
+    }
+
+    /// The router every client uses: over HTTPS for remote clients, in-process for co-located components.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        let state = self.clone();
+        axum::Router::new().fallback(move |req: Request<Body>| {
+            let state = state.clone();
+            async move { state.handle(req).await }
+        })
+    }
+
+    fn authenticate(&self, req: &Request<Body>) -> Result<User, ApiError> {
+        if req.extensions().get::<Remote>().is_none() {
+            return Ok(User {
+                name: "system:apiserver".into(),
+                groups: vec!["system:masters".into()],
+            });
+        }
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match token {
+            Some(t) if constant_time_eq(t, &self.config.admin_token) => Ok(User {
+                name: "system:admin".into(),
+                groups: vec!["system:masters".into(), "system:authenticated".into()],
+            }),
+            Some(t) if constant_time_eq(t, &self.config.node_token) => Ok(User {
+                name: "system:node".into(),
+                groups: vec!["system:nodes".into(), "system:authenticated".into()],
+            }),
+            _ => Err(ApiError::unauthorized()),
+        }
+    }
+
+    /// The authorizer: until RBAC lands, cluster admins and nodes may do everything, no one else anything.
+    fn authorize(&self, user: &User, path: &str) -> Result<(), ApiError> {
+        if user
+            .groups
+            .iter()
+            .any(|g| g == "system:masters" || g == "system:nodes")
+        {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!(
+            "User \"{}\" cannot access path \"{path}\"",
+            user.name
+        )))
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
+        self.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        let path = req.uri().path().to_string();
+        let method = req.method().clone();
+        let span = tracing::debug_span!("request", %method, %path);
+        let _enter = span.enter();
+        // Health endpoints are open, as upstream's are to anonymous clients by default.
+        let route = request::route(&path);
+        let result = match route {
+            Route::Health(_) => Ok(text(StatusCode::OK, "ok")),
+            _ => match self
+                .authenticate(&req)
+                .and_then(|u| self.authorize(&u, &path).map(|_| u))
+            {
+                Err(e) => Err(e),
+                Ok(user) => self.dispatch(route, req, user).await,
+            },
+        };
+        match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                if e.code >= 500 {
+                    self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%method, %path, error = %e.message, "request failed");
+                }
+                status_response(&e)
+            }
+        }
+    }
+
+    async fn dispatch(
+        self: &Arc<Self>,
+        route: Route,
+        req: Request<Body>,
+        user: User,
+    ) -> Result<Response<Body>, ApiError> {
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let get_only = |m: &http::Method| {
+            if m == http::Method::GET || m == http::Method::HEAD {
+                Ok(())
+            } else {
+                Err(ApiError::method_not_allowed(
+                    "the server does not allow this method on the requested resource".to_string(),
+                ))
+            }
+        };
+        match route {
+            Route::Version => {
+                get_only(req.method())?;
+                Ok(json_response(StatusCode::OK, &version()))
+            }
+            Route::Health(_) => Ok(text(StatusCode::OK, "ok")),
+            Route::Metrics => Ok(text(StatusCode::OK, &self.metrics_text())),
+            Route::OpenApiV2 => {
+                get_only(req.method())?;
+                Ok(crate::openapi::v2(&accept))
+            }
+            Route::OpenApiV3Root => Ok(crate::openapi::v3_root()),
+            Route::OpenApiV3(path) => crate::openapi::v3(&path),
+            Route::CoreVersions => {
+                get_only(req.method())?;
+                if discovery::wants_aggregated(&accept) {
+                    Ok(aggregated_response(&discovery::aggregated(true)))
+                } else {
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &discovery::versions(&self.config.advertise_address),
+                    ))
+                }
+            }
+            Route::Groups => {
+                get_only(req.method())?;
+                if discovery::wants_aggregated(&accept) {
+                    Ok(aggregated_response(&discovery::aggregated(false)))
+                } else {
+                    Ok(json_response(StatusCode::OK, &discovery::groups()))
+                }
+            }
+            Route::Group(g) => discovery::group(&g)
+                .map(|v| json_response(StatusCode::OK, &v))
+                .ok_or_else(ApiError::no_route),
+            Route::ResourceList { group, version } => discovery::resource_list(&group, &version)
+                .map(|v| json_response(StatusCode::OK, &v))
+                .ok_or_else(ApiError::no_route),
+            Route::Resource(r) => {
+                let query = Query::parse(req.uri().query());
+                rest::serve(self, r, req, query, user, &accept).await
+            }
+            Route::NotFound => Err(ApiError::no_route()),
+        }
+    }
+
+    fn metrics_text(&self) -> String {
+        format!(
+            "# HELP apiserver_request_total Requests served.\n# TYPE apiserver_request_total counter\napiserver_request_total {}\n# HELP apiserver_request_errors_total Requests that failed with a server error.\n# TYPE apiserver_request_errors_total counter\napiserver_request_errors_total {}\n# HELP apiserver_registered_watchers Watches served since start.\n# TYPE apiserver_registered_watchers counter\napiserver_registered_watchers {}\n# HELP etcd_current_revision The store's newest revision the watch cache has seen.\n# TYPE etcd_current_revision gauge\netcd_current_revision {}\n",
+            self.metrics.requests.load(Ordering::Relaxed),
+            self.metrics.errors.load(Ordering::Relaxed),
+            self.metrics.watches.load(Ordering::Relaxed),
+            self.cache.revision(),
+        )
+    }
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "35",
+        "emulationMajor": "1",
+        "emulationMinor": "35",
+        "minCompatibilityMajor": "1",
+        "minCompatibilityMinor": "34",
+        "gitVersion": concat!("v1.35.0+skiff-", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.25.0",
+        "compiler": "rustc",
+        "platform": format!("linux/{}", std::env::consts::ARCH),
+    })
+}
+
+pub fn text(code: StatusCode, body: &str) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default()
+}
+
+pub fn json_response(code: StatusCode, v: &Value) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::to_vec(v).unwrap_or_default()))
+        .unwrap_or_default()
+}
+
+fn aggregated_response(v: &Value) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, discovery::AGGREGATED_V2)
+        .header(header::VARY, "Accept")
+        .body(Body::from(serde_json::to_vec(v).unwrap_or_default()))
+        .unwrap_or_default()
+}
+
+pub fn status_response(e: &ApiError) -> Response<Body> {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = json_response(code, &e.to_status());
+    if e.code == 401 {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"kubernetes-master\""),
+        );
+    }
+    resp
+}
+
+/// Serves `router` over HTTPS on `listener` until `cancel` fires.
+pub async fn serve_https(
+    listener: tokio::net::TcpListener,
+    tls: rustls::ServerConfig,
+    router: axum::Router,
+    cancel: CancellationToken,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let (tcp, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let cancel = cancel.clone();
+        conns.spawn(async move {
+            let tls = match tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                acceptor.accept(tcp),
+            )
+            .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "tls handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service =
+                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(Remote);
+                    let router = router.clone();
+                    async move {
+                        use tower::ServiceExt;
+                        let req = req.map(Body::new);
+                        router.oneshot(req).await
+                    }
+                });
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let conn =
+                builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                _ = cancel.cancelled() => {}
+            }
+        });
+    }
+    conns.shutdown().await;
+}
+
+/// The query parameter helper is shared with the REST handlers.
+pub use objects::parse_body;

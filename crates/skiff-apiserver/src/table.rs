@@ -1,0 +1,901 @@
+//! Server-side printing: `as=Table` responses with the columns kubectl shows for each kind.
+
+use serde_json::{Value, json};
+use skiff_api::registry::ResourceInfo;
+
+/// Upstream's `duration.HumanDuration`.
+pub fn human_duration(secs: i64) -> String {
+    if secs < -1 {
+        return "<invalid>".into();
+    }
+    if secs < 0 {
+        return "0s".into();
+    }
+    if secs < 120 {
+        return format!("{secs}s");
+    }
+    let minutes = secs / 60;
+    if minutes < 10 {
+        let s = secs % 60;
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
+    }
+    if minutes < 180 {
+        return format!("{minutes}m");
+    }
+    let hours = secs / 3600;
+    if hours < 8 {
+        let m = minutes % 60;
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        let h = hours % 24;
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    if hours < 24 * 365 * 8 {
+        let dy = (hours / 24) % 365;
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        };
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+fn age_of(ts: Option<&str>) -> String {
+    let Some(ts) = ts else {
+        return "<unknown>".into();
+    };
+    match chrono::DateTime::parse_from_rfc3339(ts) {
+        Ok(t) => human_duration((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()),
+        Err(_) => "<unknown>".into(),
+    }
+}
+
+fn age(o: &Value) -> Value {
+    json!(age_of(
+        o.pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str)
+    ))
+}
+
+fn s<'a>(o: &'a Value, p: &str) -> &'a str {
+    o.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+fn i(o: &Value, p: &str) -> i64 {
+    o.pointer(p).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn none_if_empty(v: String) -> String {
+    if v.is_empty() { "<none>".into() } else { v }
+}
+
+struct Col(&'static str, &'static str, i32);
+
+fn containers_images(o: &Value, template: &str) -> (String, String) {
+    let cs = o
+        .pointer(&format!("{template}/containers"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = cs.iter().map(|c| s(c, "/name")).collect();
+    let images: Vec<&str> = cs.iter().map(|c| s(c, "/image")).collect();
+    (names.join(","), images.join(","))
+}
+
+fn selector_string(sel: Option<&Value>) -> String {
+    let Some(sel) = sel else {
+        return "<none>".into();
+    };
+    match skiff_api::selector::LabelSelector::from_object(sel) {
+        Ok(Some(s)) if !s.is_empty() => s.to_string(),
+        _ => "<none>".into(),
+    }
+}
+
+fn map_selector(sel: Option<&Value>) -> String {
+    let Some(m) = sel.and_then(Value::as_object) else {
+        return "<none>".into();
+    };
+    let parts: Vec<String> = m
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    none_if_empty(parts.join(","))
+}
+
+fn pod_status(o: &Value) -> String {
+    if o.pointer("/metadata/deletionTimestamp").is_some() {
+        return "Terminating".into();
+    }
+    let reason = s(o, "/status/reason");
+    if !reason.is_empty() {
+        return reason.into();
+    }
+    let statuses = o
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for cs in statuses.iter().rev() {
+        let w = s(cs, "/state/waiting/reason");
+        if !w.is_empty() {
+            return w.into();
+        }
+        let t = s(cs, "/state/terminated/reason");
+        if !t.is_empty() {
+            return t.into();
+        }
+    }
+    let phase = s(o, "/status/phase");
+    if phase.is_empty() {
+        "Pending".into()
+    } else {
+        phase.into()
+    }
+}
+
+fn service_ports(o: &Value) -> String {
+    let ports = o
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let parts: Vec<String> = ports
+        .iter()
+        .map(|p| {
+            let port = i(p, "/port");
+            let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+            match p.get("nodePort").and_then(Value::as_i64) {
+                Some(np) => format!("{port}:{np}/{proto}"),
+                None => format!("{port}/{proto}"),
+            }
+        })
+        .collect();
+    none_if_empty(parts.join(","))
+}
+
+fn endpoints_string(o: &Value) -> String {
+    let mut out = Vec::new();
+    for subset in o
+        .get("subsets")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        let ports: Vec<i64> = subset
+            .get("ports")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|p| i(p, "/port")).collect())
+            .unwrap_or_default();
+        for a in subset
+            .get("addresses")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
+            if ports.is_empty() {
+                out.push(s(&a, "/ip").to_string());
+            }
+            for p in &ports {
+                out.push(format!("{}:{p}", s(&a, "/ip")));
+            }
+        }
+    }
+    let n = out.len();
+    if n > 3 {
+        format!("{} + {} more...", out[..3].join(","), n - 3)
+    } else {
+        none_if_empty(out.join(","))
+    }
+}
+
+fn condition_true(o: &Value, ty: &str) -> bool {
+    o.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| s(c, "/type") == ty && s(c, "/status") == "True")
+        })
+}
+
+fn data_count(o: &Value) -> i64 {
+    ["data", "binaryData"]
+        .iter()
+        .map(|k| {
+            o.get(*k)
+                .and_then(Value::as_object)
+                .map_or(0, |m| m.len() as i64)
+        })
+        .sum()
+}
+
+/// Column definitions and cell values for one object of `info`.
+fn layout(info: &ResourceInfo) -> Vec<Col> {
+    match (info.group, info.plural) {
+        ("", "pods") => vec![
+            Col("Name", "string", 0),
+            Col("Ready", "string", 0),
+            Col("Status", "string", 0),
+            Col("Restarts", "string", 0),
+            Col("Age", "string", 0),
+            Col("IP", "string", 1),
+            Col("Node", "string", 1),
+            Col("Nominated Node", "string", 1),
+            Col("Readiness Gates", "string", 1),
+        ],
+        ("apps", "deployments") => vec![
+            Col("Name", "string", 0),
+            Col("Ready", "string", 0),
+            Col("Up-to-date", "integer", 0),
+            Col("Available", "integer", 0),
+            Col("Age", "string", 0),
+            Col("Containers", "string", 1),
+            Col("Images", "string", 1),
+            Col("Selector", "string", 1),
+        ],
+        ("apps", "replicasets") | ("", "replicationcontrollers") => vec![
+            Col("Name", "string", 0),
+            Col("Desired", "integer", 0),
+            Col("Current", "integer", 0),
+            Col("Ready", "integer", 0),
+            Col("Age", "string", 0),
+            Col("Containers", "string", 1),
+            Col("Images", "string", 1),
+            Col("Selector", "string", 1),
+        ],
+        ("", "services") => vec![
+            Col("Name", "string", 0),
+            Col("Type", "string", 0),
+            Col("Cluster-IP", "string", 0),
+            Col("External-IP", "string", 0),
+            Col("Port(s)", "string", 0),
+            Col("Age", "string", 0),
+            Col("Selector", "string", 1),
+        ],
+        ("", "endpoints") => vec![
+            Col("Name", "string", 0),
+            Col("Endpoints", "string", 0),
+            Col("Age", "string", 0),
+        ],
+        ("", "nodes") => vec![
+            Col("Name", "string", 0),
+            Col("Status", "string", 0),
+            Col("Roles", "string", 0),
+            Col("Age", "string", 0),
+            Col("Version", "string", 0),
+            Col("Internal-IP", "string", 1),
+            Col("External-IP", "string", 1),
+            Col("OS-Image", "string", 1),
+            Col("Kernel-Version", "string", 1),
+            Col("Container-Runtime", "string", 1),
+        ],
+        ("", "namespaces") => vec![
+            Col("Name", "string", 0),
+            Col("Status", "string", 0),
+            Col("Age", "string", 0),
+        ],
+        ("", "configmaps") => vec![
+            Col("Name", "string", 0),
+            Col("Data", "integer", 0),
+            Col("Age", "string", 0),
+        ],
+        ("", "secrets") => vec![
+            Col("Name", "string", 0),
+            Col("Type", "string", 0),
+            Col("Data", "integer", 0),
+            Col("Age", "string", 0),
+        ],
+        ("", "serviceaccounts") => vec![
+            Col("Name", "string", 0),
+            Col("Secrets", "integer", 0),
+            Col("Age", "string", 0),
+        ],
+        ("batch", "jobs") => vec![
+            Col("Name", "string", 0),
+            Col("Status", "string", 0),
+            Col("Completions", "string", 0),
+            Col("Duration", "string", 0),
+            Col("Age", "string", 0),
+            Col("Containers", "string", 1),
+            Col("Images", "string", 1),
+            Col("Selector", "string", 1),
+        ],
+        ("batch", "cronjobs") => vec![
+            Col("Name", "string", 0),
+            Col("Schedule", "string", 0),
+            Col("Timezone", "string", 0),
+            Col("Suspend", "boolean", 0),
+            Col("Active", "integer", 0),
+            Col("Last Schedule", "string", 0),
+            Col("Age", "string", 0),
+            Col("Containers", "string", 1),
+            Col("Images", "string", 1),
+            Col("Selector", "string", 1),
+        ],
+        ("apps", "daemonsets") => vec![
+            Col("Name", "string", 0),
+            Col("Desired", "integer", 0),
+            Col("Current", "integer", 0),
+            Col("Ready", "integer", 0),
+            Col("Up-to-date", "integer", 0),
+            Col("Available", "integer", 0),
+            Col("Node Selector", "string", 0),
+            Col("Age", "string", 0),
+            Col("Containers", "string", 1),
+            Col("Images", "string", 1),
+            Col("Selector", "string", 1),
+        ],
+        ("apps", "statefulsets") => vec![
+            Col("Name", "string", 0),
+            Col("Ready", "string", 0),
+            Col("Age", "string", 0),
+            Col("Containers", "string", 1),
+            Col("Images", "string", 1),
+        ],
+        ("networking.k8s.io", "ingresses") => vec![
+            Col("Name", "string", 0),
+            Col("Class", "string", 0),
+            Col("Hosts", "string", 0),
+            Col("Address", "string", 0),
+            Col("Ports", "string", 0),
+            Col("Age", "string", 0),
+        ],
+        ("", "events") => vec![
+            Col("Last Seen", "string", 0),
+            Col("Type", "string", 0),
+            Col("Reason", "string", 0),
+            Col("Object", "string", 0),
+            Col("Subobject", "string", 1),
+            Col("Source", "string", 1),
+            Col("Message", "string", 0),
+            Col("First Seen", "string", 1),
+            Col("Count", "string", 1),
+            Col("Name", "string", 1),
+        ],
+        ("", "persistentvolumes") => vec![
+            Col("Name", "string", 0),
+            Col("Capacity", "string", 0),
+            Col("Access Modes", "string", 0),
+            Col("Reclaim Policy", "string", 0),
+            Col("Status", "string", 0),
+            Col("Claim", "string", 0),
+            Col("StorageClass", "string", 0),
+            Col("VolumeAttributesClass", "string", 0),
+            Col("Reason", "string", 0),
+            Col("Age", "string", 0),
+            Col("VolumeMode", "string", 1),
+        ],
+        ("", "persistentvolumeclaims") => vec![
+            Col("Name", "string", 0),
+            Col("Status", "string", 0),
+            Col("Volume", "string", 0),
+            Col("Capacity", "string", 0),
+            Col("Access Modes", "string", 0),
+            Col("StorageClass", "string", 0),
+            Col("VolumeAttributesClass", "string", 0),
+            Col("Age", "string", 0),
+            Col("VolumeMode", "string", 1),
+        ],
+        _ => vec![Col("Name", "string", 0), Col("Age", "string", 0)],
+    }
+}
+
+fn access_modes(o: &Value, p: &str) -> String {
+    let modes = o
+        .pointer(p)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let short: Vec<&str> = modes
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|m| match m {
+            "ReadWriteOnce" => "RWO",
+            "ReadOnlyMany" => "ROX",
+            "ReadWriteMany" => "RWX",
+            "ReadWriteOncePod" => "RWOP",
+            other => other,
+        })
+        .collect();
+    short.join(",")
+}
+
+fn or_none(v: &str) -> String {
+    if v.is_empty() {
+        "<none>".into()
+    } else {
+        v.into()
+    }
+}
+
+fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
+    let name = json!(s(o, "/metadata/name"));
+    match (info.group, info.plural) {
+        ("", "pods") => {
+            let total = o
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let statuses = o
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let ready = statuses
+                .iter()
+                .filter(|c| c.get("ready") == Some(&json!(true)))
+                .count();
+            let restarts: i64 = statuses.iter().map(|c| i(c, "/restartCount")).sum();
+            vec![
+                name,
+                json!(format!("{ready}/{total}")),
+                json!(pod_status(o)),
+                json!(restarts.to_string()),
+                age(o),
+                json!(or_none(s(o, "/status/podIP"))),
+                json!(or_none(s(o, "/spec/nodeName"))),
+                json!(or_none(s(o, "/status/nominatedNodeName"))),
+                json!("<none>"),
+            ]
+        }
+        ("apps", "deployments") => {
+            let (c, im) = containers_images(o, "/spec/template/spec");
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    i(o, "/status/readyReplicas"),
+                    i(o, "/spec/replicas")
+                )),
+                json!(i(o, "/status/updatedReplicas")),
+                json!(i(o, "/status/availableReplicas")),
+                age(o),
+                json!(c),
+                json!(im),
+                json!(selector_string(o.pointer("/spec/selector"))),
+            ]
+        }
+        ("apps", "replicasets") => {
+            let (c, im) = containers_images(o, "/spec/template/spec");
+            vec![
+                name,
+                json!(i(o, "/spec/replicas")),
+                json!(i(o, "/status/replicas")),
+                json!(i(o, "/status/readyReplicas")),
+                age(o),
+                json!(c),
+                json!(im),
+                json!(selector_string(o.pointer("/spec/selector"))),
+            ]
+        }
+        ("", "replicationcontrollers") => {
+            let (c, im) = containers_images(o, "/spec/template/spec");
+            vec![
+                name,
+                json!(i(o, "/spec/replicas")),
+                json!(i(o, "/status/replicas")),
+                json!(i(o, "/status/readyReplicas")),
+                age(o),
+                json!(c),
+                json!(im),
+                json!(map_selector(o.pointer("/spec/selector"))),
+            ]
+        }
+        ("", "services") => {
+            let ty = s(o, "/spec/type");
+            let ext: Vec<String> = o
+                .pointer("/status/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(|x| s(x, "/ip").to_string()).collect())
+                .unwrap_or_default();
+            let external = match ty {
+                "ExternalName" => s(o, "/spec/externalName").to_string(),
+                "LoadBalancer" if ext.is_empty() => "<pending>".into(),
+                _ if !ext.is_empty() => ext.join(","),
+                _ => o
+                    .pointer("/spec/externalIPs")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .filter(|x| !x.is_empty())
+                    .unwrap_or_else(|| "<none>".into()),
+            };
+            vec![
+                name,
+                json!(ty),
+                json!(or_none(s(o, "/spec/clusterIP"))),
+                json!(external),
+                json!(service_ports(o)),
+                age(o),
+                json!(map_selector(o.pointer("/spec/selector"))),
+            ]
+        }
+        ("", "endpoints") => vec![name, json!(endpoints_string(o)), age(o)],
+        ("", "nodes") => {
+            let mut status = if condition_true(o, "Ready") {
+                "Ready".to_string()
+            } else {
+                "NotReady".to_string()
+            };
+            if o.pointer("/spec/unschedulable") == Some(&json!(true)) {
+                status.push_str(",SchedulingDisabled");
+            }
+            let roles: Vec<String> = o
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.keys()
+                        .filter_map(|k| {
+                            k.strip_prefix("node-role.kubernetes.io/").map(String::from)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let addr = |t: &str| {
+                o.pointer("/status/addresses")
+                    .and_then(Value::as_array)
+                    .and_then(|a| {
+                        a.iter()
+                            .find(|x| s(x, "/type") == t)
+                            .map(|x| s(x, "/address").to_string())
+                    })
+                    .unwrap_or_else(|| "<none>".into())
+            };
+            vec![
+                name,
+                json!(status),
+                json!(none_if_empty(roles.join(","))),
+                age(o),
+                json!(s(o, "/status/nodeInfo/kubeletVersion")),
+                json!(addr("InternalIP")),
+                json!(addr("ExternalIP")),
+                json!(or_none(s(o, "/status/nodeInfo/osImage"))),
+                json!(or_none(s(o, "/status/nodeInfo/kernelVersion"))),
+                json!(or_none(s(o, "/status/nodeInfo/containerRuntimeVersion"))),
+            ]
+        }
+        ("", "namespaces") => vec![name, json!(s(o, "/status/phase")), age(o)],
+        ("", "configmaps") => vec![name, json!(data_count(o)), age(o)],
+        ("", "secrets") => vec![name, json!(s(o, "/type")), json!(data_count(o)), age(o)],
+        ("", "serviceaccounts") => vec![
+            name,
+            json!(
+                o.get("secrets")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len)
+            ),
+            age(o),
+        ],
+        ("batch", "jobs") => {
+            let (c, im) = containers_images(o, "/spec/template/spec");
+            let completions = o.pointer("/spec/completions").and_then(Value::as_i64);
+            let succeeded = i(o, "/status/succeeded");
+            let comp = match completions {
+                Some(n) => format!("{succeeded}/{n}"),
+                None => format!("{succeeded}/1 of {}", i(o, "/spec/parallelism").max(1)),
+            };
+            let status = if condition_true(o, "Complete") {
+                "Complete"
+            } else if condition_true(o, "Failed") {
+                "Failed"
+            } else if condition_true(o, "Suspended") {
+                "Suspended"
+            } else {
+                "Running"
+            };
+            let duration = match (
+                o.pointer("/status/startTime").and_then(Value::as_str),
+                o.pointer("/status/completionTime").and_then(Value::as_str),
+            ) {
+                (Some(st), end) => {
+                    let st = chrono::DateTime::parse_from_rfc3339(st).ok();
+                    let end = end
+                        .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+                        .map(|e| e.with_timezone(&chrono::Utc))
+                        .unwrap_or_else(chrono::Utc::now);
+                    st.map(|st| {
+                        human_duration((end - st.with_timezone(&chrono::Utc)).num_seconds())
+                    })
+                    .unwrap_or_default()
+                }
+                _ => String::new(),
+            };
+            vec![
+                name,
+                json!(status),
+                json!(comp),
+                json!(duration),
+                age(o),
+                json!(c),
+                json!(im),
+                json!(selector_string(o.pointer("/spec/selector"))),
+            ]
+        }
+        ("batch", "cronjobs") => {
+            let (c, im) = containers_images(o, "/spec/jobTemplate/spec/template/spec");
+            let last = o
+                .pointer("/status/lastScheduleTime")
+                .and_then(Value::as_str)
+                .map(|t| age_of(Some(t)))
+                .unwrap_or_else(|| "<none>".into());
+            vec![
+                name,
+                json!(s(o, "/spec/schedule")),
+                json!(or_none(s(o, "/spec/timeZone"))),
+                json!(
+                    o.pointer("/spec/suspend")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                ),
+                json!(
+                    o.pointer("/status/active")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len)
+                ),
+                json!(last),
+                age(o),
+                json!(c),
+                json!(im),
+                json!(selector_string(
+                    o.pointer("/spec/jobTemplate/spec/selector")
+                )),
+            ]
+        }
+        ("apps", "daemonsets") => {
+            let (c, im) = containers_images(o, "/spec/template/spec");
+            vec![
+                name,
+                json!(i(o, "/status/desiredNumberScheduled")),
+                json!(i(o, "/status/currentNumberScheduled")),
+                json!(i(o, "/status/numberReady")),
+                json!(i(o, "/status/updatedNumberScheduled")),
+                json!(i(o, "/status/numberAvailable")),
+                json!(map_selector(o.pointer("/spec/template/spec/nodeSelector"))),
+                age(o),
+                json!(c),
+                json!(im),
+                json!(selector_string(o.pointer("/spec/selector"))),
+            ]
+        }
+        ("apps", "statefulsets") => {
+            let (c, im) = containers_images(o, "/spec/template/spec");
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    i(o, "/status/readyReplicas"),
+                    i(o, "/spec/replicas")
+                )),
+                age(o),
+                json!(c),
+                json!(im),
+            ]
+        }
+        ("networking.k8s.io", "ingresses") => {
+            let rules = o
+                .pointer("/spec/rules")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let hosts: Vec<&str> = rules
+                .iter()
+                .map(|r| r.get("host").and_then(Value::as_str).unwrap_or("*"))
+                .collect();
+            let addrs: Vec<String> = o
+                .pointer("/status/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|x| {
+                            let ip = s(x, "/ip");
+                            if ip.is_empty() {
+                                s(x, "/hostname").to_string()
+                            } else {
+                                ip.to_string()
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let ports = if o
+                .pointer("/spec/tls")
+                .and_then(Value::as_array)
+                .is_some_and(|t| !t.is_empty())
+            {
+                "80, 443"
+            } else {
+                "80"
+            };
+            vec![
+                name,
+                json!(or_none(s(o, "/spec/ingressClassName"))),
+                json!(if hosts.is_empty() {
+                    "*".to_string()
+                } else {
+                    hosts.join(",")
+                }),
+                json!(addrs.join(",")),
+                json!(ports),
+                age(o),
+            ]
+        }
+        ("", "events") => {
+            let last = o
+                .get("lastTimestamp")
+                .and_then(Value::as_str)
+                .or_else(|| o.get("eventTime").and_then(Value::as_str))
+                .or_else(|| {
+                    o.pointer("/metadata/creationTimestamp")
+                        .and_then(Value::as_str)
+                });
+            let first = o.get("firstTimestamp").and_then(Value::as_str).or(last);
+            let obj = format!(
+                "{}/{}",
+                s(o, "/involvedObject/kind").to_lowercase(),
+                s(o, "/involvedObject/name")
+            );
+            let source = {
+                let c = s(o, "/source/component");
+                let h = s(o, "/source/host");
+                if h.is_empty() {
+                    c.to_string()
+                } else {
+                    format!("{c}, {h}")
+                }
+            };
+            vec![
+                json!(age_of(last)),
+                json!(s(o, "/type")),
+                json!(s(o, "/reason")),
+                json!(obj),
+                json!(s(o, "/involvedObject/fieldPath")),
+                json!(source),
+                json!(s(o, "/message").trim()),
+                json!(age_of(first)),
+                json!(
+                    o.get("count")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1)
+                        .to_string()
+                ),
+                name,
+            ]
+        }
+        ("", "persistentvolumes") => {
+            let claim = {
+                let ns = s(o, "/spec/claimRef/namespace");
+                let n = s(o, "/spec/claimRef/name");
+                if n.is_empty() {
+                    String::new()
+                } else {
+                    format!("{ns}/{n}")
+                }
+            };
+            vec![
+                name,
+                json!(s(o, "/spec/capacity/storage")),
+                json!(access_modes(o, "/spec/accessModes")),
+                json!(s(o, "/spec/persistentVolumeReclaimPolicy")),
+                json!(s(o, "/status/phase")),
+                json!(claim),
+                json!(s(o, "/spec/storageClassName")),
+                json!(or_none(s(o, "/spec/volumeAttributesClassName"))),
+                json!(s(o, "/status/reason")),
+                age(o),
+                json!(s(o, "/spec/volumeMode")),
+            ]
+        }
+        ("", "persistentvolumeclaims") => vec![
+            name,
+            json!(s(o, "/status/phase")),
+            json!(s(o, "/spec/volumeName")),
+            json!(s(o, "/status/capacity/storage")),
+            json!(access_modes(o, "/status/accessModes")),
+            json!(s(o, "/spec/storageClassName")),
+            json!(or_none(s(o, "/spec/volumeAttributesClassName"))),
+            age(o),
+            json!(s(o, "/spec/volumeMode")),
+        ],
+        _ => vec![name, age(o)],
+    }
+}
+
+fn column_definitions(info: &ResourceInfo) -> Vec<Value> {
+    layout(info)
+        .into_iter()
+        .map(|Col(name, ty, priority)| {
+            let format = if name == "Name" { "name" } else { "" };
+            json!({"name": name, "type": ty, "format": format, "description": "", "priority": priority})
+        })
+        .collect()
+}
+
+/// What each row carries as `object`: upstream's `includeObject` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncludeObject {
+    None,
+    Metadata,
+    Object,
+}
+
+impl IncludeObject {
+    pub fn parse(v: Option<&str>) -> IncludeObject {
+        match v {
+            Some("None") => IncludeObject::None,
+            Some("Object") => IncludeObject::Object,
+            _ => IncludeObject::Metadata,
+        }
+    }
+}
+
+pub fn row(info: &ResourceInfo, o: &Value, include: IncludeObject) -> Value {
+    let object = match include {
+        IncludeObject::None => Value::Null,
+        IncludeObject::Object => o.clone(),
+        IncludeObject::Metadata => {
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))})
+        }
+    };
+    json!({"cells": cells(info, o), "object": object})
+}
+
+/// A Table of `objects`; `list_meta` is the list's metadata (resourceVersion, continue).
+pub fn table(
+    info: &ResourceInfo,
+    objects: &[Value],
+    list_meta: Value,
+    include: IncludeObject,
+    no_headers: bool,
+) -> Value {
+    let defs = if no_headers {
+        json!([])
+    } else {
+        json!(column_definitions(info))
+    };
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "columnDefinitions": defs,
+        "rows": objects.iter().map(|o| row(info, o, include)).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(5), "5s");
+        assert_eq!(human_duration(150), "2m30s");
+        assert_eq!(human_duration(600), "10m");
+        assert_eq!(human_duration(3600 * 5 + 60 * 3), "5h3m");
+        assert_eq!(human_duration(3600 * 30), "30h");
+        assert_eq!(human_duration(3600 * 24 * 3), "3d");
+    }
+}

@@ -1,0 +1,202 @@
+//! `skiff server`: the datastore, the API server over HTTPS, and the files clients need.
+
+use skiff_apiserver::pki::{self, Pki};
+use skiff_store::{CompactionPolicy, EtcdOptions, SqliteOptions, Store};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Where the datastore, certificates and kubeconfig live.
+    #[arg(long, default_value = "/var/lib/skiff")]
+    pub data_dir: PathBuf,
+    /// Address the API server listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    #[arg(long, default_value_t = 6443)]
+    pub https_port: u16,
+    /// `sqlite` (embedded, the default) or `etcd://HOST:PORT[,HOST:PORT...]`.
+    #[arg(long, default_value = "sqlite")]
+    pub datastore: String,
+    /// Run only the control plane, no node agent on this machine.
+    #[arg(long)]
+    pub no_agent: bool,
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    /// This node's name (defaults to the hostname).
+    #[arg(long)]
+    pub node_name: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("datastore: {0}")]
+    Store(#[from] skiff_store::StoreError),
+    #[error("invalid --datastore {0:?}: expected sqlite or etcd://HOST:PORT[,HOST:PORT...]")]
+    Datastore(String),
+    #[error("invalid --service-cidr {0:?}")]
+    ServiceCidr(String),
+    #[error("tls: {0}")]
+    Pki(#[from] pki::PkiError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("api server: {0}")]
+    ApiServer(String),
+    #[error("the node agent is not available yet: run with --no-agent")]
+    AgentUnsupported,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The address this machine would use for its default route. A UDP connect sends no packet.
+fn node_ip() -> Option<IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    s.local_addr()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
+}
+
+pub async fn open_store(datastore: &str, data_dir: &std::path::Path) -> Result<Store, ServerError> {
+    if datastore == "sqlite" {
+        let dir = data_dir.join("db");
+        std::fs::create_dir_all(&dir).map_err(|e| ServerError::DataDir(dir.clone(), e))?;
+        return Ok(Store::sqlite(&dir.join("state.db"), SqliteOptions::default()).await?);
+    }
+    if let Some(rest) = datastore.strip_prefix("etcd://") {
+        let endpoints: Vec<String> = rest
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|e| format!("http://{e}"))
+            .collect();
+        if endpoints.is_empty() {
+            return Err(ServerError::Datastore(datastore.into()));
+        }
+        return Ok(Store::etcd(&endpoints, EtcdOptions::default()).await?);
+    }
+    if datastore == "memory" {
+        return Ok(Store::memory());
+    }
+    Err(ServerError::Datastore(datastore.into()))
+}
+
+pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
+    let started = std::time::Instant::now();
+    if !args.no_agent {
+        return Err(ServerError::AgentUnsupported);
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| ServerError::DataDir(args.data_dir.clone(), e))?;
+    let (base, _) = skiff_apiserver::alloc::parse_cidr(&args.service_cidr)
+        .ok_or_else(|| ServerError::ServiceCidr(args.service_cidr.clone()))?;
+    let first_service_ip = Ipv4Addr::from(base + 1);
+    let host = hostname();
+    let ip = node_ip();
+    let mut sans = vec![
+        "127.0.0.1".to_string(),
+        "localhost".into(),
+        host.clone(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+        "kubernetes.default.svc.cluster.local".into(),
+        first_service_ip.to_string(),
+    ];
+    if let Some(ip) = ip {
+        sans.push(ip.to_string());
+    }
+    if !args.bind_address.is_unspecified() {
+        sans.push(args.bind_address.to_string());
+    }
+    sans.dedup();
+    let tls_dir = args.data_dir.join("tls");
+    let pki = tokio::task::spawn_blocking(move || Pki::load_or_create(&tls_dir, &sans))
+        .await
+        .map_err(|e| ServerError::ApiServer(e.to_string()))??;
+    let store = open_store(&args.datastore, &args.data_dir).await?;
+    let compactor = store.start_compactor(CompactionPolicy::default());
+    let listen = SocketAddr::new(args.bind_address, args.https_port);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| ServerError::Listen(listen, e))?;
+    let port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(args.https_port);
+    let client_host = if args.bind_address.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        args.bind_address.to_string()
+    };
+    let advertise = format!(
+        "{}:{port}",
+        ip.filter(|_| args.bind_address.is_unspecified())
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| client_host.clone())
+    );
+    let cancel = CancellationToken::new();
+    let config = skiff_apiserver::Config {
+        advertise_address: advertise,
+        service_cidr: args.service_cidr.clone(),
+        admin_token: pki.admin_token.clone(),
+        node_token: pki.node_token.clone(),
+    };
+    let (api, cache_feeder) = skiff_apiserver::ApiServer::new(store, config, cancel.clone())
+        .await
+        .map_err(ServerError::ApiServer)?;
+    let tls = pki.server_config()?;
+    let kubeconfig_path = args.data_dir.join("admin.kubeconfig");
+    pki::write_secret_file(
+        &kubeconfig_path,
+        &pki.admin_kubeconfig(&format!("https://{client_host}:{port}")),
+    )?;
+    let token_path = args.data_dir.join("node-token");
+    pki::write_secret_file(&token_path, &format!("{}\n", pki.node_token))?;
+    let serving = tokio::spawn(skiff_apiserver::serve_https(
+        listener,
+        tls,
+        api.router(),
+        cancel.clone(),
+    ));
+    tracing::info!(
+        kubeconfig = %kubeconfig_path.display(),
+        node_token = %token_path.display(),
+        listen = %format!("https://{client_host}:{port}"),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "skiff server ready: kubeconfig at {}, node token at {}",
+        kubeconfig_path.display(),
+        token_path.display()
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    cancel.cancel();
+    let _ = serving.await;
+    let _ = cache_feeder.await;
+    let _ = compactor.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

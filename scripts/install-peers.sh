@@ -21,7 +21,7 @@ set -Eeuo pipefail
 
 DIR=${SKIFF_PEERS_DIR:-/var/cache/skiff-peers}
 HOST_PYTHON=${SKIFF_HOST_PYTHON:-python3}
-APT_PACKAGES=(etcd-server pkg-config protobuf-compiler)
+APT_PACKAGES=(etcd-server pkg-config protobuf-compiler curl)
 
 STEP="setup"
 log() { printf 'install-peers: %s\n' "$*" >&2; }

@@ -7,7 +7,10 @@ use skiff_api::registry::ResourceInfo;
 use skiff_api::status::ApiError;
 use std::sync::OnceLock;
 
-const PROTO_V2: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// What `/openapi/v2` answers for protobuf. Clients ask for the `@` form, but `@` is not a
+/// token character, so Go's `mime.ParseMediaType` (kubectl 1.20) rejects it in a
+/// Content-Type; kube-openapi answers with the dotted form, and so do we.
+const PROTO_V2: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 const PROTO_V3: &str = "application/com.github.proto-openapi.spec.v3@v1.0+protobuf";
 
 fn bytes_response(ct: &str, body: &'static [u8]) -> Response<Body> {
@@ -128,4 +131,67 @@ pub fn unknown_fields(info: &ResourceInfo, obj: &Value) -> Vec<String> {
     let mut out = Vec::new();
     walk(def, obj, "", &mut out);
     out
+}
+
+fn type_error(schema: &'static Value, v: &Value, path: &str, depth: usize) -> Option<String> {
+    if depth > 64 || v.is_null() {
+        return None;
+    }
+    let schema = resolve(schema);
+    let ty = schema.get("type").and_then(Value::as_str);
+    let got = match v {
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "boolean",
+        Value::Null => "null",
+    };
+    let mismatch = match ty {
+        Some("object") => !v.is_object(),
+        Some("array") => !v.is_array(),
+        // Quantities and int-or-string are strings in the schema but accept numbers.
+        Some("string") => v.is_object() || v.is_array() || v.is_boolean(),
+        Some("integer") | Some("number") => !v.is_number(),
+        Some("boolean") => !v.is_boolean(),
+        _ => false,
+    };
+    if mismatch {
+        let field = if path.is_empty() { "the object".to_string() } else { path.trim_start_matches('.').to_string() };
+        return Some(format!("{field}: expected {}, got {got}", ty.unwrap_or("value")));
+    }
+    match v {
+        Value::Object(m) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            let ap = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (k, child) in m {
+                let child_schema = props.and_then(|p| p.get(k)).or(ap);
+                if let Some(cs) = child_schema
+                    && let Some(e) = type_error(cs, child, &format!("{path}.{k}"), depth + 1)
+                {
+                    return Some(e);
+                }
+            }
+            None
+        }
+        Value::Array(items) => {
+            let is = schema.get("items")?;
+            items.iter().enumerate().find_map(|(i, child)| type_error(is, child, &format!("{path}[{i}]"), depth + 1))
+        }
+        _ => None,
+    }
+}
+
+/// A value of the wrong JSON type for its kind's schema, as upstream's decoder rejects with 400.
+pub fn decode_error(info: &ResourceInfo, obj: &Value) -> Option<String> {
+    if !obj.is_object() {
+        return Some(format!("the body must be a JSON object describing a {}", info.kind));
+    }
+    if let Some(md) = obj.get("metadata")
+        && !md.is_object()
+        && !md.is_null()
+    {
+        return Some("metadata: expected object".into());
+    }
+    type_error(definition_for(info)?, obj, "", 0)
 }

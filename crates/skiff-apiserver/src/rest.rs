@@ -202,28 +202,27 @@ pub async fn serve(
 
 /// The body's media type and bytes, at most [`objects::MAX_BODY`].
 pub async fn read_body(req: Request<Body>) -> Result<(String, bytes::Bytes), ApiError> {
+    use http_body_util::BodyExt;
     let ct = objects::content_type(req.headers());
-    if let Some(len) = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && len > objects::MAX_BODY
-    {
+    let mut body = req.into_body();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    // Past the limit, keep draining (up to a bound) so the client can read the 413 instead of a reset.
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= objects::MAX_BODY {
+                buf.extend_from_slice(&data);
+            } else if seen > 4 * objects::MAX_BODY {
+                break;
+            }
+        }
+    }
+    if seen > objects::MAX_BODY {
         return Err(ApiError::too_large());
     }
-    let bytes = axum::body::to_bytes(req.into_body(), objects::MAX_BODY)
-        .await
-        .map_err(|e| {
-            if std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
-                || e.to_string().contains("length limit")
-            {
-                ApiError::too_large()
-            } else {
-                ApiError::bad_request(format!("cannot read request body: {e}"))
-            }
-        })?;
-    Ok((ct, bytes))
+    Ok((ct, buf.freeze()))
 }
 
 /// Known top-level and metadata fields; unknown ones follow `fieldValidation` (Strict: 400, Warn/Ignore: dropped).
@@ -501,6 +500,9 @@ async fn namespace_usable(server: &ApiServer, ns: &str) -> Result<(), ApiError> 
 }
 
 fn check_type_meta(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+    if let Some(e) = crate::openapi::decode_error(info, obj) {
+        return Err(ApiError::bad_request(format!("error decoding {}: {e}", info.kind)));
+    }
     let av = obj
         .get("apiVersion")
         .and_then(Value::as_str)

@@ -77,6 +77,13 @@ impl ApiServer {
             },
             cancel,
         });
+        // Build the OpenAPI documents off the request path; the first write needs the schemas.
+        std::thread::Builder::new()
+            .name("openapi-warmup".into())
+            .spawn(|| {
+                let _ = crate::openapi::decode_error(skiff_api::registry::all().first().expect("the registry is not empty"), &serde_json::json!({}));
+            })
+            .map_err(|e| e.to_string())?;
         rest::bootstrap(&server).await.map_err(|e| e.message)?;
         Ok((server, feeder))
     }

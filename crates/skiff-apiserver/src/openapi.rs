@@ -157,8 +157,15 @@ fn type_error(schema: &'static Value, v: &Value, path: &str, depth: usize) -> Op
         _ => false,
     };
     if mismatch {
-        let field = if path.is_empty() { "the object".to_string() } else { path.trim_start_matches('.').to_string() };
-        return Some(format!("{field}: expected {}, got {got}", ty.unwrap_or("value")));
+        let field = if path.is_empty() {
+            "the object".to_string()
+        } else {
+            path.trim_start_matches('.').to_string()
+        };
+        return Some(format!(
+            "{field}: expected {}, got {got}",
+            ty.unwrap_or("value")
+        ));
     }
     match v {
         Value::Object(m) => {
@@ -176,7 +183,10 @@ fn type_error(schema: &'static Value, v: &Value, path: &str, depth: usize) -> Op
         }
         Value::Array(items) => {
             let is = schema.get("items")?;
-            items.iter().enumerate().find_map(|(i, child)| type_error(is, child, &format!("{path}[{i}]"), depth + 1))
+            items
+                .iter()
+                .enumerate()
+                .find_map(|(i, child)| type_error(is, child, &format!("{path}[{i}]"), depth + 1))
         }
         _ => None,
     }
@@ -185,7 +195,10 @@ fn type_error(schema: &'static Value, v: &Value, path: &str, depth: usize) -> Op
 /// A value of the wrong JSON type for its kind's schema, as upstream's decoder rejects with 400.
 pub fn decode_error(info: &ResourceInfo, obj: &Value) -> Option<String> {
     if !obj.is_object() {
-        return Some(format!("the body must be a JSON object describing a {}", info.kind));
+        return Some(format!(
+            "the body must be a JSON object describing a {}",
+            info.kind
+        ));
     }
     if let Some(md) = obj.get("metadata")
         && !md.is_object()

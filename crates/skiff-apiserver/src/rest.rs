@@ -209,7 +209,8 @@ pub async fn read_body(req: Request<Body>) -> Result<(String, bytes::Bytes), Api
     let mut seen = 0usize;
     // Past the limit, keep draining (up to a bound) so the client can read the 413 instead of a reset.
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read request body: {e}")))?;
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("cannot read request body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             seen += data.len();
             if seen <= objects::MAX_BODY {
@@ -501,7 +502,10 @@ async fn namespace_usable(server: &ApiServer, ns: &str) -> Result<(), ApiError> 
 
 fn check_type_meta(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
     if let Some(e) = crate::openapi::decode_error(info, obj) {
-        return Err(ApiError::bad_request(format!("error decoding {}: {e}", info.kind)));
+        return Err(ApiError::bad_request(format!(
+            "error decoding {}: {e}",
+            info.kind
+        )));
     }
     let av = obj
         .get("apiVersion")

@@ -81,7 +81,12 @@ impl ApiServer {
         std::thread::Builder::new()
             .name("openapi-warmup".into())
             .spawn(|| {
-                let _ = crate::openapi::decode_error(skiff_api::registry::all().first().expect("the registry is not empty"), &serde_json::json!({}));
+                let _ = crate::openapi::decode_error(
+                    skiff_api::registry::all()
+                        .first()
+                        .expect("the registry is not empty"),
+                    &serde_json::json!({}),
+                );
             })
             .map_err(|e| e.to_string())?;
         rest::bootstrap(&server).await.map_err(|e| e.message)?;

@@ -1,7 +1,8 @@
 //! Discovery documents: `/api`, `/apis`, per group-version resource lists, and aggregated discovery (v2).
 
+use crate::crd::Resources;
 use serde_json::{Value, json};
-use skiff_api::registry::{self, ResourceInfo};
+use skiff_api::registry::ResourceInfo;
 
 pub const AGGREGATED_V2: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
@@ -22,7 +23,7 @@ pub fn versions(server_address: &str) -> Value {
     })
 }
 
-fn group_entry(group: &str, versions: &[&'static str], preferred: &str) -> Value {
+fn group_entry(group: &str, versions: &[String], preferred: &str) -> Value {
     json!({
         "name": group,
         "versions": versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect::<Vec<_>>(),
@@ -30,20 +31,20 @@ fn group_entry(group: &str, versions: &[&'static str], preferred: &str) -> Value
     })
 }
 
-pub fn groups() -> Value {
-    let groups: Vec<Value> = registry::group_versions()
+pub fn groups(resources: &Resources) -> Value {
+    let groups: Vec<Value> = resources
+        .group_versions()
         .iter()
         .filter(|g| !g.group.is_empty())
-        .map(|g| group_entry(g.group, g.versions, g.preferred_version))
+        .map(|g| group_entry(&g.group, &g.versions, g.preferred()))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-pub fn group(name: &str) -> Option<Value> {
-    let g = registry::group_versions()
-        .iter()
-        .find(|g| g.group == name && !name.is_empty())?;
-    let mut v = group_entry(g.group, g.versions, g.preferred_version);
+pub fn group(resources: &Resources, name: &str) -> Option<Value> {
+    let gvs = resources.group_versions();
+    let g = gvs.iter().find(|g| g.group == name && !name.is_empty())?;
+    let mut v = group_entry(&g.group, &g.versions, g.preferred());
     v["kind"] = json!("APIGroup");
     v["apiVersion"] = json!("v1");
     Some(v)
@@ -61,12 +62,8 @@ fn subresource_verbs(sub: &str) -> Vec<&'static str> {
     }
 }
 
-fn resources_of(group: &str, version: &str) -> Vec<&'static ResourceInfo> {
-    registry::resources_of(group, version).collect()
-}
-
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let infos = resources_of(group, version);
+pub fn resource_list(resources: &Resources, group: &str, version: &str) -> Option<Value> {
+    let infos = resources.resources_of(group, version);
     if infos.is_empty() {
         return None;
     }
@@ -134,9 +131,9 @@ pub fn subresources(r: &ResourceInfo) -> Vec<(&'static str, &'static str)> {
 }
 
 /// Aggregated discovery for `/api` (core) or `/apis` (every other group).
-pub fn aggregated(core: bool) -> Value {
+pub fn aggregated(resources: &Resources, core: bool) -> Value {
     let mut items = Vec::new();
-    for g in registry::group_versions() {
+    for g in resources.group_versions() {
         if g.group.is_empty() != core {
             continue;
         }
@@ -144,7 +141,8 @@ pub fn aggregated(core: bool) -> Value {
             .versions
             .iter()
             .map(|v| {
-                let resources: Vec<Value> = resources_of(g.group, v)
+                let resources: Vec<Value> = resources
+                    .resources_of(&g.group, v)
                     .into_iter()
                     .map(|r| {
                         let mut e = json!({

@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod cache;
+pub mod crd;
 pub mod discovery;
 pub mod objects;
 pub mod openapi;

@@ -1,6 +1,7 @@
 //! Turns a request path into what it addresses: discovery, a collection, an object or a subresource.
 
-use skiff_api::registry::{self, ResourceInfo};
+use crate::crd::Resources;
+use skiff_api::registry::ResourceInfo;
 
 /// What a resource path names.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +41,7 @@ fn segments(path: &str) -> Vec<&str> {
     path.split('/').filter(|s| !s.is_empty()).collect()
 }
 
-pub fn route(path: &str) -> Route {
+pub fn route(path: &str, resources: &Resources) -> Route {
     let seg = segments(path);
     match seg.as_slice() {
         ["version"] => Route::Version,
@@ -63,18 +64,18 @@ pub fn route(path: &str) -> Route {
             group: group.to_string(),
             version: version.to_string(),
         },
-        ["api", "v1", rest @ ..] => resource("", "v1", rest),
-        ["apis", group, version, rest @ ..] => resource(group, version, rest),
+        ["api", "v1", rest @ ..] => resource(resources, "", "v1", rest),
+        ["apis", group, version, rest @ ..] => resource(resources, group, version, rest),
         _ => Route::NotFound,
     }
 }
 
-fn resource(group: &str, version: &str, rest: &[&str]) -> Route {
+fn resource(resources: &Resources, group: &str, version: &str, rest: &[&str]) -> Route {
     let (watch_path, rest) = match rest {
         ["watch", tail @ ..] => (true, tail),
         _ => (false, rest),
     };
-    let lookup = |plural: &str| registry::find(group, version, plural);
+    let lookup = |plural: &str| resources.find(group, version, plural);
     // namespaces/{ns}/{plural}/... addresses namespaced resources, except the namespace object itself.
     let (namespace, plural, name, sub) = match rest {
         ["namespaces", ns, plural, tail @ ..] if lookup(plural).is_some_and(|i| i.namespaced) => {

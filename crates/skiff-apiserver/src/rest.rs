@@ -623,7 +623,11 @@ pub async fn create_object(
     }
     prepare_for_create(info, &mut obj);
     skiff_api::defaults::apply(info.group, info.kind, &mut obj);
-    let causes = skiff_api::validation::validate(info.group, info.kind, &obj);
+    let mut causes = skiff_api::validation::validate(info.group, info.kind, &obj);
+    if is_crd(info) {
+        causes.extend(crate::crd::validate(&obj));
+        crate::crd::accept(&mut obj);
+    }
     if !causes.is_empty() {
         return Err(ApiError::invalid(info.group, info.kind, &name, causes));
     }
@@ -653,6 +657,10 @@ pub async fn create_object(
         }
     };
     metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rev.to_string()));
+    if is_crd(info) {
+        // Serve the new resources at once; the watch only catches up other servers.
+        server.resources.define(&obj);
+    }
     Ok(obj)
 }
 
@@ -907,6 +915,10 @@ pub async fn write_update(
         new["spec"]["selector"] = sel.clone();
     }
     let mut causes = skiff_api::validation::validate(info.group, info.kind, &new);
+    if is_crd(info) && subresource.is_none() {
+        causes.extend(crate::crd::validate(&new));
+        crate::crd::accept(&mut new);
+    }
     causes.extend(skiff_api::validation::validate_update(
         info.group, info.kind, current, &new,
     ));
@@ -962,6 +974,10 @@ pub async fn write_update(
         .await
         .map_err(|e| store_error(info, name, e))?;
     metadata_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
+    if is_crd(info) {
+        // Serve the new resources at once; the watch only catches up other servers.
+        server.resources.define(&new);
+    }
     Ok((StatusCode::OK, new))
 }
 
@@ -982,9 +998,41 @@ pub async fn update_object(
     write_update(server, info, ns, name, subresource, &current, new, dry_run).await
 }
 
+fn is_crd(info: &ResourceInfo) -> bool {
+    info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions"
+}
+
 async fn after_delete(server: &ApiServer, info: &ResourceInfo, obj: &Value) {
     if info.group.is_empty() && info.plural == "services" {
         server.allocator.release(obj).await;
+    }
+    if is_crd(info) {
+        server.resources.undefine(obj);
+        // The custom resources go with their definition.
+        let group = obj
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let plural = obj
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if group.is_empty() || plural.is_empty() {
+            return;
+        }
+        let pfx = format!("/registry/{group}/{plural}/");
+        match server.store.range(&pfx, None, 0, 0).await {
+            Ok(res) => {
+                for kv in res.kvs {
+                    if let Err(e) = server.store.delete(&kv.key, None).await {
+                        tracing::warn!(key = %kv.key, error = %e, "cannot delete custom resource of a deleted definition");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list custom resources of a deleted definition")
+            }
+        }
     }
 }
 

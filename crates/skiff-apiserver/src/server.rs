@@ -3,7 +3,7 @@
 use crate::cache::WatchCache;
 use crate::objects::{self, Query};
 use crate::request::{self, Route};
-use crate::{alloc, discovery, rest};
+use crate::{alloc, crd, discovery, rest};
 use axum::body::Body;
 use http::{Request, Response, StatusCode, header};
 use serde_json::{Value, json};
@@ -47,6 +47,7 @@ pub struct ApiServer {
     pub cache: WatchCache,
     pub config: Config,
     pub allocator: alloc::Allocators,
+    pub resources: crd::Resources,
     pub metrics: Metrics,
     pub cancel: CancellationToken,
 }
@@ -62,6 +63,9 @@ impl ApiServer {
         let (cache, feeder) = WatchCache::start(store.clone(), rev, cancel.clone())
             .await
             .map_err(|e| e.to_string())?;
+        let (resources, crd_watcher) = crd::Resources::start(&store, &cache, cancel.clone())
+            .await
+            .map_err(|e| e.to_string())?;
         let allocator = alloc::Allocators::load(&store, &config.service_cidr)
             .await
             .map_err(|e| e.to_string())?;
@@ -70,6 +74,7 @@ impl ApiServer {
             cache,
             config,
             allocator,
+            resources,
             metrics: Metrics {
                 requests: AtomicU64::new(0),
                 errors: AtomicU64::new(0),
@@ -90,7 +95,12 @@ impl ApiServer {
             })
             .map_err(|e| e.to_string())?;
         rest::bootstrap(&server).await.map_err(|e| e.message)?;
-        Ok((server, feeder))
+        // One handle for the caller: both background readers end with the cancellation token.
+        let tasks = tokio::spawn(async move {
+            let _ = feeder.await;
+            let _ = crd_watcher.await;
+        });
+        Ok((server, tasks))
     }
 
     /// The router every client uses: over HTTPS for remote clients, in-process for co-located components.
@@ -150,7 +160,7 @@ impl ApiServer {
         let span = tracing::debug_span!("request", %method, %path);
         let _enter = span.enter();
         // Health endpoints are open, as upstream's are to anonymous clients by default.
-        let route = request::route(&path);
+        let route = request::route(&path, &self.resources);
         let result = match route {
             Route::Health(_) => Ok(text(StatusCode::OK, "ok")),
             _ => match self
@@ -210,7 +220,10 @@ impl ApiServer {
             Route::CoreVersions => {
                 get_only(req.method())?;
                 if discovery::wants_aggregated(&accept) {
-                    Ok(aggregated_response(&discovery::aggregated(true)))
+                    Ok(aggregated_response(&discovery::aggregated(
+                        &self.resources,
+                        true,
+                    )))
                 } else {
                     Ok(json_response(
                         StatusCode::OK,
@@ -221,17 +234,25 @@ impl ApiServer {
             Route::Groups => {
                 get_only(req.method())?;
                 if discovery::wants_aggregated(&accept) {
-                    Ok(aggregated_response(&discovery::aggregated(false)))
+                    Ok(aggregated_response(&discovery::aggregated(
+                        &self.resources,
+                        false,
+                    )))
                 } else {
-                    Ok(json_response(StatusCode::OK, &discovery::groups()))
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &discovery::groups(&self.resources),
+                    ))
                 }
             }
-            Route::Group(g) => discovery::group(&g)
+            Route::Group(g) => discovery::group(&self.resources, &g)
                 .map(|v| json_response(StatusCode::OK, &v))
                 .ok_or_else(ApiError::no_route),
-            Route::ResourceList { group, version } => discovery::resource_list(&group, &version)
-                .map(|v| json_response(StatusCode::OK, &v))
-                .ok_or_else(ApiError::no_route),
+            Route::ResourceList { group, version } => {
+                discovery::resource_list(&self.resources, &group, &version)
+                    .map(|v| json_response(StatusCode::OK, &v))
+                    .ok_or_else(ApiError::no_route)
+            }
             Route::Resource(r) => {
                 let query = Query::parse(req.uri().query());
                 rest::serve(self, r, req, query, user, &accept).await

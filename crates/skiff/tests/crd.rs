@@ -1,0 +1,87 @@
+//! CustomResourceDefinitions with real kubectl: the custom resources are served, discoverable,
+//! and removed with their definition.
+
+use skiff_testkit::{TestServer, kubectl_120, kubectl_135};
+use std::path::Path;
+
+fn manifests() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests")
+}
+
+fn crd_roundtrip(kubectl: &Path) {
+    let s = TestServer::start(env!("CARGO_BIN_EXE_skiff").as_ref());
+    let crd = manifests().join("crontab-crd.yaml");
+    let out = s.ok(kubectl, &["apply", "-f", crd.to_str().expect("utf-8 path")]);
+    assert!(
+        out.contains(
+            "customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com created"
+        ),
+        "{out}"
+    );
+    s.ok(
+        kubectl,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/crontabs.stable.example.com",
+            "--timeout=20s",
+        ],
+    );
+    let ct = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: my-new-cron-object\nspec:\n  cronSpec: \"* * * * */5\"\n  image: my-awesome-cron-image\n";
+    let out = s.run_stdin(kubectl, &["apply", "-f", "-"], Some(ct));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s.run_stdin(kubectl, &["apply", "-f", "-"], Some(ct));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("unchanged"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let got = s.ok(
+        kubectl,
+        &[
+            "get",
+            "ct",
+            "my-new-cron-object",
+            "-o",
+            "jsonpath={.spec.image}",
+        ],
+    );
+    assert_eq!(got, "my-awesome-cron-image");
+    let listed = s.ok(kubectl, &["get", "crontabs"]);
+    assert!(listed.contains("my-new-cron-object"), "{listed}");
+    let resources = s.ok(
+        kubectl,
+        &["api-resources", "--api-group=stable.example.com"],
+    );
+    assert!(
+        resources.contains("crontabs") && resources.contains("ct"),
+        "{resources}"
+    );
+    s.ok(kubectl, &["delete", "crd", "crontabs.stable.example.com"]);
+    let out = s.run(kubectl, &["get", "crontabs.stable.example.com"]);
+    assert!(
+        !out.status.success(),
+        "crontabs still served after the CRD was deleted"
+    );
+    // Recreating the definition does not bring old objects back.
+    s.ok(kubectl, &["apply", "-f", crd.to_str().expect("utf-8 path")]);
+    let listed = s.ok(kubectl, &["get", "crontabs", "-o", "name"]);
+    assert!(
+        listed.trim().is_empty(),
+        "custom resources survived their definition: {listed}"
+    );
+}
+
+#[test]
+fn crd_with_kubectl_135() {
+    crd_roundtrip(&kubectl_135());
+}
+
+#[test]
+fn crd_with_kubectl_120() {
+    crd_roundtrip(&kubectl_120());
+}

@@ -13,6 +13,7 @@ pub mod request;
 pub mod rest;
 pub mod server;
 pub mod table;
+pub mod ttl;
 pub mod watch;
 
 pub use server::{ApiServer, Config, serve_https};

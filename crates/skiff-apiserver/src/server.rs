@@ -112,6 +112,16 @@ impl ApiServer {
         })
     }
 
+    /// Starts deleting events `ttl` after their last write (upstream's `--event-ttl`).
+    pub fn start_event_expiry(&self, ttl: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::ttl::run(
+            self.store.clone(),
+            self.cache.clone(),
+            ttl,
+            self.cancel.clone(),
+        ))
+    }
+
     fn authenticate(&self, req: &Request<Body>) -> Result<User, ApiError> {
         if req.extensions().get::<Remote>().is_none() {
             return Ok(User {

@@ -29,6 +29,9 @@ pub struct ServerArgs {
     /// This node's name (defaults to the hostname).
     #[arg(long)]
     pub node_name: Option<String>,
+    /// How long events are kept after their last update, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub event_ttl: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +165,8 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     )?;
     let token_path = args.data_dir.join("node-token");
     pki::write_secret_file(&token_path, &format!("{}\n", pki.node_token))?;
+    let event_expiry =
+        api.start_event_expiry(std::time::Duration::from_secs(args.event_ttl.max(1)));
     let serving = tokio::spawn(skiff_apiserver::serve_https(
         listener,
         tls,
@@ -182,6 +187,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     cancel.cancel();
     let _ = serving.await;
     let _ = cache_feeder.await;
+    let _ = event_expiry.await;
     let _ = compactor.stop().await;
     Ok(())
 }

@@ -33,3 +33,31 @@ fn unauthenticated_requests_get_401() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
 }
+
+#[test]
+fn events_expire_after_their_ttl() {
+    let s = TestServer::start_with(env!("CARGO_BIN_EXE_skiff").as_ref(), &["--event-ttl", "2"]);
+    let ev = "apiVersion: v1\nkind: Event\nmetadata:\n  name: e1\ninvolvedObject:\n  kind: Pod\n  name: p\n  namespace: default\nreason: Test\nmessage: hello\ntype: Normal\n";
+    let out = s.run_stdin(&kubectl_135(), &["create", "-f", "-"], Some(ev));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        s.ok(&kubectl_135(), &["get", "events", "-o", "name"])
+            .contains("e1")
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let names = s.ok(&kubectl_135(), &["get", "events", "-o", "name"]);
+        if !names.contains("e1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "event still there after 15 s with a 2 s TTL"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}

@@ -4,6 +4,7 @@ pub mod cron;
 pub mod defaults;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod selector;
 pub mod status;

@@ -155,7 +155,15 @@ pub fn parse_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
                 ApiError::bad_request(format!("error converting YAML to JSON: {first}"))
             })
         }
-        "application/vnd.kubernetes.protobuf" => Err(ApiError::unsupported_media_type(ct)),
+        "application/vnd.kubernetes.protobuf" => {
+            skiff_api::protobuf::decode(body).map_err(|e| match e {
+                // Kinds without a protobuf form (custom resources) are refused as upstream does.
+                skiff_api::protobuf::ProtobufError::UnknownKind { .. } => {
+                    ApiError::unsupported_media_type(ct)
+                }
+                e => ApiError::bad_request(format!("failed to decode protobuf body: {e}")),
+            })
+        }
         _ => serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
         }),

@@ -1229,6 +1229,8 @@ async fn delete_collection(
     let filter = Filter::from_query(info, q)?;
     let opts = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
+    } else if skiff_api::protobuf::is_protobuf(body) {
+        objects::parse_body("application/vnd.kubernetes.protobuf", body)?
     } else {
         objects::parse_body("application/json", body)?
     };

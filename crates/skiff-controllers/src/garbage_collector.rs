@@ -1,0 +1,657 @@
+//! Garbage collector: deletes dependents whose owners are gone and carries out foreground and
+//! orphan deletion, over a graph of ownerReferences kept from metadata watches of every resource.
+
+pub mod graph;
+
+use crate::events::{EventType, Recorder};
+use futures::StreamExt;
+use graph::{Decision, FOREGROUND, Graph, Node, ORPHAN, OwnerRef, OwnerState, Propagation};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use kube::core::PartialObjectMeta;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+use skiff_api::registry::{self, ResourceInfo};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// How long the collector waits for every watch to list once before it acts anyway.
+/// Destructive decisions never rest on the graph alone (an absent owner is confirmed with a
+/// GET), so starting with a partial graph is slow, not wrong.
+const SYNC_GRACE: Duration = Duration::from_secs(30);
+/// How often every object with owners or collector finalizers is looked at again.
+const RESYNC: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("api request failed: {0}")]
+    Api(#[from] kube::Error),
+}
+
+/// The resources the collector watches: every stored resource that can be listed, watched and deleted.
+pub fn resources() -> Vec<&'static ResourceInfo> {
+    registry::all()
+        .iter()
+        .filter(|r| {
+            r.storage_version
+                && ["list", "watch", "delete"]
+                    .iter()
+                    .all(|v| r.verbs.contains(v))
+        })
+        .collect()
+}
+
+pub fn api_resource(info: &ResourceInfo) -> ApiResource {
+    ApiResource {
+        group: info.group.into(),
+        version: info.version.into(),
+        api_version: info.api_version(),
+        kind: info.kind.into(),
+        plural: info.plural.into(),
+    }
+}
+
+/// The API for one object of `info` (in `namespace` when the resource is namespaced).
+fn object_api(
+    client: &kube::Client,
+    info: &ResourceInfo,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    let ar = api_resource(info);
+    match namespace {
+        Some(ns) if info.namespaced => Api::namespaced_with(client.clone(), ns, &ar),
+        _ => Api::all_with(client.clone(), &ar),
+    }
+}
+
+fn split_api_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    }
+}
+
+/// A deduplicating work queue of uids with delayed retries.
+#[derive(Default)]
+struct Queue {
+    inner: Mutex<QueueInner>,
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct QueueInner {
+    ready: VecDeque<String>,
+    queued: HashSet<String>,
+    later: Vec<(Instant, String)>,
+    failures: HashMap<String, u32>,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, uids: impl IntoIterator<Item = String>) {
+        let mut q = self.lock();
+        let mut added = false;
+        for uid in uids {
+            if q.queued.insert(uid.clone()) {
+                q.ready.push_back(uid);
+                added = true;
+            }
+        }
+        drop(q);
+        if added {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Retries `uid` later, backing off exponentially from 100 ms to 30 s.
+    fn retry(&self, uid: String) {
+        let mut q = self.lock();
+        let n = q.failures.entry(uid.clone()).or_insert(0);
+        *n = (*n + 1).min(10);
+        let delay = Duration::from_millis(100 * (1u64 << *n)).min(Duration::from_secs(30));
+        q.later.push((Instant::now() + delay, uid));
+        drop(q);
+        self.notify.notify_one();
+    }
+
+    fn forget(&self, uid: &str) {
+        self.lock().failures.remove(uid);
+    }
+
+    async fn next(&self, cancel: &CancellationToken) -> Option<String> {
+        loop {
+            let wake = {
+                let mut q = self.lock();
+                let now = Instant::now();
+                let mut i = 0;
+                while i < q.later.len() {
+                    if q.later[i].0 <= now {
+                        let (_, uid) = q.later.swap_remove(i);
+                        if q.queued.insert(uid.clone()) {
+                            q.ready.push_back(uid);
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                if let Some(uid) = q.ready.pop_front() {
+                    q.queued.remove(&uid);
+                    return Some(uid);
+                }
+                q.later.iter().map(|(t, _)| *t).min()
+            };
+            let sleep = async {
+                match wake {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                _ = self.notify.notified() => {}
+                _ = sleep => {}
+            }
+        }
+    }
+}
+
+struct Collector {
+    client: kube::Client,
+    resources: Vec<&'static ResourceInfo>,
+    graph: Mutex<Graph>,
+    queue: Queue,
+    synced: AtomicUsize,
+    synced_notify: Notify,
+    recorder: Recorder,
+}
+
+/// Runs the collector until `cancel` fires: one metadata watch per resource feeding the graph,
+/// and one worker draining the queue.
+pub async fn run(client: kube::Client, cancel: CancellationToken) {
+    let gc = Arc::new(Collector {
+        recorder: Recorder::new(client.clone(), "garbage-collector-controller"),
+        client,
+        resources: resources(),
+        graph: Mutex::new(Graph::default()),
+        queue: Queue::default(),
+        synced: AtomicUsize::new(0),
+        synced_notify: Notify::new(),
+    });
+    let mut tasks = JoinSet::new();
+    for idx in 0..gc.resources.len() {
+        let info = gc.resources[idx];
+        let span =
+            tracing::debug_span!("gc_watch", resource = %format!("{}.{}", info.plural, info.group));
+        tasks.spawn(gc.clone().watch(idx, cancel.clone()).instrument(span));
+    }
+    tasks.spawn(gc.clone().work(cancel.clone()));
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r
+            && e.is_panic()
+        {
+            tracing::error!(error = %e, "a garbage collector task panicked");
+        }
+    }
+}
+
+impl Collector {
+    fn graph(&self) -> MutexGuard<'_, Graph> {
+        self.graph.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn node_of(&self, idx: usize, obj: &PartialObjectMeta<DynamicObject>) -> Option<Node> {
+        let md = &obj.metadata;
+        let uid = md.uid.clone()?;
+        Some(Node {
+            uid,
+            resource: idx,
+            namespace: md.namespace.clone().filter(|n| !n.is_empty()),
+            name: md.name.clone().unwrap_or_default(),
+            owners: md
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|r| OwnerRef {
+                    api_version: r.api_version.clone(),
+                    kind: r.kind.clone(),
+                    name: r.name.clone(),
+                    uid: r.uid.clone(),
+                    block_owner_deletion: r.block_owner_deletion == Some(true),
+                })
+                .collect(),
+            deleting: md.deletion_timestamp.is_some(),
+            finalizers: md.finalizers.clone().unwrap_or_default(),
+        })
+    }
+
+    fn observe(&self, idx: usize, obj: &PartialObjectMeta<DynamicObject>) -> Option<String> {
+        let node = self.node_of(idx, obj)?;
+        let uid = node.uid.clone();
+        // Unchanged metadata (a status write, say) changes no decision.
+        let touched = {
+            let mut g = self.graph();
+            if g.get(&uid) == Some(&node) {
+                return Some(uid);
+            }
+            g.upsert(node)
+        };
+        self.queue.add(touched);
+        Some(uid)
+    }
+
+    fn forget(&self, uid: &str) {
+        let touched = self.graph().remove(uid);
+        self.queue.forget(uid);
+        self.queue.add(touched);
+    }
+
+    async fn watch(self: Arc<Self>, idx: usize, cancel: CancellationToken) {
+        let info = self.resources[idx];
+        // `Api<PartialObjectMeta<_>>` asks for metadata only.
+        let api: Api<PartialObjectMeta<DynamicObject>> =
+            Api::all_with(self.client.clone(), &api_resource(info));
+        let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        let mut listed: Option<HashSet<String>> = None;
+        let mut synced_once = false;
+        let mut failing = false;
+        loop {
+            let ev = tokio::select! {
+                _ = cancel.cancelled() => return,
+                ev = stream.next() => ev,
+            };
+            let ev = match ev {
+                None => return,
+                Some(Err(e)) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "garbage collector watch failed; retrying");
+                    }
+                    failing = true;
+                    continue;
+                }
+                Some(Ok(ev)) => ev,
+            };
+            failing = false;
+            match ev {
+                watcher::Event::Init => listed = Some(HashSet::new()),
+                watcher::Event::InitApply(obj) => {
+                    if let (Some(uid), Some(seen)) = (self.observe(idx, &obj), listed.as_mut()) {
+                        seen.insert(uid);
+                    }
+                }
+                watcher::Event::InitDone => {
+                    // Objects deleted while no watch was open are not in the new list.
+                    if let Some(seen) = listed.take() {
+                        let stale: Vec<String> = self
+                            .graph()
+                            .uids_of_resource(idx)
+                            .into_iter()
+                            .filter(|u| !seen.contains(u))
+                            .collect();
+                        for uid in stale {
+                            self.forget(&uid);
+                        }
+                    }
+                    if !synced_once {
+                        synced_once = true;
+                        self.synced.fetch_add(1, Ordering::SeqCst);
+                        self.synced_notify.notify_one();
+                    }
+                }
+                watcher::Event::Apply(obj) => {
+                    self.observe(idx, &obj);
+                }
+                watcher::Event::Delete(obj) => {
+                    if let Some(uid) = obj.metadata.uid.as_deref() {
+                        self.forget(uid);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn work(self: Arc<Self>, cancel: CancellationToken) {
+        let deadline = Instant::now() + SYNC_GRACE;
+        while self.synced.load(Ordering::SeqCst) < self.resources.len() {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.synced_notify.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(
+                        synced = self.synced.load(Ordering::SeqCst),
+                        resources = self.resources.len(),
+                        "garbage collector starts before every watch has listed"
+                    );
+                    break;
+                }
+            }
+        }
+        tracing::info!(objects = self.graph().len(), "garbage collector synced");
+        let mut resync = tokio::time::interval_at(Instant::now() + RESYNC, RESYNC);
+        loop {
+            let uid = tokio::select! {
+                uid = self.queue.next(&cancel) => match uid {
+                    Some(u) => u,
+                    None => return,
+                },
+                _ = resync.tick() => {
+                    let uids = self.graph().interesting();
+                    self.queue.add(uids);
+                    continue;
+                }
+            };
+            let span = tracing::debug_span!("gc_sync", %uid);
+            match self.sync(&uid).instrument(span).await {
+                Ok(()) => self.queue.forget(&uid),
+                Err(e) => {
+                    tracing::debug!(%uid, error = %e, "garbage collector sync failed; retrying");
+                    self.queue.retry(uid);
+                }
+            }
+        }
+    }
+
+    /// Looks at one object afresh and acts on it.
+    async fn sync(&self, uid: &str) -> Result<(), Error> {
+        let Some(node) = self.graph().get(uid).cloned() else {
+            return Ok(());
+        };
+        let decision = if node.deleting {
+            graph::decide_owner(&self.graph(), &node)
+        } else if node.owners.is_empty() {
+            Decision::Nothing
+        } else {
+            let known: Vec<(OwnerRef, Option<OwnerState>)> = {
+                let g = self.graph();
+                node.owners
+                    .iter()
+                    .map(|r| (r.clone(), g.owner_state(r)))
+                    .collect()
+            };
+            let mut states = Vec::with_capacity(known.len());
+            for (r, st) in known {
+                let st = match st {
+                    Some(s) => s,
+                    None => self.owner_state(&node, &r).await?,
+                };
+                states.push((r, st));
+            }
+            graph::decide_dependent(&self.graph(), &node, &states)
+        };
+        tracing::debug!(name = %node.name, ?decision, "garbage collector decision");
+        self.act(&node, decision).await
+    }
+
+    /// Asks the API server about an owner the graph has not seen.
+    async fn owner_state(&self, node: &Node, r: &OwnerRef) -> Result<OwnerState, Error> {
+        let (group, version) = split_api_version(&r.api_version);
+        let Some(info) = registry::find_gvk(group, version, &r.kind)
+            .or_else(|| registry::find_kind(group, &r.kind))
+        else {
+            // An owner of a kind this server does not know cannot be shown to be gone.
+            return Ok(OwnerState::Solid);
+        };
+        if info.namespaced && node.namespace.is_none() {
+            // A cluster-scoped dependent cannot have a namespaced owner; upstream leaves it alone.
+            self.recorder
+                .record(
+                    &self.reference(node),
+                    EventType::Warning,
+                    "OwnerRefInvalidNamespace",
+                    &format!(
+                        "ownerRef [{}, namespace: , name: {}, uid: {}] does not exist in namespace \"\"",
+                        r.api_version, r.name, r.uid
+                    ),
+                )
+                .await;
+            return Ok(OwnerState::Solid);
+        }
+        let api = object_api(&self.client, info, node.namespace.as_deref());
+        Ok(match api.get_metadata_opt(&r.name).await? {
+            None => OwnerState::Dangling,
+            Some(m) if m.metadata.uid.as_deref() != Some(r.uid.as_str()) => OwnerState::Dangling,
+            Some(m) => {
+                let foreground = m.metadata.deletion_timestamp.is_some()
+                    && m.metadata
+                        .finalizers
+                        .iter()
+                        .flatten()
+                        .any(|f| f == FOREGROUND);
+                if foreground {
+                    OwnerState::Waiting
+                } else {
+                    OwnerState::Solid
+                }
+            }
+        })
+    }
+
+    fn reference(&self, node: &Node) -> ObjectReference {
+        let info = self.resources[node.resource];
+        ObjectReference {
+            api_version: Some(info.api_version()),
+            kind: Some(info.kind.into()),
+            name: Some(node.name.clone()),
+            namespace: node.namespace.clone(),
+            uid: Some(node.uid.clone()),
+            ..ObjectReference::default()
+        }
+    }
+
+    async fn act(&self, node: &Node, decision: Decision) -> Result<(), Error> {
+        match decision {
+            Decision::Nothing => Ok(()),
+            Decision::Orphan { dependents } => {
+                for dep in dependents {
+                    let Some(d) = self.graph().get(&dep).cloned() else {
+                        continue;
+                    };
+                    self.edit_owner_refs(&d, |refs| {
+                        refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(&node.uid))
+                    })
+                    .await?;
+                }
+                self.remove_finalizer(node, ORPHAN).await
+            }
+            Decision::FinishForeground => self.remove_finalizer(node, FOREGROUND).await,
+            Decision::WaitForDependents { blocking } => {
+                self.queue.add(blocking);
+                Ok(())
+            }
+            Decision::RemoveOwnerRefs { owners } => {
+                self.edit_owner_refs(node, |refs| {
+                    refs.retain(|r| {
+                        !r.get("uid")
+                            .and_then(Value::as_str)
+                            .is_some_and(|u| owners.iter().any(|o| o == u))
+                    })
+                })
+                .await
+            }
+            Decision::Delete {
+                propagation,
+                unblock,
+            } => {
+                if !unblock.is_empty() {
+                    self.edit_owner_refs(node, |refs| {
+                        for r in refs.iter_mut() {
+                            if r.get("uid")
+                                .and_then(Value::as_str)
+                                .is_some_and(|u| unblock.iter().any(|o| o == u))
+                            {
+                                r["blockOwnerDeletion"] = json!(false);
+                            }
+                        }
+                    })
+                    .await?;
+                }
+                self.delete(node, propagation).await
+            }
+        }
+    }
+
+    async fn delete(&self, node: &Node, propagation: Propagation) -> Result<(), Error> {
+        let info = self.resources[node.resource];
+        let api = object_api(&self.client, info, node.namespace.as_deref());
+        let dp = match propagation {
+            Propagation::Background => DeleteParams::background(),
+            Propagation::Foreground => DeleteParams::foreground(),
+            Propagation::Orphan => DeleteParams::orphan(),
+        }
+        .preconditions(Preconditions {
+            uid: Some(node.uid.clone()),
+            resource_version: None,
+        });
+        tracing::info!(
+            resource = info.plural,
+            namespace = node.namespace.as_deref().unwrap_or(""),
+            name = %node.name,
+            ?propagation,
+            "garbage collector deletes a dependent whose owners are gone"
+        );
+        match api.delete(&node.name, &dp).await {
+            Ok(_) => Ok(()),
+            // Gone already, or a new object took the name: nothing of ours is left to delete.
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Rewrites the object's ownerReferences from its newest version, guarded by its resourceVersion.
+    async fn edit_owner_refs(
+        &self,
+        node: &Node,
+        edit: impl Fn(&mut Vec<Value>),
+    ) -> Result<(), Error> {
+        let info = self.resources[node.resource];
+        let api = object_api(&self.client, info, node.namespace.as_deref());
+        let Some(current) = api.get_metadata_opt(&node.name).await? else {
+            return Ok(());
+        };
+        if current.metadata.uid.as_deref() != Some(node.uid.as_str()) {
+            return Ok(());
+        }
+        let before: Vec<Value> = current
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect();
+        let mut after = before.clone();
+        edit(&mut after);
+        if after == before {
+            return Ok(());
+        }
+        let refs = if after.is_empty() {
+            Value::Null
+        } else {
+            json!(after)
+        };
+        let patch = json!({"metadata": {
+            "resourceVersion": current.metadata.resource_version,
+            "ownerReferences": refs,
+        }});
+        tracing::info!(resource = info.plural, name = %node.name, "garbage collector updates ownerReferences");
+        self.patch(&api, &node.name, patch).await
+    }
+
+    /// Drops one finalizer from the object's newest version; the server deletes an object
+    /// whose deletion was pending on its last finalizer.
+    async fn remove_finalizer(&self, node: &Node, finalizer: &str) -> Result<(), Error> {
+        let info = self.resources[node.resource];
+        let api = object_api(&self.client, info, node.namespace.as_deref());
+        let Some(current) = api.get_metadata_opt(&node.name).await? else {
+            return Ok(());
+        };
+        if current.metadata.uid.as_deref() != Some(node.uid.as_str()) {
+            return Ok(());
+        }
+        let finalizers = current.metadata.finalizers.clone().unwrap_or_default();
+        if !finalizers.iter().any(|f| f == finalizer) {
+            return Ok(());
+        }
+        let rest: Vec<&String> = finalizers.iter().filter(|f| *f != finalizer).collect();
+        let patch = json!({"metadata": {
+            "resourceVersion": current.metadata.resource_version,
+            "finalizers": if rest.is_empty() { Value::Null } else { json!(rest) },
+        }});
+        tracing::info!(resource = info.plural, name = %node.name, finalizer, "garbage collector removes its finalizer");
+        self.patch(&api, &node.name, patch).await
+    }
+
+    async fn patch(&self, api: &Api<DynamicObject>, name: &str, patch: Value) -> Result<(), Error> {
+        match api
+            .patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_every_stored_resource_once() {
+        let rs = resources();
+        for (g, p) in [
+            ("", "pods"),
+            ("apps", "replicasets"),
+            ("apps", "deployments"),
+            ("", "configmaps"),
+            ("", "namespaces"),
+        ] {
+            assert_eq!(
+                rs.iter().filter(|r| r.group == g && r.plural == p).count(),
+                1,
+                "{g}/{p}"
+            );
+        }
+        assert!(
+            !rs.iter()
+                .any(|r| r.plural == "bindings" || r.plural == "tokenreviews")
+        );
+    }
+
+    #[test]
+    fn splits_api_versions() {
+        assert_eq!(split_api_version("apps/v1"), ("apps", "v1"));
+        assert_eq!(split_api_version("v1"), ("", "v1"));
+    }
+
+    #[tokio::test]
+    async fn queue_deduplicates_and_retries_later() {
+        let cancel = CancellationToken::new();
+        let q = Queue::default();
+        q.add(["a".to_string(), "b".to_string(), "a".to_string()]);
+        async fn next(q: &Queue, c: &CancellationToken) -> Option<String> {
+            tokio::time::timeout(Duration::from_secs(5), q.next(c))
+                .await
+                .ok()
+                .flatten()
+        }
+        assert_eq!(next(&q, &cancel).await.as_deref(), Some("a"));
+        assert_eq!(next(&q, &cancel).await.as_deref(), Some("b"));
+        q.retry("a".into());
+        let started = Instant::now();
+        assert_eq!(next(&q, &cancel).await.as_deref(), Some("a"));
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        cancel.cancel();
+        assert_eq!(next(&q, &cancel).await, None);
+    }
+}

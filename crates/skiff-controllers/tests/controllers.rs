@@ -1,0 +1,271 @@
+//! The garbage collector and the namespace controller against an in-process API server.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// An API server over a memory store with the controllers running; stops on drop.
+struct Cluster {
+    client: Client,
+    cancel: CancellationToken,
+    _tasks: JoinSet<()>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn cluster() -> Cluster {
+    let cancel = CancellationToken::new();
+    let config = skiff_apiserver::Config {
+        advertise_address: "127.0.0.1:6443".into(),
+        service_cidr: "10.43.0.0/16".into(),
+        admin_token: "admin".into(),
+        node_token: "node".into(),
+    };
+    let (api, feeder) =
+        skiff_apiserver::ApiServer::new(skiff_store::Store::memory(), config, cancel.clone())
+            .await
+            .expect("api server starts");
+    let client = Client::new(api.router(), "default");
+    let mut tasks = JoinSet::new();
+    tasks.spawn(async move {
+        let _ = feeder.await;
+    });
+    tasks.spawn(skiff_controllers::run(client.clone(), cancel.clone()));
+    Cluster {
+        client,
+        cancel,
+        _tasks: tasks,
+    }
+}
+
+fn owned_by(owner: &ConfigMap, block: bool) -> OwnerReference {
+    OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: owner.name_any(),
+        uid: owner.uid().expect("created objects have a uid"),
+        block_owner_deletion: Some(block),
+        controller: Some(true),
+    }
+}
+
+fn cm(name: &str, owners: Vec<OwnerReference>, finalizers: Vec<String>) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            owner_references: (!owners.is_empty()).then_some(owners),
+            finalizers: (!finalizers.is_empty()).then_some(finalizers),
+            ..ObjectMeta::default()
+        },
+        ..ConfigMap::default()
+    }
+}
+
+async fn create(api: &Api<ConfigMap>, c: ConfigMap) -> ConfigMap {
+    api.create(&PostParams::default(), &c)
+        .await
+        .expect("create configmap")
+}
+
+/// Polls `check` every 50 ms until it holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn gone(api: &Api<ConfigMap>, name: &str) -> bool {
+    matches!(api.get_opt(name).await, Ok(None))
+}
+
+#[tokio::test]
+async fn background_deletion_collects_dependents() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let c = cluster().await;
+        let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
+        let owner = create(&api, cm("owner", vec![], vec![])).await;
+        let other = create(&api, cm("other", vec![], vec![])).await;
+        create(&api, cm("dep", vec![owned_by(&owner, false)], vec![])).await;
+        create(
+            &api,
+            cm(
+                "shared",
+                vec![owned_by(&owner, false), owned_by(&other, false)],
+                vec![],
+            ),
+        )
+        .await;
+        api.delete("owner", &DeleteParams::background())
+            .await
+            .expect("delete owner");
+        eventually("dep is collected", || gone(&api, "dep")).await;
+        // A dependent with another owner stays, losing only the dangling reference.
+        eventually("shared loses the dangling reference", || async {
+            api.get("shared")
+                .await
+                .map(|s| s.owner_references().len() == 1)
+                .unwrap_or(false)
+        })
+        .await;
+        let shared = api.get("shared").await.expect("shared stays");
+        assert_eq!(shared.owner_references()[0].name, "other");
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn dependents_of_an_owner_that_never_existed_are_collected() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let c = cluster().await;
+        let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
+        let mut ghost = cm("ghost", vec![], vec![]);
+        ghost.metadata.uid = Some("00000000-0000-0000-0000-000000000001".into());
+        create(&api, cm("orphaned", vec![owned_by(&ghost, false)], vec![])).await;
+        eventually("orphaned is collected", || gone(&api, "orphaned")).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn foreground_deletion_waits_for_blocking_dependents() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let c = cluster().await;
+        let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
+        let owner = create(&api, cm("owner", vec![], vec![])).await;
+        // The blocking dependent holds a finalizer of its own, so the owner must wait for it.
+        create(
+            &api,
+            cm(
+                "blocker",
+                vec![owned_by(&owner, true)],
+                vec!["example.com/hold".into()],
+            ),
+        )
+        .await;
+        create(&api, cm("free", vec![owned_by(&owner, false)], vec![])).await;
+        api.delete("owner", &DeleteParams::foreground())
+            .await
+            .expect("delete owner");
+        eventually("free is collected", || gone(&api, "free")).await;
+        eventually("blocker is being deleted", || async {
+            api.get("blocker")
+                .await
+                .is_ok_and(|b| b.metadata.deletion_timestamp.is_some())
+        })
+        .await;
+        let o = api.get("owner").await.expect("owner waits");
+        assert!(o.finalizers().iter().any(|f| f == "foregroundDeletion"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(api.get("owner").await.is_ok(), "owner still waits");
+        api.patch(
+            "blocker",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("release blocker");
+        eventually("owner goes once the blocker is gone", || {
+            gone(&api, "owner")
+        })
+        .await;
+        assert!(gone(&api, "blocker").await);
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn orphan_deletion_strips_owner_references() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let c = cluster().await;
+        let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
+        let owner = create(&api, cm("owner", vec![], vec![])).await;
+        create(&api, cm("dep", vec![owned_by(&owner, true)], vec![])).await;
+        api.delete("owner", &DeleteParams::orphan())
+            .await
+            .expect("delete owner");
+        eventually("owner is deleted", || gone(&api, "owner")).await;
+        let dep = api.get("dep").await.expect("dep stays");
+        assert!(dep.owner_references().is_empty(), "{dep:?}");
+        // And it stays.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(api.get("dep").await.is_ok());
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let c = cluster().await;
+        let namespaces: Api<Namespace> = Api::all(c.client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &Namespace {
+                    metadata: ObjectMeta {
+                        name: Some("foo".into()),
+                        ..ObjectMeta::default()
+                    },
+                    ..Namespace::default()
+                },
+            )
+            .await
+            .expect("create namespace");
+        let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), "foo");
+        for i in 0..5 {
+            create(&api, cm(&format!("c{i}"), vec![], vec![])).await;
+        }
+        create(&api, cm("held", vec![], vec!["example.com/hold".into()])).await;
+        namespaces
+            .delete("foo", &DeleteParams::default())
+            .await
+            .expect("delete namespace");
+        eventually("the content goes", || async {
+            api.list(&Default::default())
+                .await
+                .is_ok_and(|l| l.items.len() == 1)
+        })
+        .await;
+        eventually("the namespace says what remains", || async {
+            namespaces.get("foo").await.is_ok_and(|ns| {
+                ns.status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "NamespaceFinalizersRemaining" && c.status == "True")
+            })
+        })
+        .await;
+        api.patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("release held");
+        eventually("the namespace goes", || async {
+            matches!(namespaces.get_opt("foo").await, Ok(None))
+        })
+        .await;
+    })
+    .await
+    .expect("test timed out");
+}

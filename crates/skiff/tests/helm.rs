@@ -111,3 +111,98 @@ fn helm_4_chart_lifecycle() {
     // helm 4 applies server-side.
     chart_lifecycle(&helm_4(), "Apply");
 }
+
+/// The dask-kubernetes operator chart from PyPI (see `scripts/install-peers.sh`).
+fn dask_chart() -> std::path::PathBuf {
+    let chart = std::env::var_os("SKIFF_DASK_CHART")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| skiff_testkit::peers_dir().join("charts/dask-kubernetes-operator"));
+    assert!(
+        chart.join("Chart.yaml").exists(),
+        "the dask-kubernetes-operator chart is missing at {}: run scripts/install-peers.sh",
+        chart.display()
+    );
+    chart
+}
+
+/// A third-party chart with CRDs and cluster-scoped RBAC: the CRDs are created and served,
+/// the release comes and goes, and (as helm does everywhere) the CRDs stay.
+fn dask_operator_chart(helm: &Path) {
+    let s = server();
+    let chart = dask_chart();
+    let chart = chart.to_str().expect("utf-8 chart path");
+    let deployment = "dask-dask-kubernetes-operator";
+    s.ok(
+        helm,
+        &["install", "dask", chart, "--set", "image.tag=2026.3.0"],
+    );
+    let crds = [
+        "daskclusters",
+        "daskworkergroups",
+        "daskjobs",
+        "daskautoscalers",
+    ];
+    for crd in crds {
+        let obj = get_json(&s, &["crd", &format!("{crd}.kubernetes.dask.org")]);
+        let established = obj["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Established" && c["status"] == "True")
+        });
+        assert!(established, "{crd} is not Established: {obj}");
+        // Its custom resources are served (an empty list).
+        let list = get_json(&s, &[&format!("{crd}.kubernetes.dask.org")]);
+        assert_eq!(list["items"], serde_json::json!([]), "{crd}: {list}");
+    }
+    let image = get_json(&s, &["deployment", deployment])["spec"]["template"]["spec"]["containers"]
+        [0]["image"]
+        .clone();
+    assert_eq!(image, "ghcr.io/dask/dask-kubernetes-operator:2026.3.0");
+    get_json(
+        &s,
+        &["clusterrole", "dask-dask-kubernetes-operator-role-cluster"],
+    );
+    get_json(
+        &s,
+        &[
+            "clusterrolebinding",
+            "dask-dask-kubernetes-operator-rolebinding-cluster",
+        ],
+    );
+
+    s.ok(
+        helm,
+        &["upgrade", "dask", chart, "--set", "image.tag=2026.3.1"],
+    );
+    let image = get_json(&s, &["deployment", deployment])["spec"]["template"]["spec"]["containers"]
+        [0]["image"]
+        .clone();
+    assert_eq!(image, "ghcr.io/dask/dask-kubernetes-operator:2026.3.1");
+
+    s.ok(helm, &["uninstall", "dask"]);
+    for (kind, name) in [
+        ("deployment", deployment),
+        ("serviceaccount", deployment),
+        ("clusterrole", "dask-dask-kubernetes-operator-role-cluster"),
+        (
+            "clusterrolebinding",
+            "dask-dask-kubernetes-operator-rolebinding-cluster",
+        ),
+    ] {
+        let out = s.run(&kubectl_135(), &["get", kind, name]);
+        assert!(!out.status.success(), "{kind}/{name} is still there");
+    }
+    assert_eq!(release_secrets(&s), Vec::<String>::new());
+    for crd in crds {
+        get_json(&s, &["crd", &format!("{crd}.kubernetes.dask.org")]);
+    }
+}
+
+#[test]
+fn helm_3_dask_operator_chart() {
+    dask_operator_chart(&helm_3());
+}
+
+#[test]
+fn helm_4_dask_operator_chart() {
+    dask_operator_chart(&helm_4());
+}

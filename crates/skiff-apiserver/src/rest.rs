@@ -289,12 +289,33 @@ fn wants_table(accept: &str) -> bool {
         .is_some_and(|first| first.contains("as=Table"))
 }
 
+/// The client asked for metadata only (`as=PartialObjectMetadata` or `...List`), as the
+/// metadata clients of client-go and kube-rs do.
+pub fn wants_partial_metadata(accept: &str) -> bool {
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=PartialObjectMetadata"))
+}
+
+/// An object reduced to a `meta.k8s.io/v1` PartialObjectMetadata.
+pub fn partial_metadata(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
 fn object_response(
     code: StatusCode,
     info: &ResourceInfo,
     obj: Value,
     accept: &str,
 ) -> Response<Body> {
+    if wants_partial_metadata(accept) {
+        return json_response(code, &partial_metadata(&obj));
+    }
     if wants_table(accept) {
         let rv = obj
             .pointer("/metadata/resourceVersion")
@@ -464,6 +485,18 @@ pub async fn list(
         return Ok(json_response(
             StatusCode::OK,
             &table::table(info, &items, meta, include, false),
+        ));
+    }
+    if wants_partial_metadata(accept) {
+        let items: Vec<Value> = items.iter().map(partial_metadata).collect();
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": meta,
+                "items": items,
+            }),
         ));
     }
     let list = json!({

@@ -23,6 +23,8 @@ struct Watcher {
     name: Option<String>,
     filter: Filter,
     table: Option<IncludeObject>,
+    /// Objects (and bookmarks) go out as PartialObjectMetadata.
+    partial_metadata: bool,
 }
 
 impl Watcher {
@@ -64,6 +66,7 @@ impl Watcher {
             Some(include) if ty != "BOOKMARK" && ty != "ERROR" => {
                 table::table(self.info, &[obj], json!({}), include, true)
             }
+            _ if self.partial_metadata && ty != "ERROR" => crate::rest::partial_metadata(&obj),
             _ => obj,
         };
         let mut v = serde_json::to_vec(&json!({"type": ty, "object": object})).unwrap_or_default();
@@ -112,6 +115,7 @@ pub async fn serve(
             .or_else(|| filter.fields.exact_name().map(str::to_string)),
         filter,
         table,
+        partial_metadata: crate::rest::wants_partial_metadata(accept),
     };
     let timeout = q
         .int("timeoutSeconds")?

@@ -269,3 +269,36 @@ async fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test]
+async fn metadata_only_requests_get_partial_object_metadata() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let c = cluster().await;
+        let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
+        let mut with_data = cm("big", vec![], vec![]);
+        with_data.data = Some([("k".to_string(), "v".repeat(1000))].into());
+        create(&api, with_data).await;
+        let list = api
+            .list_metadata(&Default::default())
+            .await
+            .expect("list metadata");
+        assert_eq!(list.types.kind, "PartialObjectMetadataList");
+        assert_eq!(list.types.api_version, "meta.k8s.io/v1");
+        let item = list
+            .items
+            .iter()
+            .find(|i| i.name_any() == "big")
+            .expect("listed");
+        assert_eq!(
+            item.types.as_ref().map(|t| t.kind.as_str()),
+            Some("PartialObjectMetadata")
+        );
+        let one = api.get_metadata("big").await.expect("get metadata");
+        assert_eq!(
+            one.types.map(|t| t.kind),
+            Some("PartialObjectMetadata".into())
+        );
+    })
+    .await
+    .expect("test timed out");
+}

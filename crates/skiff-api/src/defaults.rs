@@ -74,7 +74,10 @@ pub fn apply(group: &str, kind: &str, o: &mut Value) {
                 labels.insert("kubernetes.io/metadata.name".into(), name);
             }
         }
-        ("", "Secret") => default_field(m, "type", json!("Opaque")),
+        ("", "Secret") => {
+            default_field(m, "type", json!("Opaque"));
+            secret_string_data(m);
+        }
         ("", "PersistentVolumeClaim") => {
             if let Some(spec) = child(m, "spec") {
                 default_field(spec, "volumeMode", json!("Filesystem"));
@@ -212,6 +215,36 @@ pub fn apply(group: &str, kind: &str, o: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// Folds a Secret's write-only `stringData` into `data` (base64), as upstream's conversion does
+/// on every write: `stringData` wins on equal keys and is never stored. A `stringData` that is
+/// not a map of strings is left for validation to refuse.
+fn secret_string_data(m: &mut Map<String, Value>) {
+    use base64::Engine as _;
+    let strings = match m.get("stringData") {
+        Some(Value::Null) => Some(Map::new()),
+        Some(Value::Object(sd)) if sd.values().all(Value::is_string) => Some(sd.clone()),
+        Some(_) => None,
+        None => return,
+    };
+    let Some(strings) = strings else { return };
+    m.remove("stringData");
+    if strings.is_empty() {
+        return;
+    }
+    if !m.get("data").is_some_and(Value::is_object) {
+        m.insert("data".into(), json!({}));
+    }
+    if let Some(data) = m.get_mut("data").and_then(Value::as_object_mut) {
+        for (k, v) in strings {
+            let plain = v.as_str().unwrap_or_default();
+            data.insert(
+                k,
+                json!(base64::engine::general_purpose::STANDARD.encode(plain)),
+            );
+        }
     }
 }
 
@@ -382,6 +415,19 @@ mod tests {
         assert_eq!(image_pull_policy("localhost:5000/nginx"), "Always");
         assert_eq!(image_pull_policy("localhost:5000/nginx:1"), "IfNotPresent");
         assert_eq!(image_pull_policy("nginx@sha256:abc"), "IfNotPresent");
+    }
+
+    #[test]
+    fn secret_string_data_folds_into_data() {
+        let mut s =
+            json!({"data": {"a": "eA==", "b": "eQ=="}, "stringData": {"b": "admin", "c": ""}});
+        apply("", "Secret", &mut s);
+        assert_eq!(s.get("stringData"), None);
+        assert_eq!(s["data"], json!({"a": "eA==", "b": "YWRtaW4=", "c": ""}));
+        assert_eq!(s["type"], "Opaque");
+        let mut bad = json!({"stringData": {"n": 1}});
+        apply("", "Secret", &mut bad);
+        assert_eq!(bad["stringData"], json!({"n": 1}), "left for validation");
     }
 
     #[test]

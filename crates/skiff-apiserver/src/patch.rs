@@ -86,19 +86,12 @@ pub fn track_update(
 }
 
 fn apply_error(info: &ResourceInfo, name: &str, e: ApplyError) -> ApiError {
+    // The error's message is upstream's, and `Conflict::manager` is already printed the way
+    // upstream prints managers (quoted, with operation and time).
+    let msg = e.to_string();
     match e {
         ApplyError::Conflict(conflicts) => {
-            let n = conflicts.len();
-            let mut msg = format!(
-                "Apply failed with {n} conflict{}: ",
-                if n == 1 { "" } else { "s" }
-            );
-            let parts: Vec<String> = conflicts
-                .iter()
-                .map(|c| format!("conflict with \"{}\": {}", c.manager, c.field))
-                .collect();
-            msg.push_str(&parts.join("\n"));
-            let causes: Vec<Value> = conflicts.iter().map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field})).collect();
+            let causes: Vec<Value> = conflicts.iter().map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", c.manager), "field": c.field})).collect();
             let mut details = json!({"name": name, "kind": info.plural, "causes": causes});
             if !info.group.is_empty() {
                 details["group"] = json!(info.group);

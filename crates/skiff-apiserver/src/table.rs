@@ -646,11 +646,12 @@ fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
                 name,
                 json!(s(o, "/spec/schedule")),
                 json!(or_none(s(o, "/spec/timeZone"))),
-                json!(
-                    o.pointer("/spec/suspend")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false)
-                ),
+                // Upstream's printBoolPtr: a string cell, though the column says boolean.
+                json!(match o.pointer("/spec/suspend").and_then(Value::as_bool) {
+                    Some(true) => "True",
+                    Some(false) => "False",
+                    None => "<unset>",
+                }),
                 json!(
                     o.pointer("/status/active")
                         .and_then(Value::as_array)

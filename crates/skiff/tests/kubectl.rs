@@ -1,0 +1,1249 @@
+//! Real kubectl 1.20 and 1.35 against `skiff server --no-agent`, with their default validation:
+//! the seeds' manifests and one of every common kind through apply, get, watch, describe,
+//! label, annotate, scale, explain, diff and the three delete propagation policies.
+
+use serde_json::Value;
+use skiff_testkit::{TestServer, kubectl_120, kubectl_135};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Every call also carries this, so that no request can hang the test (TestServer::run adds a
+/// 120 s limit on the process).
+const REQUEST_TIMEOUT: &str = "--request-timeout=20s";
+
+/// The manifests `apply -f` creates, in the order kubectl reports them, with what it prints.
+const MANIFESTS: &[(&str, &str)] = &[
+    ("deployment-services.yaml", "deployment.apps/services"),
+    (
+        "rc-quote-frontend.yaml",
+        "replicationcontroller/quote-frontend",
+    ),
+    ("srv-quote-frontend.yaml", "service/quote-frontend"),
+    ("srv-quote-store.yaml", "service/quote-store"),
+    ("pod-quote-store.yaml", "pod/quote-store"),
+    ("configmap.yaml", "configmap/app-config"),
+    ("secret.yaml", "secret/app-secret"),
+    ("namespace.yaml", "namespace/staging"),
+    ("job.yaml", "job.batch/pi"),
+    ("cronjob.yaml", "cronjob.batch/hello"),
+    ("ingress.yaml", "ingress.networking.k8s.io/quote"),
+    ("statefulset.yaml", "statefulset.apps/web"),
+    ("daemonset.yaml", "daemonset.apps/node-logger"),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Version {
+    V120,
+    V135,
+}
+
+struct Kubectl {
+    server: TestServer,
+    bin: PathBuf,
+    version: Version,
+}
+
+fn manifests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests")
+}
+
+fn manifest(name: &str) -> String {
+    manifests().join(name).display().to_string()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Collapses runs of spaces, so that table rows compare independently of column widths.
+fn squash(line: &str) -> String {
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Kubectl {
+    fn start(bin: PathBuf, version: Version) -> Kubectl {
+        Kubectl {
+            server: TestServer::start(env!("CARGO_BIN_EXE_skiff").as_ref()),
+            bin,
+            version,
+        }
+    }
+
+    fn with_timeout<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = args.to_vec();
+        all.push(REQUEST_TIMEOUT);
+        all
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.server.run(&self.bin, &Self::with_timeout(args))
+    }
+
+    fn run_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        self.server
+            .run_stdin(&self.bin, &Self::with_timeout(args), Some(stdin))
+    }
+
+    fn describe(&self, args: &[&str], out: &Output) -> String {
+        format!(
+            "kubectl {:?} {args:?} ({}):\nstdout: {}\nstderr: {}\nserver log tail: {}",
+            self.version,
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr),
+            self.server
+                .log()
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    }
+
+    /// Runs and asserts success; returns stdout.
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{}", self.describe(args, &out));
+        text(&out.stdout)
+    }
+
+    #[track_caller]
+    fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.run_stdin(args, stdin);
+        assert!(out.status.success(), "{}", self.describe(args, &out));
+        text(&out.stdout)
+    }
+
+    /// Runs and asserts the exit code; returns the output.
+    #[track_caller]
+    fn exits(&self, code: i32, args: &[&str]) -> Output {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}",
+            self.describe(args, &out)
+        );
+        out
+    }
+
+    #[track_caller]
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let out = self.ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    }
+
+    /// `json`, with managedFields, which kubectl hides by default since 1.21.
+    #[track_caller]
+    fn json_with_managed_fields(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        if self.version != Version::V120 {
+            all.push("--show-managed-fields");
+        }
+        self.json(&all)
+    }
+
+    #[track_caller]
+    fn jsonpath(&self, args: &[&str], path: &str) -> String {
+        let mut all = args.to_vec();
+        let expr = format!("jsonpath={path}");
+        all.extend(["-o", &expr]);
+        self.ok(&all)
+    }
+
+    /// The header and the row named `name` of `get KIND -o wide`, squashed.
+    #[track_caller]
+    fn wide(&self, args: &[&str], name: &str) -> (String, String) {
+        let mut all = vec!["get"];
+        all.extend(args);
+        all.extend(["-o", "wide"]);
+        let out = self.ok(&all);
+        let mut lines = out.lines();
+        let header = squash(lines.next().unwrap_or_default());
+        let row = lines
+            .map(squash)
+            .find(|l| l.split(' ').next() == Some(name))
+            .unwrap_or_else(|| panic!("no row {name} in {args:?}:\n{out}"));
+        (header, row)
+    }
+
+    fn write(&self, file: &str, contents: &str) -> String {
+        let p = self.server.dir.path().join(file);
+        std::fs::write(&p, contents).expect("write a manifest into the temp dir");
+        p.display().to_string()
+    }
+
+    fn apply_args(extra: &[&'static str]) -> Vec<String> {
+        let mut args = vec!["apply".to_string()];
+        for (file, _) in MANIFESTS {
+            args.push("-f".into());
+            args.push(manifest(file));
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+}
+
+/// A manifest from `tests/manifests` with `from` replaced by `to` (which must occur).
+#[track_caller]
+fn edited(file: &str, edits: &[(&str, &str)]) -> String {
+    let mut s = std::fs::read_to_string(manifests().join(file)).expect("read manifest");
+    for (from, to) in edits {
+        assert!(s.contains(from), "{file} has no {from:?}");
+        s = s.replace(from, to);
+    }
+    s
+}
+
+/// `kubectl get -w` in the background: its stdout is collected until it is killed by PID.
+struct Watcher {
+    child: Child,
+    out: Arc<Mutex<String>>,
+}
+
+impl Watcher {
+    fn start(k: &Kubectl, args: &[&str]) -> Watcher {
+        let mut child = Command::new(&k.bin)
+            .args(args)
+            .arg(REQUEST_TIMEOUT)
+            .env("KUBECONFIG", k.server.kubeconfig())
+            .env("HOME", k.server.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn kubectl get -w");
+        let out = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stdout.take().expect("piped stdout");
+        let sink = Arc::clone(&out);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+        Watcher { child, out }
+    }
+
+    fn output(&self) -> String {
+        self.out.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Waits (at most 30 s) until a squashed line of the output satisfies `pred`.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.output();
+            if out.lines().map(squash).any(|l| pred(&l)) {
+                return out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kubectl get -w never showed {what}; it printed:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        // Child::kill signals this child's PID only.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn api_resources(k: &Kubectl) {
+    let out = k.ok(&["api-resources"]);
+    let header = squash(out.lines().next().unwrap_or_default());
+    assert_eq!(
+        header, "NAME SHORTNAMES APIVERSION NAMESPACED KIND",
+        "{out}"
+    );
+    let rows: Vec<String> = out.lines().map(squash).collect();
+    for want in [
+        "pods po v1 true Pod",
+        "services svc v1 true Service",
+        "replicationcontrollers rc v1 true ReplicationController",
+        "configmaps cm v1 true ConfigMap",
+        "secrets v1 true Secret",
+        "namespaces ns v1 false Namespace",
+        "events ev v1 true Event",
+        "deployments deploy apps/v1 true Deployment",
+        "statefulsets sts apps/v1 true StatefulSet",
+        "daemonsets ds apps/v1 true DaemonSet",
+        "replicasets rs apps/v1 true ReplicaSet",
+        "jobs batch/v1 true Job",
+        "cronjobs cj batch/v1 true CronJob",
+        "ingresses ing networking.k8s.io/v1 true Ingress",
+        "customresourcedefinitions crd,crds apiextensions.k8s.io/v1 false CustomResourceDefinition",
+    ] {
+        assert!(
+            rows.iter().any(|r| r == want),
+            "api-resources has no row {want:?}:\n{out}"
+        );
+    }
+    let apps = k.ok(&["api-resources", "--api-group=apps", "-o", "name"]);
+    for r in [
+        "deployments.apps",
+        "statefulsets.apps",
+        "daemonsets.apps",
+        "replicasets.apps",
+        "controllerrevisions.apps",
+    ] {
+        assert!(apps.lines().any(|l| l == r), "no {r} in:\n{apps}");
+    }
+}
+
+fn apply_creates_then_unchanged(k: &Kubectl) {
+    let args = Kubectl::apply_args(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = k.ok(&args);
+    let want: Vec<String> = MANIFESTS
+        .iter()
+        .map(|(_, obj)| format!("{obj} created"))
+        .collect();
+    assert_eq!(out.lines().collect::<Vec<_>>(), want, "{out}");
+
+    // Every object as the seeds describe it.
+    let d = k.json(&["get", "deployment", "services"]);
+    assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+        4200
+    );
+    assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate", "defaulted");
+    let rc = k.json(&["get", "rc", "quote-frontend"]);
+    assert_eq!(
+        rc["spec"]["template"]["spec"]["containers"][0]["env"][0],
+        serde_json::json!({"name": "GET_HOSTS_FROM", "value": "env"})
+    );
+    let pod = k.json(&["get", "pod", "quote-store"]);
+    assert_eq!(
+        pod["spec"]["volumes"][0],
+        serde_json::json!({"name": "quote-store-volume", "emptyDir": {}})
+    );
+    assert_eq!(pod["status"]["phase"], "Pending");
+    let ns = k.json(&["get", "namespace", "staging"]);
+    assert_eq!(ns["status"]["phase"], "Active");
+
+    // Applying the same files again changes nothing.
+    let again = k.ok(&args);
+    let want: Vec<String> = MANIFESTS
+        .iter()
+        .map(|(_, obj)| format!("{obj} unchanged"))
+        .collect();
+    assert_eq!(again.lines().collect::<Vec<_>>(), want, "{again}");
+    let d2 = k.json(&["get", "deployment", "services"]);
+    assert_eq!(
+        d2["metadata"]["resourceVersion"], d["metadata"]["resourceVersion"],
+        "an unchanged apply writes nothing"
+    );
+}
+
+fn validation_is_on(k: &Kubectl) {
+    let out = k.run(&["apply", "-f", &manifest("extra/deployment-invalid.yaml")]);
+    assert!(
+        !out.status.success(),
+        "a typo must be refused: {}",
+        k.describe(&["apply"], &out)
+    );
+    let err = text(&out.stderr);
+    assert!(err.contains("replicaz"), "{err}");
+    match k.version {
+        // 1.20 validates on the client, against /openapi/v2 in protobuf.
+        Version::V120 => assert!(
+            err.contains("error validating") && err.contains("unknown field \"replicaz\""),
+            "{err}"
+        ),
+        // 1.35 asks the server for fieldValidation=Strict.
+        Version::V135 => assert!(err.contains("strict decoding error"), "{err}"),
+    }
+    k.exits(1, &["get", "deployment", "typo"]);
+}
+
+fn apply_patches_a_change(k: &Kubectl) {
+    let deployment = edited(
+        "deployment-services.yaml",
+        &[
+            (
+                "image: recipher/ap-docker-services",
+                "image: recipher/ap-docker-services:v2\n        env:\n        - name: PORT\n          value: \"4200\"",
+            ),
+            ("replicas: 1", "replicas: 2"),
+        ],
+    );
+    let configmap = edited(
+        "configmap.yaml",
+        &[("  LOG_LEVEL: info\n", ""), ("color=blue", "color=green")],
+    );
+    let d = k.write("deployment-v2.yaml", &deployment);
+    let c = k.write("configmap-v2.yaml", &configmap);
+    let out = k.ok(&["apply", "-f", &d, "-f", &c]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "deployment.apps/services configured",
+            "configmap/app-config configured"
+        ],
+        "{out}"
+    );
+    let dep = k.json(&["get", "deployment", "services"]);
+    let container = &dep["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "recipher/ap-docker-services:v2");
+    assert_eq!(
+        container["env"],
+        serde_json::json!([{"name": "PORT", "value": "4200"}])
+    );
+    assert_eq!(
+        container["ports"][0]["containerPort"], 4200,
+        "merged by name"
+    );
+    assert_eq!(dep["spec"]["replicas"], 2);
+    assert_eq!(dep["metadata"]["generation"], 2);
+    let (_, row) = k.wide(&["deployments"], "services");
+    assert!(
+        row.contains(" services recipher/ap-docker-services:v2 app=ap-docker"),
+        "{row}"
+    );
+    let cm = k.json(&["get", "configmap", "app-config"]);
+    assert_eq!(
+        cm["data"],
+        serde_json::json!({"app.properties": "greeting=hello\ncolor=green\n"}),
+        "a key dropped from the manifest is removed; a changed one is updated"
+    );
+    let again = k.ok(&["apply", "-f", &d, "-f", &c]);
+    assert!(again.lines().all(|l| l.ends_with(" unchanged")), "{again}");
+}
+
+fn secret_string_data(k: &Kubectl) {
+    k.ok(&["apply", "-f", &manifest("extra/secret-stringdata.yaml")]);
+    let s = k.json(&["get", "secret", "db-credentials"]);
+    assert_eq!(
+        s["data"],
+        serde_json::json!({"host": "ZGIuZXhhbXBsZQ==", "username": "cXVvdGVz", "password": "aHVudGVyMg=="}),
+        "stringData is folded into data"
+    );
+    assert_eq!(s.get("stringData"), None, "stringData is never stored");
+    let (header, row) = k.wide(&["secrets"], "db-credentials");
+    assert_eq!(header, "NAME TYPE DATA AGE");
+    assert!(row.starts_with("db-credentials Opaque 3 "), "{row}");
+}
+
+fn apply_server_side(k: &Kubectl) {
+    let file = manifest("extra/configmap-ssa.yaml");
+    let out = k.ok(&["apply", "--server-side", "-f", &file]);
+    assert_eq!(out.trim(), "configmap/ssa-config serverside-applied");
+    let cm = k.json_with_managed_fields(&["get", "configmap", "ssa-config"]);
+    assert_eq!(cm["data"]["mode"], "server-side");
+    let managers = cm["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        managers
+            .iter()
+            .any(|m| m["manager"] == "kubectl" && m["operation"] == "Apply"),
+        "{managers:?}"
+    );
+    assert!(
+        cm["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].is_null(),
+        "server-side apply keeps no last-applied annotation"
+    );
+    // Applying again is idempotent.
+    let rv = cm["metadata"]["resourceVersion"].clone();
+    k.ok(&["apply", "--server-side", "-f", &file]);
+    let cm = k.json(&["get", "configmap", "ssa-config"]);
+    assert_eq!(cm["metadata"]["resourceVersion"], rv, "no-op apply");
+
+    // Another manager changing an owned field conflicts, unless it forces.
+    let other = k.write(
+        "configmap-ssa-other.yaml",
+        &edited(
+            "extra/configmap-ssa.yaml",
+            &[("replicas: \"3\"", "replicas: \"5\"")],
+        ),
+    );
+    let out = k.exits(
+        1,
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "-f",
+            &other,
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Apply failed with 1 conflict: conflict with \"kubectl\": .data.replicas"),
+        "{err}"
+    );
+    k.ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "--force-conflicts",
+        "-f",
+        &other,
+    ]);
+    assert_eq!(
+        k.jsonpath(&["get", "configmap", "ssa-config"], "{.data.replicas}"),
+        "5"
+    );
+
+    // A client-side applied object can be taken over by server-side apply.
+    let out = k.ok(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        &manifest("daemonset.yaml"),
+    ]);
+    assert_eq!(out.trim(), "daemonset.apps/node-logger serverside-applied");
+}
+
+fn get_output_formats(k: &Kubectl) {
+    // Headers are upstream's for each kind (kubernetes/pkg/printers/internalversion). Rows are
+    // checked only as far as no controller or node changes them (no agent runs here).
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "deployments",
+            "services",
+            "NAME READY UP-TO-DATE AVAILABLE AGE CONTAINERS IMAGES SELECTOR",
+            "services 0/2 ",
+        ),
+        (
+            "replicationcontrollers",
+            "quote-frontend",
+            "NAME DESIRED CURRENT READY AGE CONTAINERS IMAGES SELECTOR",
+            "quote-frontend 2 ",
+        ),
+        (
+            "services",
+            "quote-frontend",
+            "NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE SELECTOR",
+            "quote-frontend NodePort 10.43.",
+        ),
+        (
+            "services",
+            "quote-store",
+            "NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE SELECTOR",
+            "quote-store ClusterIP 10.43.",
+        ),
+        (
+            "pods",
+            "quote-store",
+            "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES",
+            "quote-store 0/1 Pending 0",
+        ),
+        ("configmaps", "app-config", "NAME DATA AGE", "app-config 1 "),
+        (
+            "secrets",
+            "app-secret",
+            "NAME TYPE DATA AGE",
+            "app-secret Opaque 2 ",
+        ),
+        (
+            "namespaces",
+            "staging",
+            "NAME STATUS AGE",
+            "staging Active ",
+        ),
+        (
+            "jobs",
+            "pi",
+            "NAME STATUS COMPLETIONS DURATION AGE CONTAINERS IMAGES SELECTOR",
+            "pi Running 0/1 ",
+        ),
+        (
+            "cronjobs",
+            "hello",
+            "NAME SCHEDULE TIMEZONE SUSPEND ACTIVE LAST SCHEDULE AGE CONTAINERS IMAGES SELECTOR",
+            "hello */5 * * * * <none> False 0 <none> ",
+        ),
+        (
+            "ingresses",
+            "quote",
+            "NAME CLASS HOSTS ADDRESS PORTS AGE",
+            "quote <none> quotes.example.com 80 ",
+        ),
+        (
+            "statefulsets",
+            "web",
+            "NAME READY AGE CONTAINERS IMAGES",
+            "web 0/2 ",
+        ),
+        (
+            "daemonsets",
+            "node-logger",
+            "NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE CONTAINERS IMAGES SELECTOR",
+            "node-logger 0 0 0 0 0 <none> ",
+        ),
+    ];
+    for (kind, name, header, row_start) in cases {
+        let (h, row) = k.wide(&[kind], name);
+        assert_eq!(&h, header, "get {kind} -o wide");
+        assert!(
+            row.starts_with(row_start),
+            "get {kind} -o wide: row {row:?} does not start with {row_start:?}"
+        );
+    }
+    let (_, row) = k.wide(&["services"], "quote-frontend");
+    assert!(
+        row.contains(":3") && row.contains("/TCP") && row.contains(" 8000:"),
+        "a NodePort service shows PORT:NODEPORT/TCP: {row}"
+    );
+    assert!(row.ends_with("app=quote-api,role=frontend"), "{row}");
+    let (_, row) = k.wide(&["statefulsets"], "web");
+    assert!(row.ends_with(" nginx nginx:1.27"), "{row}");
+    let (_, row) = k.wide(&["jobs"], "pi");
+    assert!(
+        row.contains(" pi perl:5.34 batch.kubernetes.io/controller-uid="),
+        "{row}"
+    );
+    let (_, row) = k.wide(&["daemonsets"], "node-logger");
+    assert!(
+        row.ends_with(" logger busybox:1.36 app=node-logger"),
+        "{row}"
+    );
+
+    // Several kinds at once print one table per kind, each named kind/name.
+    let out = k.ok(&["get", "deploy,rc,svc"]);
+    for want in [
+        "deployment.apps/services",
+        "replicationcontroller/quote-frontend",
+        "service/quote-frontend",
+        "service/quote-store",
+        "service/kubernetes",
+    ] {
+        assert!(out.contains(want), "{want} missing from:\n{out}");
+    }
+
+    // -o yaml and -o json carry the whole object.
+    let yaml = k.ok(&["get", "deployment", "services", "-o", "yaml"]);
+    for want in [
+        "apiVersion: apps/v1\n",
+        "kind: Deployment\n",
+        "  name: services\n",
+        "  namespace: default\n",
+        "  uid: ",
+        "  resourceVersion: \"",
+        "  creationTimestamp: \"",
+        "      app: ap-docker\n",
+        "        image: recipher/ap-docker-services:v2\n",
+        // Defaulted when the image had no tag, and kept when the apply changed the image.
+        "        imagePullPolicy: Always\n",
+        "        - containerPort: 4200\n",
+    ] {
+        assert!(yaml.contains(want), "{want:?} missing from:\n{yaml}");
+    }
+    let list = k.json(&["get", "pods,services"]);
+    assert_eq!(list["kind"], "List");
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i["metadata"]["name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    for n in ["quote-store", "quote-frontend", "kubernetes"] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    let svc = k.json(&["get", "service", "quote-frontend"]);
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap_or(0);
+    assert!((30000..=32767).contains(&node_port), "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
+    let names = k.ok(&["get", "pods", "-o", "name"]);
+    assert_eq!(names.trim(), "pod/quote-store");
+    let by_label = k.ok(&["get", "pods,rc,svc", "-l", "app=quote-api", "-o", "name"]);
+    assert_eq!(
+        by_label.lines().collect::<Vec<_>>(),
+        ["pod/quote-store", "replicationcontroller/quote-frontend"],
+        "the RC's labels are defaulted from its template; the services have none"
+    );
+}
+
+fn watch_sees_a_change(k: &Kubectl) {
+    let w = Watcher::start(k, &["get", "deployment", "services", "-w"]);
+    w.wait_for("the initial row", |l| l.starts_with("services 0/2 "));
+    k.ok(&["scale", "deployment", "services", "--replicas=5"]);
+    let out = w.wait_for("the scaled deployment", |l| l.starts_with("services 0/5 "));
+    assert!(
+        out.lines()
+            .next()
+            .is_some_and(|h| squash(h).starts_with("NAME READY UP-TO-DATE")),
+        "{out}"
+    );
+    drop(w);
+
+    // A watch of a whole kind sees an object appear and change.
+    let w = Watcher::start(k, &["get", "configmaps", "-w", "-o", "wide"]);
+    w.wait_for("the existing configmaps", |l| l.starts_with("app-config "));
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: \"1\"\n",
+    );
+    w.wait_for("the new configmap", |l| l.starts_with("watched 1 "));
+    k.ok(&[
+        "patch",
+        "configmap",
+        "watched",
+        "-p",
+        r#"{"data":{"b":"2"}}"#,
+    ]);
+    w.wait_for("the patched configmap", |l| l.starts_with("watched 2 "));
+    drop(w);
+    k.ok(&["scale", "deployment", "services", "--replicas=2"]);
+}
+
+fn describe_shows_objects_and_events(k: &Kubectl) {
+    let uid = k.jsonpath(&["get", "deployment", "services"], "{.metadata.uid}");
+    let event = std::fs::read_to_string(manifests().join("extra/event-services.yaml"))
+        .expect("read event manifest")
+        .replace("uid: UID", &format!("uid: {uid}"));
+    k.ok_stdin(&["create", "-f", "-"], &event);
+
+    let out = k.ok(&["describe", "deployment/services"]);
+    for want in [
+        "Name: services",
+        "Namespace: default",
+        "Labels: app=ap-docker",
+        "Selector: app=ap-docker",
+        "Replicas: 2 desired | ",
+        "StrategyType: RollingUpdate",
+        "RollingUpdateStrategy: 25% max unavailable, 25% max surge",
+        "Image: recipher/ap-docker-services:v2",
+        "Port: 4200/TCP",
+        "Type Reason Age From Message",
+        "Normal ScalingReplicaSet",
+        "deployment-controller Scaled up replica set services-6d5f8 to 1",
+    ] {
+        assert!(
+            out.lines().map(squash).any(|l| l.contains(want)),
+            "describe deployment: {want:?} missing from:\n{out}"
+        );
+    }
+
+    let out = k.ok(&["describe", "pod", "quote-store"]);
+    for want in [
+        "Name: quote-store",
+        "Status: Pending",
+        "/data/redis from quote-store-volume (rw)",
+        "quote-store-volume:",
+        "Type: EmptyDir (a temporary directory that shares a pod's lifetime)",
+        "QoS Class: BestEffort",
+    ] {
+        assert!(
+            out.lines().map(squash).any(|l| l.contains(want)),
+            "describe pod: {want:?} missing from:\n{out}"
+        );
+    }
+
+    let out = k.ok(&["describe", "rc", "quote-frontend"]);
+    for want in [
+        "Name: quote-frontend",
+        "Selector: app=quote-api,role=frontend",
+        " current / 2 desired",
+        "Image: g1g1/quote-service",
+        "GET_HOSTS_FROM: env",
+    ] {
+        assert!(
+            out.lines().map(squash).any(|l| l.contains(want)),
+            "describe rc: {want:?} missing from:\n{out}"
+        );
+    }
+
+    let out = k.ok(&["describe", "service", "quote-frontend"]);
+    for want in [
+        "Name: quote-frontend",
+        "Selector: app=quote-api,role=frontend",
+        "Type: NodePort",
+        "Port: <unset> 8000/TCP",
+        "TargetPort: 80/TCP",
+        "NodePort: <unset> 3",
+    ] {
+        assert!(
+            out.lines().map(squash).any(|l| l.contains(want)),
+            "describe service: {want:?} missing from:\n{out}"
+        );
+    }
+    let out = k.ok(&["describe", "namespace", "staging"]);
+    assert!(
+        out.lines().map(squash).any(|l| l == "Status: Active"),
+        "{out}"
+    );
+}
+
+fn label_and_annotate(k: &Kubectl) {
+    let out = k.ok(&["label", "deployment", "services", "tier=backend"]);
+    assert_eq!(out.trim(), "deployment.apps/services labeled");
+    let out = k.ok(&["get", "deployments", "-l", "tier=backend", "-o", "name"]);
+    assert_eq!(out.trim(), "deployment.apps/services");
+    let (header, row) = k.wide(&["deployments", "-L", "tier"], "services");
+    assert!(header.ends_with(" SELECTOR TIER"), "{header}");
+    assert!(row.ends_with(" app=ap-docker backend"), "{row}");
+    // An existing label is changed only with --overwrite.
+    k.exits(1, &["label", "deployment", "services", "tier=frontend"]);
+    k.ok(&[
+        "label",
+        "deployment",
+        "services",
+        "tier=frontend",
+        "--overwrite",
+    ]);
+    assert_eq!(
+        k.jsonpath(
+            &["get", "deployment", "services"],
+            "{.metadata.labels.tier}"
+        ),
+        "frontend"
+    );
+    k.ok(&["label", "deployment", "services", "tier-"]);
+    let labels = k.json(&["get", "deployment", "services"])["metadata"]["labels"].clone();
+    assert_eq!(labels, serde_json::json!({"app": "ap-docker"}));
+    k.ok(&["label", "pods", "--all", "checked=yes"]);
+    assert_eq!(
+        k.ok(&["get", "pods", "-l", "checked=yes", "-o", "name"])
+            .trim(),
+        "pod/quote-store"
+    );
+
+    let out = k.ok(&[
+        "annotate",
+        "deployment",
+        "services",
+        "owner=quotes-team",
+        "description=the ap-docker services",
+    ]);
+    assert_eq!(out.trim(), "deployment.apps/services annotated");
+    let ann = k.json(&["get", "deployment", "services"])["metadata"]["annotations"].clone();
+    assert_eq!(ann["owner"], "quotes-team");
+    assert_eq!(ann["description"], "the ap-docker services");
+    assert!(
+        ann["kubectl.kubernetes.io/last-applied-configuration"].is_string(),
+        "annotate keeps the last-applied annotation"
+    );
+    k.exits(1, &["annotate", "deployment", "services", "owner=someone"]);
+    k.ok(&["annotate", "deployment", "services", "owner-"]);
+    let ann = k.json(&["get", "deployment", "services"])["metadata"]["annotations"].clone();
+    assert!(ann.get("owner").is_none(), "{ann}");
+}
+
+fn scale(k: &Kubectl) {
+    for (kind, name, replicas, printed) in [
+        (
+            "deployment",
+            "services",
+            "3",
+            "deployment.apps/services scaled",
+        ),
+        (
+            "rc",
+            "quote-frontend",
+            "1",
+            "replicationcontroller/quote-frontend scaled",
+        ),
+        ("statefulset", "web", "1", "statefulset.apps/web scaled"),
+    ] {
+        let out = k.ok(&["scale", kind, name, &format!("--replicas={replicas}")]);
+        assert_eq!(out.trim(), printed);
+        assert_eq!(
+            k.jsonpath(&["get", kind, name], "{.spec.replicas}"),
+            replicas
+        );
+    }
+    // The precondition is checked.
+    k.exits(
+        1,
+        &[
+            "scale",
+            "deployment",
+            "services",
+            "--current-replicas=7",
+            "--replicas=1",
+        ],
+    );
+    k.ok(&[
+        "scale",
+        "deployment",
+        "services",
+        "--current-replicas=3",
+        "--replicas=2",
+    ]);
+    assert_eq!(
+        k.jsonpath(&["get", "deployment", "services"], "{.spec.replicas}"),
+        "2"
+    );
+    // A kind without a scale subresource is refused.
+    k.exits(1, &["scale", "configmap", "app-config", "--replicas=2"]);
+}
+
+fn explain(k: &Kubectl) {
+    let out = k.ok(&["explain", "deployment.spec"]);
+    let squashed: Vec<String> = out.lines().map(squash).collect();
+    let has = |want: &str| squashed.iter().any(|l| l.starts_with(want));
+    match k.version {
+        // 1.20 reads /openapi/v2.
+        Version::V120 => {
+            assert!(has("KIND: Deployment"), "{out}");
+            assert!(has("VERSION: apps/v1"), "{out}");
+            assert!(has("RESOURCE: spec <Object>"), "{out}");
+        }
+        // 1.35 reads /openapi/v3/apis/apps/v1.
+        Version::V135 => {
+            assert!(has("GROUP: apps"), "{out}");
+            assert!(has("KIND: Deployment"), "{out}");
+            assert!(has("VERSION: v1"), "{out}");
+            assert!(has("FIELD: spec <DeploymentSpec>"), "{out}");
+        }
+    }
+    for want in [
+        "DESCRIPTION:",
+        "FIELDS:",
+        "replicas <integer>",
+        "template <Object> -required-",
+        "strategy <Object>",
+        "minReadySeconds <integer>",
+    ] {
+        let want = match (k.version, want) {
+            (Version::V135, "template <Object> -required-") => {
+                "template <PodTemplateSpec> -required-"
+            }
+            (Version::V135, "strategy <Object>") => "strategy <DeploymentStrategy>",
+            _ => want,
+        };
+        assert!(has(want), "explain deployment.spec: no {want:?} in:\n{out}");
+    }
+    let out = k.ok(&["explain", "deployment.spec.strategy.type"]);
+    assert!(out.contains("Recreate"), "{out}");
+    let out = k.ok(&["explain", "pods.spec.volumes.emptyDir"]);
+    assert!(
+        out.lines()
+            .map(squash)
+            .any(|l| l.starts_with("sizeLimit <")),
+        "{out}"
+    );
+}
+
+fn diff(k: &Kubectl) {
+    // The live objects equal these manifests: no diff, exit 0.
+    let configmap = edited(
+        "configmap.yaml",
+        &[("  LOG_LEVEL: info\n", ""), ("color=blue", "color=green")],
+    );
+    let same = k.write("configmap-v2.yaml", &configmap);
+    let out = k.exits(0, &["diff", "-f", &same]);
+    assert_eq!(text(&out.stdout), "", "no diff expected");
+    k.exits(0, &["diff", "-f", &manifest("ingress.yaml")]);
+
+    // A changed manifest: exit 1 and a unified diff of what apply would change.
+    let changed = k.write(
+        "configmap-v3.yaml",
+        &configmap.replace("color=green", "color=red"),
+    );
+    let out = k.exits(1, &["diff", "-f", &changed]);
+    let diff = text(&out.stdout);
+    assert!(
+        diff.contains("-    color=green") && diff.contains("+    color=red"),
+        "{diff}"
+    );
+    assert!(diff.contains("v1.ConfigMap.default.app-config"), "{diff}");
+    // diff is a dry run: nothing changed.
+    assert_eq!(
+        k.jsonpath(
+            &["get", "configmap", "app-config"],
+            "{.data.app\\.properties}"
+        ),
+        "greeting=hello\ncolor=green\n"
+    );
+    // A new object diffs against nothing.
+    let new = k.write(
+        "configmap-new.yaml",
+        &configmap.replace("name: app-config", "name: not-yet"),
+    );
+    let out = k.exits(1, &["diff", "-f", &new]);
+    assert!(
+        text(&out.stdout).contains("+  name: not-yet"),
+        "{}",
+        text(&out.stdout)
+    );
+    k.exits(1, &["get", "configmap", "not-yet"]);
+}
+
+/// A finalizer of the test's own: it holds an object that is being deleted, so that the states
+/// in between stay observable however fast the garbage collector is.
+const HOLD: &str = "skiff.test/hold";
+
+/// Creates a pod owned by `kind/name` (a dependent for the garbage collector), held by `HOLD`.
+fn owned_pod(k: &Kubectl, pod: &str, api: &str, kind: &str, resource: &str, name: &str) {
+    let uid = k.jsonpath(&["get", resource, name], "{.metadata.uid}");
+    let m = std::fs::read_to_string(manifests().join("extra/pod-owned.yaml"))
+        .expect("read pod manifest")
+        .replace("name: NAME", &format!("name: {pod}"))
+        .replace("HOLD", HOLD)
+        .replace("OWNER_API", api)
+        .replace("OWNER_KIND", kind)
+        .replace("OWNER_NAME", name)
+        .replace("OWNER_UID", &uid);
+    k.ok_stdin(&["create", "-f", "-"], &m);
+}
+
+/// Polls `get -o json` (at most 30 s) until `pred` holds for the object.
+#[track_caller]
+fn wait_until(k: &Kubectl, what: &str, args: &[&str], pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = k.json(args);
+        if pred(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never saw {what}: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls (at most 30 s) until every `kind/name` answers NotFound. (`kubectl wait --for=delete`
+/// of 1.20 fails when the object is already gone, so the test polls itself.)
+#[track_caller]
+fn wait_gone(k: &Kubectl, objects: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for o in objects {
+        loop {
+            let out = k.run(&["get", o]);
+            let err = text(&out.stderr);
+            if !out.status.success() && err.contains("NotFound") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{o} is still there: {}",
+                k.describe(&["get", o], &out)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn finalizers(v: &Value) -> Vec<&str> {
+    v["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn being_deleted(v: &Value) -> bool {
+    v["metadata"]["deletionTimestamp"].is_string()
+}
+
+/// Drops `HOLD` (and any other finalizer) from an object.
+fn release(k: &Kubectl, resource: &str, name: &str) {
+    k.ok(&[
+        "patch",
+        resource,
+        name,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+}
+
+fn delete_with_propagation(k: &Kubectl) {
+    owned_pod(
+        k,
+        "services-dep",
+        "apps/v1",
+        "Deployment",
+        "deployment",
+        "services",
+    );
+    owned_pod(k, "web-0", "apps/v1", "StatefulSet", "statefulset", "web");
+    owned_pod(
+        k,
+        "quote-frontend-dep",
+        "v1",
+        "ReplicationController",
+        "rc",
+        "quote-frontend",
+    );
+
+    // Foreground: the API server marks the owner (deletionTimestamp and the foregroundDeletion
+    // finalizer); the garbage collector deletes the dependents that block it, then removes the
+    // finalizer. services-dep is held, so the owner must still be there, marked.
+    let out = k.ok(&[
+        "delete",
+        "deployment",
+        "services",
+        "--cascade=foreground",
+        "--wait=false",
+    ]);
+    assert!(
+        out.starts_with("deployment.apps \"services\" deleted"),
+        "{out}"
+    );
+    let d = k.json(&["get", "deployment", "services"]);
+    assert!(being_deleted(&d), "{d}");
+    assert_eq!(finalizers(&d), ["foregroundDeletion"]);
+    wait_until(
+        k,
+        "the collector deleting the dependent services-dep",
+        &["get", "pod", "services-dep"],
+        being_deleted,
+    );
+    let d = k.json(&["get", "deployment", "services"]);
+    assert_eq!(
+        finalizers(&d),
+        ["foregroundDeletion"],
+        "the owner waits for its blocking dependent"
+    );
+    release(k, "pod", "services-dep");
+    wait_gone(k, &["pod/services-dep", "deployment/services"]);
+
+    // Background: the owner goes at once, then the collector deletes its dependents.
+    let out = k.ok(&["delete", "statefulset", "web", "--cascade=background"]);
+    assert!(out.starts_with("statefulset.apps \"web\" deleted"), "{out}");
+    k.exits(1, &["get", "statefulset", "web"]);
+    wait_until(
+        k,
+        "the collector deleting the dependent web-0",
+        &["get", "pod", "web-0"],
+        being_deleted,
+    );
+    release(k, "pod", "web-0");
+    wait_gone(k, &["pod/web-0"]);
+
+    // Orphan: the API server adds the orphan finalizer; the collector removes the owner
+    // references from the dependents, then that finalizer. The RC is held to observe this.
+    k.ok(&[
+        "patch",
+        "rc",
+        "quote-frontend",
+        "--type=merge",
+        "-p",
+        &format!(r#"{{"metadata":{{"finalizers":["{HOLD}"]}}}}"#),
+    ]);
+    let out = k.ok(&[
+        "delete",
+        "rc",
+        "quote-frontend",
+        "--cascade=orphan",
+        "--wait=false",
+    ]);
+    assert!(
+        out.starts_with("replicationcontroller \"quote-frontend\" deleted"),
+        "{out}"
+    );
+    let rc = k.json(&["get", "rc", "quote-frontend"]);
+    assert!(being_deleted(&rc), "{rc}");
+    assert!(finalizers(&rc).contains(&HOLD), "{rc}");
+    let pod = wait_until(
+        k,
+        "the collector orphaning quote-frontend-dep",
+        &["get", "pod", "quote-frontend-dep"],
+        |p| {
+            p["metadata"]["ownerReferences"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
+        },
+    );
+    assert!(!being_deleted(&pod), "an orphan is not deleted: {pod}");
+    wait_until(
+        k,
+        "the collector removing the orphan finalizer",
+        &["get", "rc", "quote-frontend"],
+        |rc| finalizers(rc) == [HOLD],
+    );
+    release(k, "rc", "quote-frontend");
+    wait_gone(k, &["rc/quote-frontend"]);
+    k.ok(&["get", "pod", "quote-frontend-dep"]);
+
+    // Plain deletes of the rest, by file: kubectl sends propagationPolicy=Background.
+    let mut args = vec!["delete".to_string()];
+    for f in [
+        "configmap.yaml",
+        "secret.yaml",
+        "job.yaml",
+        "cronjob.yaml",
+        "ingress.yaml",
+        "daemonset.yaml",
+        "srv-quote-frontend.yaml",
+        "srv-quote-store.yaml",
+    ] {
+        args.push("-f".into());
+        args.push(manifest(f));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = k.ok(&args);
+    assert_eq!(out.lines().count(), 8, "{out}");
+    for gone in [
+        "configmap/app-config",
+        "secret/app-secret",
+        "job/pi",
+        "cronjob/hello",
+        "ingress/quote",
+        "daemonset/node-logger",
+        "service/quote-frontend",
+        "service/quote-store",
+    ] {
+        k.exits(1, &["get", gone]);
+    }
+
+    // A namespace goes with everything in it (the namespace controller empties it first).
+    k.ok(&[
+        "create",
+        "configmap",
+        "in-staging",
+        "-n",
+        "staging",
+        "--from-literal=a=b",
+    ]);
+    let out = k.ok(&["delete", "namespace", "staging", "--wait=false"]);
+    assert!(out.starts_with("namespace \"staging\" deleted"), "{out}");
+    wait_gone(k, &["namespace/staging"]);
+    k.exits(1, &["get", "configmap", "in-staging", "-n", "staging"]);
+}
+
+fn exercise(bin: PathBuf, version: Version) {
+    let k = Kubectl::start(bin, version);
+    api_resources(&k);
+    apply_creates_then_unchanged(&k);
+    validation_is_on(&k);
+    apply_patches_a_change(&k);
+    secret_string_data(&k);
+    apply_server_side(&k);
+    get_output_formats(&k);
+    watch_sees_a_change(&k);
+    describe_shows_objects_and_events(&k);
+    label_and_annotate(&k);
+    scale(&k);
+    explain(&k);
+    diff(&k);
+    delete_with_propagation(&k);
+}
+
+#[test]
+fn kubectl_1_20() {
+    exercise(kubectl_120(), Version::V120);
+}
+
+#[test]
+fn kubectl_1_35() {
+    exercise(kubectl_135(), Version::V135);
+}

@@ -790,6 +790,85 @@ fn describe_shows_objects_and_events(k: &Kubectl) {
         out.lines().map(squash).any(|l| l == "Status: Active"),
         "{out}"
     );
+
+    // Every other kind of the manifests describes too.
+    for (what, wants) in [
+        (
+            "secret/app-secret",
+            &[
+                "Name: app-secret",
+                "Type: Opaque",
+                "password: 6 bytes",
+                "username: 5 bytes",
+            ][..],
+        ),
+        (
+            "configmap/app-config",
+            &["Name: app-config", "app.properties:", "greeting=hello"][..],
+        ),
+        (
+            "job/pi",
+            &["Name: pi", "Completions: 1", "Image: perl:5.34"][..],
+        ),
+        (
+            "statefulset/web",
+            &["Name: web", "Replicas: 2 desired", "Image: nginx:1.27"][..],
+        ),
+        (
+            "daemonset/node-logger",
+            &[
+                "Name: node-logger",
+                "Selector: app=node-logger",
+                "Image: busybox:1.36",
+            ][..],
+        ),
+        (
+            "ingress/quote",
+            &["Name: quote", "quotes.example.com", "/ quote-frontend:8000"][..],
+        ),
+        (
+            "service/quote-store",
+            &[
+                "Name: quote-store",
+                "Type: ClusterIP",
+                "TargetPort: 6379/TCP",
+            ][..],
+        ),
+    ] {
+        let out = k.ok(&["describe", what]);
+        for want in wants {
+            assert!(
+                out.lines().map(squash).any(|l| l.contains(want)),
+                "describe {what}: {want:?} missing from:\n{out}"
+            );
+        }
+    }
+    match k.version {
+        // kubectl 1.20 describes CronJobs through batch/v1beta1, which Kubernetes stopped
+        // serving in 1.25; a real 1.35 cluster answers it the same way.
+        Version::V120 => {
+            let out = k.exits(1, &["describe", "cronjob/hello"]);
+            assert!(
+                text(&out.stderr).contains("the server could not find the requested resource"),
+                "{}",
+                text(&out.stderr)
+            );
+        }
+        Version::V135 => {
+            let out = k.ok(&["describe", "cronjob/hello"]);
+            for want in [
+                "Name: hello",
+                "Schedule: */5 * * * *",
+                "Suspend: False",
+                "Image: busybox:1.36",
+            ] {
+                assert!(
+                    out.lines().map(squash).any(|l| l.contains(want)),
+                    "describe cronjob: {want:?} missing from:\n{out}"
+                );
+            }
+        }
+    }
 }
 
 fn label_and_annotate(k: &Kubectl) {

@@ -4,17 +4,17 @@
 pub mod graph;
 
 use crate::events::{EventType, Recorder};
+use crate::resources::{self, Resource};
 use futures::StreamExt;
 use graph::{Decision, FOREGROUND, Graph, Node, ORPHAN, OwnerRef, OwnerState, Propagation};
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
-use skiff_api::registry::{self, ResourceInfo};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -28,54 +28,13 @@ use tracing::Instrument;
 const SYNC_GRACE: Duration = Duration::from_secs(30);
 /// How often every object with owners or collector finalizers is looked at again.
 const RESYNC: Duration = Duration::from_secs(60);
+/// How often discovery is read again for resources that appeared (custom resources).
+const REDISCOVER: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("api request failed: {0}")]
     Api(#[from] kube::Error),
-}
-
-/// The resources the collector watches: every stored resource that can be listed, watched and deleted.
-pub fn resources() -> Vec<&'static ResourceInfo> {
-    registry::all()
-        .iter()
-        .filter(|r| {
-            r.storage_version
-                && ["list", "watch", "delete"]
-                    .iter()
-                    .all(|v| r.verbs.contains(v))
-        })
-        .collect()
-}
-
-pub fn api_resource(info: &ResourceInfo) -> ApiResource {
-    ApiResource {
-        group: info.group.into(),
-        version: info.version.into(),
-        api_version: info.api_version(),
-        kind: info.kind.into(),
-        plural: info.plural.into(),
-    }
-}
-
-/// The API for one object of `info` (in `namespace` when the resource is namespaced).
-fn object_api(
-    client: &kube::Client,
-    info: &ResourceInfo,
-    namespace: Option<&str>,
-) -> Api<DynamicObject> {
-    let ar = api_resource(info);
-    match namespace {
-        Some(ns) if info.namespaced => Api::namespaced_with(client.clone(), ns, &ar),
-        _ => Api::all_with(client.clone(), &ar),
-    }
-}
-
-fn split_api_version(api_version: &str) -> (&str, &str) {
-    match api_version.split_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", api_version),
-    }
 }
 
 /// A deduplicating work queue of uids with delayed retries.
@@ -167,34 +126,75 @@ impl Queue {
 
 struct Collector {
     client: kube::Client,
-    resources: Vec<&'static ResourceInfo>,
+    /// Watched resources; only ever appended to, so a node's index stays valid.
+    resources: RwLock<Vec<Arc<Resource>>>,
     graph: Mutex<Graph>,
     queue: Queue,
+    /// Watches that have listed once, against the number started at first discovery.
     synced: AtomicUsize,
+    initial: AtomicUsize,
     synced_notify: Notify,
     recorder: Recorder,
 }
 
 /// Runs the collector until `cancel` fires: one metadata watch per resource feeding the graph,
-/// and one worker draining the queue.
+/// and one worker draining the queue. Discovery is read again now and then, and resources that
+/// appeared since (custom resources) are watched too.
 pub async fn run(client: kube::Client, cancel: CancellationToken) {
     let gc = Arc::new(Collector {
         recorder: Recorder::new(client.clone(), "garbage-collector-controller"),
         client,
-        resources: resources(),
+        resources: RwLock::new(Vec::new()),
         graph: Mutex::new(Graph::default()),
         queue: Queue::default(),
         synced: AtomicUsize::new(0),
+        initial: AtomicUsize::new(0),
         synced_notify: Notify::new(),
     });
     let mut tasks = JoinSet::new();
-    for idx in 0..gc.resources.len() {
-        let info = gc.resources[idx];
-        let span =
-            tracing::debug_span!("gc_watch", resource = %format!("{}.{}", info.plural, info.group));
-        tasks.spawn(gc.clone().watch(idx, cancel.clone()).instrument(span));
+    let mut watched: HashSet<String> = HashSet::new();
+    let mut first = true;
+    let mut rediscover = tokio::time::interval(REDISCOVER);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = rediscover.tick() => {}
+            Some(r) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = r
+                    && e.is_panic()
+                {
+                    tracing::error!(error = %e, "a garbage collector task panicked");
+                }
+                continue;
+            }
+        }
+        let found = match resources::discover(&gc.client).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "garbage collector cannot read discovery");
+                continue;
+            }
+        };
+        for r in found {
+            if !r.list_watch || !r.delete || !watched.insert(r.id()) {
+                continue;
+            }
+            let r = Arc::new(r);
+            let idx = {
+                let mut all = gc.write_resources();
+                all.push(r.clone());
+                all.len() - 1
+            };
+            let span = tracing::debug_span!("gc_watch", resource = %r.id());
+            tasks.spawn(gc.clone().watch(idx, r, cancel.clone()).instrument(span));
+        }
+        if first {
+            first = false;
+            gc.initial
+                .store(gc.read_resources().len(), Ordering::SeqCst);
+            tasks.spawn(gc.clone().work(cancel.clone()));
+        }
     }
-    tasks.spawn(gc.clone().work(cancel.clone()));
     while let Some(r) = tasks.join_next().await {
         if let Err(e) = r
             && e.is_panic()
@@ -205,6 +205,18 @@ pub async fn run(client: kube::Client, cancel: CancellationToken) {
 }
 
 impl Collector {
+    fn read_resources(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Resource>>> {
+        self.resources.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_resources(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Arc<Resource>>> {
+        self.resources.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn resource(&self, idx: usize) -> Option<Arc<Resource>> {
+        self.read_resources().get(idx).cloned()
+    }
+
     fn graph(&self) -> MutexGuard<'_, Graph> {
         self.graph.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -255,11 +267,10 @@ impl Collector {
         self.queue.add(touched);
     }
 
-    async fn watch(self: Arc<Self>, idx: usize, cancel: CancellationToken) {
-        let info = self.resources[idx];
+    async fn watch(self: Arc<Self>, idx: usize, res: Arc<Resource>, cancel: CancellationToken) {
         // `Api<PartialObjectMeta<_>>` asks for metadata only.
         let api: Api<PartialObjectMeta<DynamicObject>> =
-            Api::all_with(self.client.clone(), &api_resource(info));
+            Api::all_with(self.client.clone(), &res.ar);
         let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
         let mut stream = std::pin::pin!(stream);
         let mut listed: Option<HashSet<String>> = None;
@@ -322,14 +333,14 @@ impl Collector {
 
     async fn work(self: Arc<Self>, cancel: CancellationToken) {
         let deadline = Instant::now() + SYNC_GRACE;
-        while self.synced.load(Ordering::SeqCst) < self.resources.len() {
+        while self.synced.load(Ordering::SeqCst) < self.initial.load(Ordering::SeqCst) {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = self.synced_notify.notified() => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     tracing::warn!(
                         synced = self.synced.load(Ordering::SeqCst),
-                        resources = self.resources.len(),
+                        resources = self.initial.load(Ordering::SeqCst),
                         "garbage collector starts before every watch has listed"
                     );
                     break;
@@ -394,11 +405,13 @@ impl Collector {
 
     /// Asks the API server about an owner the graph has not seen.
     async fn owner_state(&self, node: &Node, r: &OwnerRef) -> Result<OwnerState, Error> {
-        let (group, version) = split_api_version(&r.api_version);
-        let Some(info) = registry::find_gvk(group, version, &r.kind)
-            .or_else(|| registry::find_kind(group, &r.kind))
-        else {
-            // An owner of a kind this server does not know cannot be shown to be gone.
+        let Some(info) = resources::find_kind(
+            self.read_resources().iter().map(|r| &**r),
+            &r.api_version,
+            &r.kind,
+        )
+        .cloned() else {
+            // An owner of a kind this server does not serve cannot be shown to be gone.
             return Ok(OwnerState::Solid);
         };
         if info.namespaced && node.namespace.is_none() {
@@ -416,7 +429,7 @@ impl Collector {
                 .await;
             return Ok(OwnerState::Solid);
         }
-        let api = object_api(&self.client, info, node.namespace.as_deref());
+        let api = info.api(&self.client, node.namespace.as_deref());
         Ok(match api.get_metadata_opt(&r.name).await? {
             None => OwnerState::Dangling,
             Some(m) if m.metadata.uid.as_deref() != Some(r.uid.as_str()) => OwnerState::Dangling,
@@ -437,10 +450,10 @@ impl Collector {
     }
 
     fn reference(&self, node: &Node) -> ObjectReference {
-        let info = self.resources[node.resource];
+        let ar = self.resource(node.resource).map(|r| r.ar.clone());
         ObjectReference {
-            api_version: Some(info.api_version()),
-            kind: Some(info.kind.into()),
+            api_version: ar.as_ref().map(|a| a.api_version.clone()),
+            kind: ar.map(|a| a.kind),
             name: Some(node.name.clone()),
             namespace: node.namespace.clone(),
             uid: Some(node.uid.clone()),
@@ -501,8 +514,10 @@ impl Collector {
     }
 
     async fn delete(&self, node: &Node, propagation: Propagation) -> Result<(), Error> {
-        let info = self.resources[node.resource];
-        let api = object_api(&self.client, info, node.namespace.as_deref());
+        let Some(info) = self.resource(node.resource) else {
+            return Ok(());
+        };
+        let api = info.api(&self.client, node.namespace.as_deref());
         let dp = match propagation {
             Propagation::Background => DeleteParams::background(),
             Propagation::Foreground => DeleteParams::foreground(),
@@ -513,7 +528,7 @@ impl Collector {
             resource_version: None,
         });
         tracing::info!(
-            resource = info.plural,
+            resource = %info.id(),
             namespace = node.namespace.as_deref().unwrap_or(""),
             name = %node.name,
             ?propagation,
@@ -533,8 +548,10 @@ impl Collector {
         node: &Node,
         edit: impl Fn(&mut Vec<Value>),
     ) -> Result<(), Error> {
-        let info = self.resources[node.resource];
-        let api = object_api(&self.client, info, node.namespace.as_deref());
+        let Some(info) = self.resource(node.resource) else {
+            return Ok(());
+        };
+        let api = info.api(&self.client, node.namespace.as_deref());
         let Some(current) = api.get_metadata_opt(&node.name).await? else {
             return Ok(());
         };
@@ -562,15 +579,17 @@ impl Collector {
             "resourceVersion": current.metadata.resource_version,
             "ownerReferences": refs,
         }});
-        tracing::info!(resource = info.plural, name = %node.name, "garbage collector updates ownerReferences");
+        tracing::info!(resource = %info.id(), name = %node.name, "garbage collector updates ownerReferences");
         self.patch(&api, &node.name, patch).await
     }
 
     /// Drops one finalizer from the object's newest version; the server deletes an object
     /// whose deletion was pending on its last finalizer.
     async fn remove_finalizer(&self, node: &Node, finalizer: &str) -> Result<(), Error> {
-        let info = self.resources[node.resource];
-        let api = object_api(&self.client, info, node.namespace.as_deref());
+        let Some(info) = self.resource(node.resource) else {
+            return Ok(());
+        };
+        let api = info.api(&self.client, node.namespace.as_deref());
         let Some(current) = api.get_metadata_opt(&node.name).await? else {
             return Ok(());
         };
@@ -586,7 +605,7 @@ impl Collector {
             "resourceVersion": current.metadata.resource_version,
             "finalizers": if rest.is_empty() { Value::Null } else { json!(rest) },
         }});
-        tracing::info!(resource = info.plural, name = %node.name, finalizer, "garbage collector removes its finalizer");
+        tracing::info!(resource = %info.id(), name = %node.name, finalizer, "garbage collector removes its finalizer");
         self.patch(&api, &node.name, patch).await
     }
 
@@ -605,34 +624,6 @@ impl Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn watches_every_stored_resource_once() {
-        let rs = resources();
-        for (g, p) in [
-            ("", "pods"),
-            ("apps", "replicasets"),
-            ("apps", "deployments"),
-            ("", "configmaps"),
-            ("", "namespaces"),
-        ] {
-            assert_eq!(
-                rs.iter().filter(|r| r.group == g && r.plural == p).count(),
-                1,
-                "{g}/{p}"
-            );
-        }
-        assert!(
-            !rs.iter()
-                .any(|r| r.plural == "bindings" || r.plural == "tokenreviews")
-        );
-    }
-
-    #[test]
-    fn splits_api_versions() {
-        assert_eq!(split_api_version("apps/v1"), ("apps", "v1"));
-        assert_eq!(split_api_version("v1"), ("", "v1"));
-    }
 
     #[tokio::test]
     async fn queue_deduplicates_and_retries_later() {

@@ -3,6 +3,7 @@
 pub mod events;
 pub mod garbage_collector;
 pub mod namespace;
+pub mod resources;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;

@@ -1,16 +1,15 @@
 //! Namespace controller: empties a terminating namespace, then releases its `kubernetes` finalizer.
 
 use crate::events::{EventType, Recorder};
-use crate::garbage_collector::api_resource;
+use crate::resources;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use skiff_api::registry::{self, ResourceInfo};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,18 +27,6 @@ pub enum Error {
 pub struct Ctx {
     pub client: kube::Client,
     pub recorder: Recorder,
-}
-
-/// Every namespaced resource a namespace's content can live in.
-fn namespaced_resources() -> Vec<&'static ResourceInfo> {
-    registry::all()
-        .iter()
-        .filter(|r| {
-            r.namespaced
-                && r.storage_version
-                && ["list", "delete"].iter().all(|v| r.verbs.contains(v))
-        })
-        .collect()
 }
 
 /// What is left in a namespace after a deletion pass.
@@ -173,7 +160,13 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Erro
         return Ok(Action::await_change());
     }
     drop(_enter);
-    let rem = delete_content(&ctx.client, &name).await;
+    let rem = match resources::discover(&ctx.client).await {
+        Ok(found) => delete_content(&ctx.client, &name, &found).await,
+        Err(e) => Remaining {
+            failures: vec![format!("discovery: {e}")],
+            ..Remaining::default()
+        },
+    };
     update_conditions(&ctx, &ns, &rem).await?;
     if !rem.is_empty() {
         tracing::debug!(namespace = %name, ?rem, "namespace still has content");
@@ -198,15 +191,15 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Erro
 }
 
 /// Deletes every object in the namespace and reports what is still there.
-async fn delete_content(client: &kube::Client, ns: &str) -> Remaining {
+async fn delete_content(
+    client: &kube::Client,
+    ns: &str,
+    found: &[resources::Resource],
+) -> Remaining {
     let mut rem = Remaining::default();
-    for info in namespaced_resources() {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &api_resource(info));
-        let id = if info.group.is_empty() {
-            info.plural.to_string()
-        } else {
-            format!("{}.{}", info.plural, info.group)
-        };
+    for res in found.iter().filter(|r| r.namespaced && r.delete) {
+        let api = res.api(client, Some(ns));
+        let id = res.id();
         let listed = match api.list_metadata(&ListParams::default()).await {
             Ok(l) => l,
             Err(e) => {
@@ -218,7 +211,7 @@ async fn delete_content(client: &kube::Client, ns: &str) -> Remaining {
             continue;
         }
         let dp = DeleteParams::background();
-        let deleted = if info.verbs.contains(&"deletecollection") {
+        let deleted = if res.deletecollection {
             api.delete_collection(&dp, &ListParams::default())
                 .await
                 .map(|_| ())
@@ -324,17 +317,6 @@ async fn update_conditions(ctx: &Ctx, ns: &Namespace, rem: &Remaining) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn content_resources_are_namespaced_and_exclude_namespaces() {
-        let rs = namespaced_resources();
-        assert!(rs.iter().any(|r| r.plural == "configmaps"));
-        assert!(rs.iter().any(|r| r.plural == "deployments"));
-        assert!(
-            !rs.iter()
-                .any(|r| r.plural == "namespaces" || r.plural == "nodes")
-        );
-    }
 
     #[test]
     fn conditions_say_what_remains() {

@@ -302,3 +302,75 @@ async fn metadata_only_requests_get_partial_object_metadata() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test]
+async fn namespace_deletion_removes_custom_resources_too() {
+    use kube::api::{ApiResource, DynamicObject};
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let c = cluster().await;
+        let crds: Api<DynamicObject> = Api::all_with(
+            c.client.clone(),
+            &ApiResource {
+                group: "apiextensions.k8s.io".into(),
+                version: "v1".into(),
+                api_version: "apiextensions.k8s.io/v1".into(),
+                kind: "CustomResourceDefinition".into(),
+                plural: "customresourcedefinitions".into(),
+            },
+        );
+        let crd: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {
+                "group": "example.com",
+                "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+            }
+        }))
+        .expect("crd");
+        crds.create(&PostParams::default(), &crd).await.expect("create crd");
+        let namespaces: Api<Namespace> = Api::all(c.client.clone());
+        let ns: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "crs"}})).expect("ns");
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
+        let widgets: Api<DynamicObject> = Api::namespaced_with(
+            c.client.clone(),
+            "crs",
+            &ApiResource {
+                group: "example.com".into(),
+                version: "v1".into(),
+                api_version: "example.com/v1".into(),
+                kind: "Widget".into(),
+                plural: "widgets".into(),
+            },
+        );
+        let widget: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}
+        }))
+        .expect("widget");
+        eventually("the custom resource is served", || async {
+            widgets.create(&PostParams::default(), &widget).await.is_ok()
+        })
+        .await;
+        namespaces
+            .delete("crs", &DeleteParams::default())
+            .await
+            .expect("delete namespace");
+        eventually("the namespace goes", || async {
+            matches!(namespaces.get_opt("crs").await, Ok(None))
+        })
+        .await;
+        eventually("the widget went with it", || async {
+            matches!(widgets.get_opt("w").await, Ok(None))
+        })
+        .await;
+    })
+    .await
+    .expect("test timed out");
+}

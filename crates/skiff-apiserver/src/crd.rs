@@ -238,7 +238,7 @@ impl Resources {
             if versions.is_empty() || out.iter().any(|g| g.group == group) {
                 continue;
             }
-            versions.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+            versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
             out.push(GroupVersions { group, versions });
         }
         out
@@ -374,7 +374,7 @@ pub fn validate(crd: &Value) -> Vec<skiff_api::status::Cause> {
         causes.push(Cause::invalid(
             "metadata.name",
             &json!(name),
-            format!("must be spec.names.plural+\".\"+spec.group"),
+            "must be spec.names.plural+\".\"+spec.group",
         ));
     }
     match spec.get("scope").and_then(Value::as_str) {

@@ -164,9 +164,15 @@ pub fn parse_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
                 e => ApiError::bad_request(format!("failed to decode protobuf body: {e}")),
             })
         }
-        _ => serde_json::from_slice(body).map_err(|e| {
+        "application/json"
+        | ""
+        | "*/*"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/json-patch+json" => serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
         }),
+        other => Err(ApiError::unsupported_media_type(other)),
     }
 }
 

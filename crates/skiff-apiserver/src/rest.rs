@@ -427,10 +427,17 @@ pub async fn list(
         }
     }
     let pfx = prefix(info, ns);
-    let mut items = Vec::new();
+    let mut items = if wants_table(accept) {
+        ListSink::Table(Vec::new(), IncludeObject::parse(q.get("includeObject")))
+    } else if wants_partial_metadata(accept) {
+        ListSink::Partial(Vec::new())
+    } else {
+        ListSink::Json(Vec::new(), 0)
+    };
     let mut next: Option<String> = None;
     let mut remaining: Option<i64> = None;
-    let chunk = if limit == 0 { 0 } else { limit.max(16) };
+    // Read in chunks at one revision, so a large list never holds every stored value at once.
+    let chunk = if limit == 0 { 500 } else { limit.max(16) };
     loop {
         let res = server.store.range(&pfx, start_after.as_deref(), chunk, revision).await.map_err(|e| match e {
             StoreError::Compacted { .. } if q.get("continue").is_some() => ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."),
@@ -447,7 +454,7 @@ pub async fn list(
             };
             // A key under the prefix with deeper segments belongs to another resource layout; skip.
             if filter.matches(info, &obj) {
-                items.push(convert_out(info, obj));
+                items.push(info, convert_out(info, obj));
             }
             if limit > 0 && items.len() >= limit {
                 stopped_early = idx + 1 < n || res.more;
@@ -463,7 +470,7 @@ pub async fn list(
             }
             break;
         }
-        if !res.more || chunk == 0 {
+        if !res.more {
             break;
         }
         start_after = last_key;
@@ -480,16 +487,12 @@ pub async fn list(
             meta["remainingItemCount"] = json!(r);
         }
     }
-    if wants_table(accept) {
-        let include = IncludeObject::parse(q.get("includeObject"));
-        return Ok(json_response(
+    match items {
+        ListSink::Table(rows, _) => Ok(json_response(
             StatusCode::OK,
-            &table::table(info, &items, meta, include, false),
-        ));
-    }
-    if wants_partial_metadata(accept) {
-        let items: Vec<Value> = items.iter().map(partial_metadata).collect();
-        return Ok(json_response(
+            &table::table_from_rows(info, rows, meta, false),
+        )),
+        ListSink::Partial(items) => Ok(json_response(
             StatusCode::OK,
             &json!({
                 "kind": "PartialObjectMetadataList",
@@ -497,15 +500,56 @@ pub async fn list(
                 "metadata": meta,
                 "items": items,
             }),
-        ));
+        )),
+        ListSink::Json(buf, _) => {
+            let head = json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version(), "metadata": meta});
+            let head = serde_json::to_vec(&head).unwrap_or_default();
+            // `{...head...,"items":[ ... ]}`: the head without its closing brace, then the items.
+            let mut body = Vec::with_capacity(head.len() + buf.len() + 16);
+            body.extend_from_slice(&head[..head.len().saturating_sub(1)]);
+            body.extend_from_slice(b",\"items\":[");
+            body.extend_from_slice(&buf);
+            body.extend_from_slice(b"]}");
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body))
+                .unwrap_or_default())
+        }
     }
-    let list = json!({
-        "kind": format!("{}List", info.kind),
-        "apiVersion": info.api_version(),
-        "metadata": meta,
-        "items": items,
-    });
-    Ok(json_response(StatusCode::OK, &list))
+}
+
+/// List items rendered as they are read, so a large list never holds every decoded object.
+enum ListSink {
+    /// Serialized items, comma-separated, and how many.
+    Json(Vec<u8>, usize),
+    Table(Vec<Value>, IncludeObject),
+    Partial(Vec<Value>),
+}
+
+impl ListSink {
+    fn push(&mut self, info: &ResourceInfo, obj: Value) {
+        match self {
+            ListSink::Json(buf, n) => {
+                if *n > 0 {
+                    buf.push(b',');
+                }
+                if serde_json::to_writer(&mut *buf, &obj).is_ok() {
+                    *n += 1;
+                }
+            }
+            ListSink::Table(rows, include) => rows.push(table::row(info, &obj, *include)),
+            ListSink::Partial(items) => items.push(partial_metadata(&obj)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            ListSink::Json(_, n) => *n,
+            ListSink::Table(rows, _) => rows.len(),
+            ListSink::Partial(items) => items.len(),
+        }
+    }
 }
 
 async fn namespace_usable(server: &ApiServer, ns: &str) -> Result<(), ApiError> {

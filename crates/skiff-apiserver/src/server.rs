@@ -164,22 +164,43 @@ impl ApiServer {
     }
 
     async fn handle(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
-        self.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        use tracing::Instrument;
         let path = req.uri().path().to_string();
         let method = req.method().clone();
         let span = tracing::debug_span!("request", %method, %path);
-        let _enter = span.enter();
-        // Health endpoints are open, as upstream's are to anonymous clients by default.
+        self.handle_inner(req, path, method).instrument(span).await
+    }
+
+    async fn handle_inner(
+        self: Arc<Self>,
+        req: Request<Body>,
+        path: String,
+        method: http::Method,
+    ) -> Response<Body> {
+        self.metrics.requests.fetch_add(1, Ordering::Relaxed);
         let route = request::route(&path, &self.resources);
-        let result = match route {
-            Route::Health(_) => Ok(text(StatusCode::OK, "ok")),
-            _ => match self
-                .authenticate(&req)
-                .and_then(|u| self.authorize(&u, &path).map(|_| u))
-            {
-                Err(e) => Err(e),
-                Ok(user) => self.dispatch(route, req, user).await,
-            },
+        let auth = match route {
+            // Health endpoints are open, as upstream's are to anonymous clients by default.
+            Route::Health(_) => None,
+            _ => Some(
+                self.authenticate(&req)
+                    .and_then(|u| self.authorize(&u, &path).map(|_| u)),
+            ),
+        };
+        // Requests answered without reading their body still get it drained, so HTTP/2 clients
+        // read the answer instead of a reset stream.
+        let reads_body = matches!(route, Route::Resource(_)) && matches!(auth, Some(Ok(_)));
+        let req = if reads_body {
+            req
+        } else {
+            let (parts, body) = req.into_parts();
+            drain(body).await;
+            Request::from_parts(parts, Body::empty())
+        };
+        let result = match auth {
+            None => Ok(text(StatusCode::OK, "ok")),
+            Some(Err(e)) => Err(e),
+            Some(Ok(user)) => self.dispatch(route, req, user).await,
         };
         match result {
             Ok(resp) => resp,
@@ -279,6 +300,20 @@ impl ApiServer {
             self.metrics.watches.load(Ordering::Relaxed),
             self.cache.revision(),
         )
+    }
+}
+
+/// Reads and discards a request body, up to a bound.
+async fn drain(mut body: Body) {
+    use http_body_util::BodyExt;
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > 4 * crate::objects::MAX_BODY {
+                break;
+            }
+        }
     }
 }
 

@@ -872,6 +872,17 @@ pub fn table(
     include: IncludeObject,
     no_headers: bool,
 ) -> Value {
+    let rows = objects.iter().map(|o| row(info, o, include)).collect();
+    table_from_rows(info, rows, list_meta, no_headers)
+}
+
+/// A Table of rows already rendered with [`row`].
+pub fn table_from_rows(
+    info: &ResourceInfo,
+    rows: Vec<Value>,
+    list_meta: Value,
+    no_headers: bool,
+) -> Value {
     let defs = if no_headers {
         json!([])
     } else {
@@ -882,7 +893,7 @@ pub fn table(
         "apiVersion": "meta.k8s.io/v1",
         "metadata": list_meta,
         "columnDefinitions": defs,
-        "rows": objects.iter().map(|o| row(info, o, include)).collect::<Vec<_>>(),
+        "rows": rows,
     })
 }
 

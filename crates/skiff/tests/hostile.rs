@@ -147,8 +147,9 @@ fn malformed_requests_get_4xx_status() {
             cms,
             "application/vnd.kubernetes.protobuf",
             "k8s\0garbage",
-            415,
+            400,
         ),
+        case("POST", cms, "application/cbor", "\u{a1}", 415),
         case(
             "POST",
             "/apis/apps/v1/namespaces/default/deployments",

@@ -39,6 +39,9 @@ pub struct CachedEvent {
     pub object: Arc<Value>,
     /// The object before the change, when there was one.
     pub prev: Option<Arc<Value>>,
+    /// The watch line for this event as most watchers send it (plain JSON, its own type),
+    /// serialized once for all of them.
+    pub line: std::sync::OnceLock<bytes::Bytes>,
 }
 
 struct Inner {
@@ -154,6 +157,7 @@ impl WatchCache {
                 kind,
                 object: Arc::new(object),
                 prev,
+                line: std::sync::OnceLock::new(),
             });
             if inner.history.len() >= HISTORY {
                 inner.history.pop_front();

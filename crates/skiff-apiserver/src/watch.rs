@@ -40,25 +40,35 @@ impl Watcher {
         self.filter.matches(self.info, obj)
     }
 
-    /// The event this watcher sees, if any: a change that moves an object out of the
-    /// selection is a DELETED, into it an ADDED.
-    fn translate(&self, ev: &CachedEvent) -> Option<(EventType, Value)> {
+    /// The line this watcher sends for `ev`, if any. Plain JSON watchers of the stored version
+    /// share one serialization per event.
+    fn render(&self, ev: &CachedEvent) -> Option<Bytes> {
         if !self.relevant(ev) {
             return None;
         }
         let now = self.matches(&ev.object);
         let before = ev.prev.as_ref().is_some_and(|p| self.matches(p));
-        let obj = convert_out(self.info, (*ev.object).clone());
-        match ev.kind {
-            EventType::Added => now.then_some((EventType::Added, obj)),
-            EventType::Deleted => before.then_some((EventType::Deleted, obj)),
+        let ty = match ev.kind {
+            EventType::Added => now.then_some(EventType::Added)?,
+            EventType::Deleted => before.then_some(EventType::Deleted)?,
             EventType::Modified => match (before, now) {
-                (true, true) => Some((EventType::Modified, obj)),
-                (false, true) => Some((EventType::Added, obj)),
-                (true, false) => Some((EventType::Deleted, obj)),
-                (false, false) => None,
+                (true, true) => EventType::Modified,
+                (false, true) => EventType::Added,
+                (true, false) => EventType::Deleted,
+                (false, false) => return None,
             },
+        };
+        let same_version = ev.object.get("apiVersion").and_then(Value::as_str)
+            == Some(self.info.api_version().as_str())
+            && ev.object.get("kind").and_then(Value::as_str) == Some(self.info.kind);
+        if ty == ev.kind && same_version && self.table.is_none() && !self.partial_metadata {
+            return Some(
+                ev.line
+                    .get_or_init(|| self.line(ty.as_str(), (*ev.object).clone()))
+                    .clone(),
+            );
         }
+        Some(self.line(ty.as_str(), convert_out(self.info, (*ev.object).clone())))
     }
 
     fn line(&self, ty: &str, obj: Value) -> Bytes {
@@ -217,8 +227,8 @@ pub async fn serve(
             let _ = &ns_owned;
             for ev in replay {
                 last = ev.revision;
-                if let Some((ty, obj)) = w.translate(&ev)
-                    && tx.send(Ok(w.line(ty.as_str(), obj))).await.is_err()
+                if let Some(line) = w.render(&ev)
+                    && tx.send(Ok(line)).await.is_err()
                 {
                     return;
                 }
@@ -233,8 +243,8 @@ pub async fn serve(
                                 continue;
                             }
                             last = ev.revision;
-                            if let Some((ty, obj)) = w.translate(&ev)
-                                && tx.send(Ok(w.line(ty.as_str(), obj))).await.is_err()
+                            if let Some(line) = w.render(&ev)
+                                && tx.send(Ok(line)).await.is_err()
                             {
                                 return;
                             }
@@ -246,8 +256,8 @@ pub async fn serve(
                                 Some(evs) => {
                                     for ev in evs {
                                         last = ev.revision;
-                                        if let Some((ty, obj)) = w.translate(&ev)
-                                            && tx.send(Ok(w.line(ty.as_str(), obj))).await.is_err()
+                                        if let Some(line) = w.render(&ev)
+                                            && tx.send(Ok(line)).await.is_err()
                                         {
                                             return;
                                         }

@@ -2,10 +2,9 @@
 
 use axum::body::Body;
 use http::{Response, StatusCode, header};
-use serde_json::{Value, json};
+use serde_json::Value;
 use skiff_api::registry::ResourceInfo;
 use skiff_api::status::ApiError;
-use std::sync::OnceLock;
 
 /// What `/openapi/v2` answers for protobuf. Clients ask for the `@` form, but `@` is not a
 /// token character, so Go's `mime.ParseMediaType` (kubectl 1.20) rejects it in a
@@ -47,28 +46,8 @@ pub fn v3(path: &str) -> Result<Response<Body>, ApiError> {
     Ok(bytes_response("application/json", doc))
 }
 
-fn definitions() -> &'static Value {
-    static DEFS: OnceLock<Value> = OnceLock::new();
-    DEFS.get_or_init(|| {
-        serde_json::from_slice::<Value>(skiff_api::openapi::v2_json())
-            .ok()
-            .and_then(|v| v.get("definitions").cloned())
-            .unwrap_or(json!({}))
-    })
-}
-
 fn definition_for(info: &ResourceInfo) -> Option<&'static Value> {
-    definitions().as_object()?.values().find(|d| {
-        d.get("x-kubernetes-group-version-kind")
-            .and_then(Value::as_array)
-            .is_some_and(|gvks| {
-                gvks.iter().any(|g| {
-                    g.get("group").and_then(Value::as_str) == Some(info.group)
-                        && g.get("version").and_then(Value::as_str) == Some(info.version)
-                        && g.get("kind").and_then(Value::as_str) == Some(info.kind)
-                })
-            })
-    })
+    skiff_api::openapi::kind_definition(info.group, info.version, info.kind)
 }
 
 fn resolve(schema: &'static Value) -> &'static Value {
@@ -78,7 +57,7 @@ fn resolve(schema: &'static Value) -> &'static Value {
             break;
         };
         let name = r.trim_start_matches("#/definitions/");
-        match definitions().get(name) {
+        match skiff_api::openapi::definition(name) {
             Some(d) => s = d,
             None => break,
         }

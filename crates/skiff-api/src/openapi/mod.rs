@@ -80,6 +80,28 @@ fn build_v2(m: &Model) -> Value {
     }
 }
 
+/// One schema definition by upstream's name; `$ref`s inside point at `#/definitions/NAME`.
+/// Builds only the schemas, not the documents.
+pub fn definition(name: &str) -> Option<&'static Value> {
+    model().defs.defs.get(name)
+}
+
+/// The schema of a built-in kind in one group-version.
+pub fn kind_definition(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+) -> Option<&'static Value> {
+    let m = model();
+    m.defs
+        .of(definitions::Gvk {
+            group,
+            version,
+            kind,
+        })
+        .and_then(|n| m.defs.defs.get(n))
+}
+
 /// The Swagger 2.0 document served at `/openapi/v2` as `application/json`.
 pub fn v2_json() -> &'static [u8] {
     static JSON: OnceLock<Vec<u8>> = OnceLock::new();

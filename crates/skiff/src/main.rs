@@ -19,14 +19,21 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server and datastore) on this machine.
     Server(server::ServerArgs),
+    #[command(flatten)]
+    Kubectl(skiff_cli::Verb),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The kubectl verbs print their own output: only warnings from the libraries.
+    let default_filter = match cli.command {
+        Command::Server(_) => "info",
+        Command::Kubectl(_) => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -42,6 +49,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Server(args) => runtime.block_on(server::run(args)),
+        Command::Kubectl(verb) => return runtime.block_on(skiff_cli::run(verb)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

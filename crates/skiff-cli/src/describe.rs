@@ -392,7 +392,8 @@ async fn describe(api: &Api, r: &Resource, obj: &Value, events: bool) -> Result<
             }
         }
     }
-    if events {
+    // kubectl's namespace describer shows no events.
+    if events && !(r.group.is_empty() && r.kind == "Namespace") {
         let ev = fetch_events(api, r, obj).await?;
         events_section(&mut o, &ev);
     }
@@ -974,7 +975,10 @@ async fn describe_service(api: &Api, o: &mut Out, svc: &Value) {
         .await
         .ok();
     for port in arr(svc, "/spec/ports") {
-        let pname = or_none(s(port, "/name"));
+        let pname = match s(port, "/name") {
+            "" => "<unset>".to_string(),
+            n => n.to_string(),
+        };
         let proto = port
             .get("protocol")
             .and_then(Value::as_str)
@@ -1005,7 +1009,7 @@ async fn describe_service(api: &Api, o: &mut Out, svc: &Value) {
                 }
             }
         }
-        o.kv(0, "Endpoints", eps.join(","));
+        o.kv(0, "Endpoints", or_none(&eps.join(",")));
     }
     o.kv(
         0,

@@ -77,6 +77,13 @@ pub async fn run(args: GetArgs) -> Result<()> {
         ));
     }
     let targets = resource::parse_targets(&api, &args.args).await?;
+    if (args.selector.is_some() || args.field_selector.is_some())
+        && targets.iter().any(|t| !t.names.is_empty())
+    {
+        return Err(CliError::client(
+            "name cannot be provided when a selector is specified",
+        ));
+    }
     let ns = (!args.all_namespaces).then(|| api.namespace.clone());
     if args.watch || args.watch_only {
         if targets.len() != 1 {
@@ -284,6 +291,11 @@ async fn watch(
             None,
         )
         .await?;
+    // Watch events carry their column definitions only once (or not at all): keep the list's.
+    let mut columns = list
+        .get("columnDefinitions")
+        .cloned()
+        .unwrap_or(Value::Null);
     let mut rv = list
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
@@ -341,6 +353,17 @@ async fn watch(
                     .and_then(Value::as_str)
                 {
                     rv = v.to_string();
+                }
+                let mut obj = obj;
+                match obj.get("columnDefinitions").and_then(Value::as_array) {
+                    Some(defs) if !defs.is_empty() => {
+                        columns = Value::Array(defs.clone());
+                    }
+                    _ => {
+                        if let Some(m) = obj.as_object_mut() {
+                            m.insert("columnDefinitions".into(), columns.clone());
+                        }
+                    }
                 }
                 let (header, rows) = table_rows(&obj, &opts);
                 let mut all = Vec::new();

@@ -1,0 +1,468 @@
+//! The built-in kubectl verbs (`skiff get|apply|...`) against a real server, compared with
+//! what real kubectl 1.35 prints for the same objects.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use skiff_testkit::{TestServer, kubectl_135, run_with_timeout};
+
+const APP: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app: web
+  annotations:
+    note: a long description that goes on and on, well past the eighty column limit of the emitter
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.14.2
+        ports:
+        - containerPort: 80
+        env:
+        - name: A
+          value: \"yes\"
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  labels:
+    app: web
+spec:
+  selector:
+    app: web
+  ports:
+  - port: 80
+    targetPort: 80
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+  labels:
+    app: web
+data:
+  key: value
+  multi: |
+    line one
+    line two
+";
+
+fn skiff_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_skiff")
+}
+
+/// Runs `skiff ARGS --kubeconfig K` with a 60 s bound.
+fn skiff(s: &TestServer, args: &[&str]) -> Output {
+    skiff_stdin(s, args, None)
+}
+
+fn skiff_stdin(s: &TestServer, args: &[&str], stdin: Option<&str>) -> Output {
+    run_with_timeout(
+        Command::new(skiff_bin())
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(s.kubeconfig())
+            .env_remove("KUBECONFIG"),
+        stdin,
+        Duration::from_secs(60),
+    )
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn ok(s: &TestServer, args: &[&str]) -> String {
+    let out = skiff(s, args);
+    assert!(
+        out.status.success(),
+        "skiff {args:?} failed: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A failure: exit code 1 and exactly one line on stderr, never a panic.
+#[track_caller]
+fn fails(s: &TestServer, args: &[&str]) -> String {
+    let out = skiff(s, args);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "skiff {args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "skiff {args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// Blanks the AGE column (found by its header) so two tables taken moments apart compare.
+fn mask_age(table: &str) -> String {
+    let mut lines = table.lines();
+    let Some(header) = lines.next() else {
+        return String::new();
+    };
+    let Some(start) = header.find("AGE") else {
+        return table.to_string();
+    };
+    let end = header[start..]
+        .find(|c: char| c.is_ascii_whitespace())
+        .and_then(|i| {
+            header[start + i..]
+                .find(|c: char| !c.is_ascii_whitespace())
+                .map(|j| start + i + j)
+        });
+    let mut out = vec![header.to_string()];
+    for l in lines {
+        let chars: Vec<char> = l.chars().collect();
+        let stop = end.unwrap_or(chars.len()).min(chars.len());
+        let mut m: String = chars[..start.min(chars.len())].iter().collect();
+        m.push_str("<age>");
+        if end.is_some() {
+            m.push_str("   ");
+            m.extend(&chars[stop..]);
+        }
+        out.push(m);
+    }
+    out.join("\n")
+}
+
+#[test]
+fn apply_get_and_change_like_kubectl() {
+    let s = TestServer::start(skiff_bin().as_ref());
+    let kubectl = kubectl_135();
+    let file = s.dir.path().join("app.yaml");
+    std::fs::write(&file, APP).expect("write manifest");
+    let f = file.to_str().expect("utf-8 path");
+
+    assert_eq!(
+        ok(&s, &["apply", "-f", f]),
+        "deployment.apps/web created\nservice/web created\nconfigmap/web-config created\n"
+    );
+    assert_eq!(
+        ok(&s, &["apply", "-f", f]),
+        "deployment.apps/web unchanged\nservice/web unchanged\nconfigmap/web-config unchanged\n"
+    );
+    // kubectl agrees that what skiff applied is what the file says.
+    assert_eq!(
+        s.ok(&kubectl, &["apply", "-f", f]),
+        "deployment.apps/web unchanged\nservice/web unchanged\nconfigmap/web-config unchanged\n"
+    );
+    std::fs::write(&file, APP.replace("replicas: 2", "replicas: 3")).expect("write");
+    assert_eq!(
+        ok(&s, &["apply", "-f", f]),
+        "deployment.apps/web configured\nservice/web unchanged\nconfigmap/web-config unchanged\n"
+    );
+    // A directory and stdin work too.
+    let dir = s.dir.path().to_str().expect("utf-8 path");
+    assert!(ok(&s, &["apply", "-f", dir]).contains("deployment.apps/web unchanged"));
+    let out = skiff_stdin(&s, &["apply", "-f", "-"], Some(APP));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("deployment.apps/web configured"));
+
+    for args in [
+        &["get", "deploy", "-o", "wide"][..],
+        &["get", "deploy,svc,cm"],
+        &["get", "svc", "-A"],
+        &["get", "cm", "-l", "app=web", "--show-labels"],
+        &["get", "ns"],
+    ] {
+        let mine = ok(&s, args);
+        let theirs = s.ok(&kubectl, args);
+        assert_eq!(mask_age(&mine), mask_age(&theirs), "{args:?}");
+    }
+    for args in [
+        &["get", "deploy", "web", "-o", "yaml"][..],
+        &["get", "deploy", "-o", "json"],
+        &["get", "cm", "web-config", "-o", "yaml"],
+        &["get", "svc", "web", "-o", "json"],
+        &["get", "deploy,svc", "-o", "name"],
+        &[
+            "get",
+            "deploy",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}:{.spec.replicas}{\"\\n\"}{end}",
+        ],
+        &["get", "cm", "-o", "jsonpath={.items[*].metadata.name}"],
+        &[
+            "get",
+            "deploy",
+            "-o",
+            "custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas,NONE:.spec.nothing",
+        ],
+        &[
+            "get",
+            "deploy",
+            "--field-selector",
+            "metadata.name=web",
+            "-o",
+            "name",
+        ],
+    ] {
+        let mine = ok(&s, args);
+        let theirs = s.ok(&kubectl, args);
+        assert_eq!(mask_age(&mine), mask_age(&theirs), "{args:?}");
+    }
+
+    let out = skiff(&s, &["get", "pods"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        "No resources found in default namespace.\n"
+    );
+
+    assert_eq!(
+        ok(&s, &["label", "deploy", "web", "tier=front"]),
+        "deployment.apps/web labeled\n"
+    );
+    let err = fails(&s, &["label", "deploy", "web", "tier=back"]);
+    assert!(err.contains("--overwrite is false"), "{err}");
+    assert_eq!(
+        ok(&s, &["label", "deploy/web", "tier=back", "--overwrite"]),
+        "deployment.apps/web labeled\n"
+    );
+    assert_eq!(
+        ok(&s, &["annotate", "deploy", "web", "owner=me"]),
+        "deployment.apps/web annotated\n"
+    );
+    assert_eq!(
+        ok(
+            &s,
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.metadata.labels.tier} {.metadata.annotations.owner}"
+            ]
+        ),
+        "back me"
+    );
+    assert_eq!(
+        ok(&s, &["label", "deploy", "web", "tier-"]),
+        "deployment.apps/web unlabeled\n"
+    );
+    assert_eq!(
+        ok(&s, &["scale", "deploy", "web", "--replicas=5"]),
+        "deployment.apps/web scaled\n"
+    );
+    assert_eq!(
+        ok(
+            &s,
+            &[
+                "wait",
+                "deploy/web",
+                "--for=jsonpath={.spec.replicas}=5",
+                "--timeout=20s"
+            ]
+        ),
+        "deployment.apps/web condition met\n"
+    );
+    let err = fails(
+        &s,
+        &[
+            "wait",
+            "deploy/web",
+            "--for=jsonpath={.spec.replicas}=9",
+            "--timeout=1s",
+        ],
+    );
+    assert!(err.starts_with("error: timed out waiting"), "{err}");
+
+    // describe shows the object's events.
+    let uid = ok(
+        &s,
+        &["get", "deploy", "web", "-o", "jsonpath={.metadata.uid}"],
+    );
+    let event = format!(
+        "apiVersion: v1
+kind: Event
+metadata:
+  name: web.1
+involvedObject:
+  apiVersion: apps/v1
+  kind: Deployment
+  name: web
+  namespace: default
+  uid: {uid}
+reason: ScalingReplicaSet
+message: Scaled up replica set web-abc to 5
+type: Normal
+count: 1
+firstTimestamp: \"2024-01-01T00:00:00Z\"
+lastTimestamp: \"2024-01-01T00:00:00Z\"
+source:
+  component: deployment-controller
+"
+    );
+    let out = skiff_stdin(&s, &["create", "-f", "-"], Some(&event));
+    assert_eq!(
+        text(&out.stdout),
+        "event/web.1 created\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let d = ok(&s, &["describe", "deploy", "web"]);
+    assert!(
+        d.starts_with("Name:                   web\nNamespace:              default\n"),
+        "{d}"
+    );
+    assert!(d.contains("Replicas:               5 desired"), "{d}");
+    assert!(
+        d.contains("Events:\n  Type    Reason             Age"),
+        "{d}"
+    );
+    assert!(
+        d.contains("Normal  ScalingReplicaSet  ")
+            && d.contains("deployment-controller  Scaled up replica set web-abc to 5"),
+        "{d}"
+    );
+    let d = ok(&s, &["describe", "cm", "web-config"]);
+    assert_eq!(d, s.ok(&kubectl, &["describe", "cm", "web-config"]));
+
+    assert_eq!(
+        ok(&s, &["delete", "cm", "-l", "app=web"]),
+        "configmap \"web-config\" deleted from default namespace\n"
+    );
+    let out = skiff(&s, &["get", "cm", "-l", "app=web"]);
+    assert_eq!(
+        text(&out.stderr),
+        "No resources found in default namespace.\n"
+    );
+    assert_eq!(
+        ok(&s, &["delete", "svc/web"]),
+        "service \"web\" deleted from default namespace\n"
+    );
+    let api = ok(&s, &["api-resources"]);
+    assert!(
+        api.lines().next().is_some_and(|h| h.starts_with("NAME")),
+        "{api}"
+    );
+    assert!(
+        api.contains("deployments                         deploy       apps/v1"),
+        "{api}"
+    );
+    let v = ok(&s, &["version"]);
+    assert!(v.contains("Server Version: v1.35"), "{v}");
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_1() {
+    let s = TestServer::start(skiff_bin().as_ref());
+    let missing = s.dir.path().join("missing.yaml");
+    let err = fails(&s, &["apply", "-f", missing.to_str().expect("utf-8")]);
+    assert!(err.starts_with("error: the path"), "{err}");
+    let bad = s.dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n  name: x: y\n",
+    )
+    .expect("write");
+    let err = fails(&s, &["apply", "-f", bad.to_str().expect("utf-8")]);
+    assert!(err.starts_with("error: error parsing"), "{err}");
+    let err = fails(&s, &["create", "-f", bad.to_str().expect("utf-8")]);
+    assert!(err.starts_with("error: error parsing"), "{err}");
+    let err = fails(&s, &["get", "nosuchtype"]);
+    assert_eq!(
+        err,
+        "error: the server doesn't have a resource type \"nosuchtype\"\n"
+    );
+    let err = fails(&s, &["get", "deploy", "nope"]);
+    assert_eq!(
+        err,
+        "Error from server (NotFound): deployments.apps \"nope\" not found\n"
+    );
+    let err = fails(&s, &["delete", "deploy", "nope"]);
+    assert_eq!(
+        err,
+        "Error from server (NotFound): deployments.apps \"nope\" not found\n"
+    );
+    let err = fails(&s, &["get", "deploy", "x", "-l", "a=b"]);
+    assert_eq!(
+        err,
+        "error: name cannot be provided when a selector is specified\n"
+    );
+    let err = fails(&s, &["get", "deploy", "-o", "bogus"]);
+    assert!(err.starts_with("error: unable to match a printer"), "{err}");
+    let err = fails(&s, &["get", "deploy", "-o", "jsonpath={.a"]);
+    assert!(err.starts_with("error: error parsing jsonpath"), "{err}");
+    let no_kind = s.dir.path().join("nokind.yaml");
+    std::fs::write(&no_kind, "metadata:\n  name: x\n").expect("write");
+    let err = fails(&s, &["apply", "-f", no_kind.to_str().expect("utf-8")]);
+    assert!(err.starts_with("error:"), "{err}");
+    // A kubeconfig that does not exist.
+    let out = run_with_timeout(
+        Command::new(skiff_bin())
+            .args(["get", "pods", "--kubeconfig", "/nonexistent/kubeconfig"])
+            .env_remove("KUBECONFIG"),
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn get_watch_sees_a_change() {
+    let s = TestServer::start(skiff_bin().as_ref());
+    let mut child = Command::new(skiff_bin())
+        .args(["get", "cm", "-w", "--kubeconfig"])
+        .arg(s.kubeconfig())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn skiff get -w");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    all.extend_from_slice(&buf[..n]);
+                    if String::from_utf8_lossy(&all).contains("watched") {
+                        break;
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n";
+    let out = skiff_stdin(&s, &["apply", "-f", "-"], Some(cm));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = reader.join().unwrap_or_default();
+    assert!(
+        seen.contains("kube-root-ca.crt") || seen.contains("NAME"),
+        "{seen}"
+    );
+    assert!(seen.lines().any(|l| l.starts_with("watched ")), "{seen}");
+}

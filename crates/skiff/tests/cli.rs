@@ -466,3 +466,43 @@ fn get_watch_sees_a_change() {
     );
     assert!(seen.lines().any(|l| l.starts_with("watched ")), "{seen}");
 }
+
+#[test]
+fn edit_puts_back_and_reopens_on_error() {
+    let s = TestServer::start(skiff_bin().as_ref());
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ed\ndata:\n  k: before\n";
+    let out = skiff_stdin(&s, &["apply", "-f", "-"], Some(cm));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let edit = |editor: &str, args: &[&str]| {
+        run_with_timeout(
+            Command::new(skiff_bin())
+                .args(args)
+                .arg("--kubeconfig")
+                .arg(s.kubeconfig())
+                .env("EDITOR", editor)
+                .env_remove("KUBE_EDITOR"),
+            None,
+            Duration::from_secs(60),
+        )
+    };
+    let out = edit("sed -i s/before/after/", &["edit", "cm", "ed"]);
+    assert_eq!(
+        text(&out.stdout),
+        "configmap/ed edited\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        ok(&s, &["get", "cm", "ed", "-o", "jsonpath={.data.k}"]),
+        "after"
+    );
+    let out = edit("true", &["edit", "cm/ed"]);
+    assert_eq!(text(&out.stdout), "Edit cancelled, no changes made.\n");
+    // An invalid name is rejected by the server; the same file again cancels with exit 1.
+    let out = edit(
+        "sed -i s/name:\\ ed/name:\\ Bad_Name/",
+        &["edit", "cm", "ed"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(!text(&out.stderr).contains("panicked"));
+}

@@ -1,5 +1,6 @@
 //! The resource registry, validation, defaulting, selectors, patch and Status errors: no IO.
 
+pub mod convert;
 pub mod cron;
 pub mod defaults;
 pub mod openapi;

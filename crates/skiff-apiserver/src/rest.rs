@@ -274,12 +274,33 @@ pub async fn get_object(
 }
 
 /// Sets apiVersion/kind for the version the client asked for.
-pub fn convert_out(info: &ResourceInfo, mut obj: Value) -> Value {
+pub fn convert_out(info: &ResourceInfo, obj: Value) -> Value {
+    let mut obj = if info.storage_version {
+        obj
+    } else {
+        skiff_api::convert::convert(info.group, info.kind, &obj, info.version)
+    };
     if let Some(m) = obj.as_object_mut() {
         m.insert("apiVersion".into(), json!(info.api_version()));
         m.insert("kind".into(), json!(info.kind));
     }
     obj
+}
+
+/// Serializes an object for the store, in its kind's storage version.
+fn encode_stored(info: &ResourceInfo, obj: &Value) -> bytes::Bytes {
+    if info.storage_version {
+        return encode(obj);
+    }
+    match registry::find_kind(info.group, info.kind) {
+        Some(storage) => {
+            let mut stored =
+                skiff_api::convert::convert(info.group, info.kind, obj, storage.version);
+            stored["apiVersion"] = json!(storage.api_version());
+            encode(&stored)
+        }
+        None => encode(obj),
+    }
 }
 
 fn wants_table(accept: &str) -> bool {
@@ -722,7 +743,7 @@ pub async fn create_object(
     }
     let rev = match server
         .store
-        .create(&key(info, ns, &name), encode(&obj))
+        .create(&key(info, ns, &name), encode_stored(info, &obj))
         .await
     {
         Ok(rev) => rev,
@@ -1047,7 +1068,7 @@ pub async fn write_update(
     }
     let rev = server
         .store
-        .update(&key(info, ns, name), encode(&new), current_rev)
+        .update(&key(info, ns, name), encode_stored(info, &new), current_rev)
         .await
         .map_err(|e| store_error(info, name, e))?;
     metadata_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
@@ -1271,7 +1292,7 @@ pub async fn delete_object(
     }
     let rev = server
         .store
-        .update(&key(info, ns, name), encode(&new), current_rev)
+        .update(&key(info, ns, name), encode_stored(info, &new), current_rev)
         .await
         .map_err(|e| store_error(info, name, e))?;
     metadata_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));

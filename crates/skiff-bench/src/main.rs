@@ -15,6 +15,8 @@ struct Args {
     skiff: PathBuf,
     etcd: PathBuf,
     quick: bool,
+    /// Run only the create-throughput scenario against a server that stays up (for profiling).
+    creates_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -22,6 +24,7 @@ fn parse_args() -> Result<Args, String> {
         skiff: PathBuf::from("target/release/skiff"),
         etcd: PathBuf::from("/usr/bin/etcd"),
         quick: false,
+        creates_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -29,6 +32,7 @@ fn parse_args() -> Result<Args, String> {
             "--skiff" => args.skiff = it.next().ok_or("--skiff needs a path")?.into(),
             "--etcd" => args.etcd = it.next().ok_or("--etcd needs a path")?.into(),
             "--quick" => args.quick = true,
+            "--creates-only" => args.creates_only = true,
             "-h" | "--help" => {
                 return Err("usage: skiff-bench [--skiff PATH] [--etcd PATH] [--quick]".into());
             }
@@ -365,8 +369,7 @@ async fn watch_fanout(
         let conn = conns[i / per_conn].clone();
         let (tx, ready_tx) = (tx.clone(), ready_tx.clone());
         let path = format!(
-            "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&fieldSelector=metadata.name%3Dfan-{}",
-            i % 1
+            "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&fieldSelector=metadata.name%3Dfan-0"
         );
         watchers.spawn(async move { conn.watch_lines(&path, events, ready_tx, tx).await });
     }
@@ -434,6 +437,21 @@ async fn watch_fanout(
 async fn run(args: Args) -> Result<String, String> {
     let mut out = String::new();
     let scale = if args.quick { 1 } else { 4 };
+    if args.creates_only {
+        let s = start_skiff(&args.skiff).await?;
+        eprintln!("skiff server pid {}", s.proc.0.id());
+        let one = skiff_creates(&s, 1, 500 * scale, "one").await?;
+        let many = skiff_creates(&s, 16, 250 * scale, "many").await?;
+        return Ok(format!(
+            "1 client: {:.0}/s p50 {:.2} ms p99 {:.2} ms\n16 clients: {:.0}/s p50 {:.2} ms p99 {:.2} ms\n",
+            one.rate(),
+            one.p(0.5),
+            one.p(0.99),
+            many.rate(),
+            many.p(0.5),
+            many.p(0.99)
+        ));
+    }
     // Cold start, five times, best and median.
     let mut starts = Vec::new();
     for _ in 0..5 {

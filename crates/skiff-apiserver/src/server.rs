@@ -59,16 +59,19 @@ impl ApiServer {
         config: Config,
         cancel: CancellationToken,
     ) -> Result<(Arc<ApiServer>, tokio::task::JoinHandle<()>), String> {
-        let rev = store.current_revision().await.map_err(|e| e.to_string())?;
+        let rev = store
+            .current_revision()
+            .await
+            .map_err(|e| error_chain(&e))?;
         let (cache, feeder) = WatchCache::start(store.clone(), rev, cancel.clone())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| error_chain(&e))?;
         let (resources, crd_watcher) = crd::Resources::start(&store, &cache, cancel.clone())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| error_chain(&e))?;
         let allocator = alloc::Allocators::load(&store, &config.service_cidr)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| error_chain(&e))?;
         let server = Arc::new(ApiServer {
             store,
             cache,
@@ -450,3 +453,18 @@ pub async fn serve_https(
 
 /// The query parameter helper is shared with the REST handlers.
 pub use objects::parse_body;
+
+/// An error with its causes, `outer: inner: innermost`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -74,6 +74,12 @@ impl EtcdStore {
         })
     }
 
+    /// A key for reads that only want the response header: etcd refuses an empty key, which
+    /// the empty default prefix would otherwise give.
+    fn probe_key(&self) -> String {
+        self.full_key("\0")
+    }
+
     fn full_key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
@@ -338,7 +344,7 @@ impl EtcdStore {
         let resp = self
             .client
             .clone()
-            .get(self.full_key(""), Some(options))
+            .get(self.probe_key(), Some(options))
             .await?;
         header_revision(resp.header())
     }
@@ -368,7 +374,7 @@ impl EtcdStore {
         match self
             .client
             .clone()
-            .get(self.full_key(""), Some(options))
+            .get(self.probe_key(), Some(options))
             .await
         {
             Ok(_) => Ok(true),

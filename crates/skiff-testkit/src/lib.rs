@@ -289,3 +289,75 @@ pub fn run_with_timeout(cmd: &mut Command, stdin: Option<&str>, timeout: Duratio
         stderr: err_t.join().unwrap_or_default(),
     }
 }
+
+/// A real etcd (Debian's `etcd-server`) on free loopback ports and a temp data dir; killed by PID on drop.
+pub struct Etcd {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub client_port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Etcd {
+    pub fn start() -> Etcd {
+        let bin = peer("SKIFF_ETCD", "etcd");
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-etcd-")
+            .tempdir()
+            .expect("temp dir");
+        let (client_port, peer_port) = (free_port(), free_port());
+        let child = Command::new(&bin)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "--listen-client-urls",
+                &format!("http://127.0.0.1:{client_port}"),
+                "--advertise-client-urls",
+                &format!("http://127.0.0.1:{client_port}"),
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{peer_port}"),
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer_port}"),
+                "--initial-cluster",
+                &format!("default=http://127.0.0.1:{peer_port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} (Debian package etcd-server): {e}",
+                    bin.display()
+                )
+            });
+        let etcd = Etcd {
+            child,
+            _dir: dir,
+            client_port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", client_port)).is_err() {
+            assert!(Instant::now() < deadline, "etcd did not listen within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        etcd
+    }
+
+    /// The `--datastore` value for skiff server.
+    pub fn datastore(&self) -> String {
+        format!("etcd://127.0.0.1:{}", self.client_port)
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

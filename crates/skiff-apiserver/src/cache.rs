@@ -4,7 +4,7 @@
 use futures::StreamExt;
 use serde_json::Value;
 use skiff_store::{EventKind, Revision, Store};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -48,12 +48,37 @@ struct Inner {
     history: VecDeque<Arc<CachedEvent>>,
     /// The revision the cache has seen everything up to.
     revision: Revision,
+    /// One channel per resource (`/registry/{group}/{plural}/`), so a watcher is woken only
+    /// by changes to the resource it watches.
+    channels: HashMap<String, broadcast::Sender<Arc<CachedEvent>>>,
+}
+
+impl Inner {
+    fn subscribe(&mut self, resource: &str) -> broadcast::Receiver<Arc<CachedEvent>> {
+        self.channels
+            .entry(resource.to_string())
+            .or_insert_with(|| broadcast::channel(4096).0)
+            .subscribe()
+    }
+}
+
+/// The resource part of a key or key prefix: `/registry/{group}/{plural}/`.
+pub fn resource_prefix(key: &str) -> &str {
+    let mut slashes = 0;
+    for (i, b) in key.bytes().enumerate() {
+        if b == b'/' {
+            slashes += 1;
+            if slashes == 4 {
+                return &key[..=i];
+            }
+        }
+    }
+    key
 }
 
 #[derive(Clone)]
 pub struct WatchCache {
     inner: Arc<Mutex<Inner>>,
-    tx: broadcast::Sender<Arc<CachedEvent>>,
     rev_tx: Arc<watch::Sender<Revision>>,
 }
 
@@ -84,14 +109,13 @@ impl WatchCache {
         from: Revision,
         cancel: CancellationToken,
     ) -> Result<(WatchCache, tokio::task::JoinHandle<()>), skiff_store::StoreError> {
-        let (tx, _) = broadcast::channel(4096);
         let (rev_tx, _) = watch::channel(from);
         let cache = WatchCache {
             inner: Arc::new(Mutex::new(Inner {
                 history: VecDeque::new(),
                 revision: from,
+                channels: HashMap::new(),
             })),
-            tx,
             rev_tx: Arc::new(rev_tx),
         };
         let mut stream = store.watch("/registry/", from)?;
@@ -163,8 +187,13 @@ impl WatchCache {
                 inner.history.pop_front();
             }
             inner.history.push_back(ev.clone());
-            // No receivers is fine.
-            let _ = self.tx.send(ev);
+            let resource = resource_prefix(&ev.key).to_string();
+            if let Some(tx) = inner.channels.get(&resource)
+                && tx.send(ev).is_err()
+            {
+                // Nobody listens to this resource any more.
+                inner.channels.remove(&resource);
+            }
         }
         drop(inner);
         self.rev_tx.send_replace(revision);
@@ -189,8 +218,8 @@ impl WatchCache {
     }
 
     /// Subscribes to events after `after`, atomically with the history replay (no gap, no duplicate).
-    pub fn subscribe_after(&self, after: Revision) -> Start {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn subscribe_after(&self, after: Revision, resource: &str) -> Start {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let oldest_known = inner
             .history
             .front()
@@ -204,16 +233,19 @@ impl WatchCache {
         let replay: Vec<_> = inner
             .history
             .iter()
-            .filter(|e| e.revision > after)
+            .filter(|e| e.revision > after && e.key.starts_with(resource))
             .cloned()
             .collect();
-        Start::Events(self.tx.subscribe(), replay)
+        Start::Events(inner.subscribe(resource), replay)
     }
 
     /// Subscribes at the current revision; returns it with the receiver.
-    pub fn subscribe_now(&self) -> (Revision, broadcast::Receiver<Arc<CachedEvent>>) {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        (inner.revision, self.tx.subscribe())
+    pub fn subscribe_now(
+        &self,
+        resource: &str,
+    ) -> (Revision, broadcast::Receiver<Arc<CachedEvent>>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (inner.revision, inner.subscribe(resource))
     }
 
     /// Events after `after` still in the history (for a watcher that lagged behind the channel).

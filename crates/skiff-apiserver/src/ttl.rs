@@ -51,7 +51,10 @@ impl Index {
 /// the server starts get a full `ttl` from then.
 pub async fn run(store: Store, cache: WatchCache, ttl: Duration, cancel: CancellationToken) {
     let mut index = Index::default();
-    let (rev, mut rx) = cache.subscribe_now();
+    // One receiver per events resource; the list below is read at the later of the two
+    // subscription points, and events at or before it are already in the index.
+    let (_, mut rx_core) = cache.subscribe_now(PREFIXES[0]);
+    let (rev, mut rx_events) = cache.subscribe_now(PREFIXES[1]);
     let start = Instant::now();
     for prefix in PREFIXES {
         match store.range(prefix, None, 0, rev.max(0)).await {
@@ -67,7 +70,12 @@ pub async fn run(store: Store, cache: WatchCache, ttl: Duration, cancel: Cancell
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            ev = rx.recv() => match ev {
+            ev = async {
+                tokio::select! {
+                    ev = rx_core.recv() => ev,
+                    ev = rx_events.recv() => ev,
+                }
+            } => match ev {
                 Ok(ev) if is_event(&ev.key) && ev.revision > rev => match ev.kind {
                     EventType::Deleted => index.forget(&ev.key),
                     _ => index.touch(&ev.key, Instant::now() + ttl),

@@ -177,7 +177,9 @@ pub async fn serve(
         let run = async {
             let (mut rx_events, replay, mut last) = match start_after {
                 None => {
-                    let (rev, rx_events) = server2.cache.subscribe_now();
+                    let (rev, rx_events) = server2
+                        .cache
+                        .subscribe_now(crate::cache::resource_prefix(&w.prefix));
                     let list = server2.store.range(&w.prefix, None, 0, rev.max(0)).await;
                     let list = match list {
                         Ok(l) => l,
@@ -212,7 +214,10 @@ pub async fn serve(
                     }
                     (rx_events, Vec::new(), rev)
                 }
-                Some(after) => match server2.cache.subscribe_after(after) {
+                Some(after) => match server2
+                    .cache
+                    .subscribe_after(after, crate::cache::resource_prefix(&w.prefix))
+                {
                     Start::Events(rx_events, replay) => (rx_events, replay, after),
                     Start::TooOld { oldest } => {
                         let _ = tx

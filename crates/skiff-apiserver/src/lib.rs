@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod cache;
 pub mod crd;
 pub mod discovery;
+pub mod namespaces;
 pub mod objects;
 pub mod openapi;
 pub mod patch;

@@ -574,6 +574,17 @@ impl ListSink {
 }
 
 async fn namespace_usable(server: &ApiServer, ns: &str) -> Result<(), ApiError> {
+    // As upstream's NamespaceLifecycle admission: trust the cache, ask the store when it has not
+    // seen the namespace (yet).
+    match server.namespaces.state(ns) {
+        Some(crate::namespaces::State::Active) => return Ok(()),
+        Some(crate::namespaces::State::Terminating) => {
+            return Err(ApiError::forbidden(format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            )));
+        }
+        None => {}
+    }
     let ns_info = registry::find("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
     match server

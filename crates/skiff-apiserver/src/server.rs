@@ -48,6 +48,7 @@ pub struct ApiServer {
     pub config: Config,
     pub allocator: alloc::Allocators,
     pub resources: crd::Resources,
+    pub namespaces: crate::namespaces::Namespaces,
     pub metrics: Metrics,
     pub cancel: CancellationToken,
 }
@@ -69,6 +70,10 @@ impl ApiServer {
         let (resources, crd_watcher) = crd::Resources::start(&store, &cache, cancel.clone())
             .await
             .map_err(|e| error_chain(&e))?;
+        let (namespaces, ns_watcher) =
+            crate::namespaces::Namespaces::start(&store, &cache, cancel.clone())
+                .await
+                .map_err(|e| error_chain(&e))?;
         let allocator = alloc::Allocators::load(&store, &config.service_cidr)
             .await
             .map_err(|e| error_chain(&e))?;
@@ -78,6 +83,7 @@ impl ApiServer {
             config,
             allocator,
             resources,
+            namespaces,
             metrics: Metrics {
                 requests: AtomicU64::new(0),
                 errors: AtomicU64::new(0),
@@ -102,6 +108,7 @@ impl ApiServer {
         let tasks = tokio::spawn(async move {
             let _ = feeder.await;
             let _ = crd_watcher.await;
+            let _ = ns_watcher.await;
         });
         Ok((server, tasks))
     }

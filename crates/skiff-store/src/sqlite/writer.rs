@@ -198,16 +198,10 @@ impl Writer {
             }
         }
         let commit = tx
-            .execute(
-                "UPDATE meta SET value = ?1 WHERE name = 'revision'",
-                [self.revisions.current],
-            )
-            .and_then(|_| {
-                tx.execute(
-                    "UPDATE meta SET value = ?1 WHERE name = 'compacted'",
-                    [self.revisions.compacted],
-                )
-            })
+            .prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'revision'")
+            .and_then(|mut s| s.execute([self.revisions.current]))
+            .and_then(|_| tx.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'compacted'"))
+            .and_then(|mut s| s.execute([self.revisions.compacted]))
             .and_then(|_| tx.commit());
         match commit {
             Ok(()) => Ok(pending),

@@ -790,7 +790,17 @@ fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
                 | "certificatesigningrequests"
         )
     {
-        m.remove("status");
+        // Built-in kinds serialize an empty status struct as `{}`; custom resources have none.
+        if registry::find(info.group, info.version, info.plural).is_some() {
+            let empty = if info.group.is_empty() && info.plural == "services" {
+                json!({"loadBalancer": {}})
+            } else {
+                json!({})
+            };
+            m.insert("status".into(), empty);
+        } else {
+            m.remove("status");
+        }
     }
     if info.group.is_empty() && info.plural == "pods" {
         let qos = pod_qos(m.get("spec"));

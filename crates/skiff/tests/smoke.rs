@@ -61,3 +61,22 @@ fn events_expire_after_their_ttl() {
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
 }
+
+#[test]
+fn new_objects_get_empty_status_like_upstream() {
+    let s = TestServer::start(env!("CARGO_BIN_EXE_skiff").as_ref());
+    let k = kubectl_135();
+    s.ok(&k, &["create", "deployment", "web", "--image=nginx:1.25"]);
+    assert_eq!(
+        s.ok(&k, &["get", "deploy", "web", "-o", "jsonpath={.status}"]),
+        "{}"
+    );
+    s.ok(
+        &k,
+        &["create", "service", "clusterip", "web", "--tcp=80:8080"],
+    );
+    assert_eq!(
+        s.ok(&k, &["get", "svc", "web", "-o", "jsonpath={.status}"]),
+        r#"{"loadBalancer":{}}"#
+    );
+}

@@ -109,7 +109,17 @@ fn fails(s: &TestServer, args: &[&str]) -> String {
 }
 
 /// Blanks the AGE column (found by its header) so two tables taken moments apart compare.
-fn mask_age(table: &str) -> String {
+/// Blanks the AGE column of every table in `output` (several kinds print one table each,
+/// separated by a blank line, each with its own column widths).
+fn mask_age(output: &str) -> String {
+    output
+        .split("\n\n")
+        .map(mask_age_table)
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+fn mask_age_table(table: &str) -> String {
     let mut lines = table.lines();
     let Some(header) = lines.next() else {
         return String::new();

@@ -33,10 +33,22 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The WAL is truncated back to this size after a checkpoint, so it stays bounded.
 const JOURNAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
 
+/// The bundled SQLite is built with STAT4, which re-prepares a cached statement whenever a
+/// bound key changes (the plan might depend on it). Our statements have one right plan, so
+/// keep it: the query planner stability guarantee.
+fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
 /// Opens the connection the writer thread owns, creating the schema if needed.
 pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    stable_plans(&conn)?;
     // Only takes effect on a new database: it must come before the first table.
     conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     let mode: String =
@@ -61,6 +73,7 @@ pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    stable_plans(&conn)?;
     conn.pragma_update(None, "query_only", true)?;
     Ok(conn)
 }

@@ -45,3 +45,75 @@ fn state_lives_in_etcd() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn two_servers_never_hand_out_the_same_service_ip_or_node_port() {
+    let etcd = Etcd::start();
+    let ds = etcd.datastore();
+    let bin = env!("CARGO_BIN_EXE_skiff");
+    let servers = [
+        TestServer::start_with(bin.as_ref(), &["--datastore", &ds]),
+        TestServer::start_with(bin.as_ref(), &["--datastore", &ds]),
+    ];
+    let k = kubectl_135();
+    std::thread::scope(|scope| {
+        for (i, s) in servers.iter().enumerate() {
+            let k = &k;
+            scope.spawn(move || {
+                for j in 0..15 {
+                    s.ok(
+                        k,
+                        &[
+                            "create",
+                            "service",
+                            "nodeport",
+                            &format!("s{i}-{j}"),
+                            "--tcp=80:8080",
+                        ],
+                    );
+                }
+            });
+        }
+    });
+    let ips = servers[0].ok(
+        &k,
+        &[
+            "get",
+            "svc",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.clusterIP}{\"\\n\"}{end}",
+        ],
+    );
+    let ips: Vec<&str> = ips.lines().collect();
+    let unique: std::collections::HashSet<&&str> = ips.iter().collect();
+    assert_eq!(ips.len(), 31, "30 services and kubernetes: {ips:?}");
+    assert_eq!(
+        unique.len(),
+        ips.len(),
+        "a cluster IP was handed out twice: {ips:?}"
+    );
+    let ports = servers[1].ok(
+        &k,
+        &[
+            "get",
+            "svc",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.ports[0].nodePort}{\"\\n\"}{end}",
+        ],
+    );
+    let ports: Vec<&str> = ports.lines().filter(|p| !p.is_empty()).collect();
+    let unique: std::collections::HashSet<&&str> = ports.iter().collect();
+    assert_eq!(ports.len(), 30);
+    assert_eq!(
+        unique.len(),
+        30,
+        "a node port was handed out twice: {ports:?}"
+    );
+    // Every address is claimed by an IPAddress object, as upstream's allocator does.
+    let claimed = servers[0].ok(&k, &["get", "ipaddresses", "-o", "name"]);
+    assert_eq!(claimed.lines().count(), 31, "{claimed}");
+    // Deleting a service gives its address back.
+    servers[0].ok(&k, &["delete", "svc", "s0-0"]);
+    let claimed = servers[1].ok(&k, &["get", "ipaddresses", "-o", "name"]);
+    assert_eq!(claimed.lines().count(), 30, "{claimed}");
+}

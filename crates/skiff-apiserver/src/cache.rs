@@ -42,6 +42,8 @@ pub struct CachedEvent {
     /// The watch line for this event as most watchers send it (plain JSON, its own type),
     /// serialized once for all of them.
     pub line: std::sync::OnceLock<bytes::Bytes>,
+    /// The same for metadata-only watchers (`as=PartialObjectMetadata`).
+    pub partial_line: std::sync::OnceLock<bytes::Bytes>,
 }
 
 struct Inner {
@@ -182,6 +184,7 @@ impl WatchCache {
                 object: Arc::new(object),
                 prev,
                 line: std::sync::OnceLock::new(),
+                partial_line: std::sync::OnceLock::new(),
             });
             if inner.history.len() >= HISTORY {
                 inner.history.pop_front();

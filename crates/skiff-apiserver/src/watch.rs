@@ -68,6 +68,18 @@ impl Watcher {
                     .clone(),
             );
         }
+        if self.partial_metadata && self.table.is_none() {
+            // Metadata does not depend on the version: one line per event for all of them.
+            let render = || {
+                let mut v = serde_json::to_vec(&json!({"type": ty.as_str(), "object": crate::rest::partial_metadata(&ev.object)})).unwrap_or_default();
+                v.push(b'\n');
+                Bytes::from(v)
+            };
+            if ty == ev.kind {
+                return Some(ev.partial_line.get_or_init(render).clone());
+            }
+            return Some(render());
+        }
         Some(self.line(ty.as_str(), convert_out(self.info, (*ev.object).clone())))
     }
 

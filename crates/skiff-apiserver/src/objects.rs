@@ -222,6 +222,10 @@ pub fn random_suffix(n: usize) -> String {
 
 /// Serializes an object for storage (without the resourceVersion, which is the store's revision).
 pub fn encode(obj: &Value) -> bytes::Bytes {
+    let md = obj.get("metadata");
+    if md.is_none_or(|m| m.get("resourceVersion").is_none() && m.get("selfLink").is_none()) {
+        return bytes::Bytes::from(serde_json::to_vec(obj).unwrap_or_default());
+    }
     let mut o = obj.clone();
     if let Some(md) = o.get_mut("metadata").and_then(Value::as_object_mut) {
         md.remove("resourceVersion");

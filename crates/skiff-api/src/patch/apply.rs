@@ -242,23 +242,12 @@ fn with_managed_fields(mut v: Value, entries: &[ManagedFieldsEntry]) -> Value {
 
 fn owned_fields(mut set: FieldSet, ctx: &FieldManager<'_>) -> FieldSet {
     for p in STRIPPED {
-        let path = field_path(p);
-        set = set.difference(&FieldSet::from_iter_paths([path]));
+        set.remove(&field_path(p));
     }
     for top in ctx.ignored_fields {
         set.remove_prefix(&field_path(&[top]));
     }
     set
-}
-
-impl FieldSet {
-    fn from_iter_paths<I: IntoIterator<Item = Vec<PathElement>>>(paths: I) -> FieldSet {
-        let mut s = FieldSet::new();
-        for p in paths {
-            s.insert(p);
-        }
-        s
-    }
 }
 
 /// Applies `applied` (a full or partial object, the body of an `application/apply-patch+yaml`

@@ -157,6 +157,11 @@ impl FieldSet {
         }
     }
 
+    /// Removes one path; whether it was there.
+    pub fn remove(&mut self, path: &[PathElement]) -> bool {
+        self.paths.remove(path)
+    }
+
     /// Removes every path that starts with `prefix`.
     pub fn remove_prefix(&mut self, prefix: &[PathElement]) {
         self.paths.retain(|p| !p.starts_with(prefix));

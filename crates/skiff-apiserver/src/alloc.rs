@@ -253,7 +253,7 @@ impl Allocators {
         if spec_type == "NodePort" || spec_type == "LoadBalancer" {
             let mut taken_here: Vec<u16> = Vec::new();
             let result = self
-                .allocate_ports(svc, &mut used, &mut taken_here, dry_run)
+                .allocate_ports(svc, &mut used, &mut taken_here, &HashSet::new(), dry_run)
                 .await;
             if let Err(e) = result {
                 // Give back what this request claimed before failing.
@@ -277,6 +277,7 @@ impl Allocators {
         svc: &mut Value,
         used: &mut Used,
         taken_here: &mut Vec<u16>,
+        keep: &HashSet<u16>,
         dry_run: bool,
     ) -> Result<(), ApiError> {
         let count = svc
@@ -288,6 +289,11 @@ impl Allocators {
                 .pointer(&format!("/spec/ports/{i}/nodePort"))
                 .and_then(Value::as_u64);
             let port = match requested {
+                Some(np) if keep.contains(&(np as u16)) && !taken_here.contains(&(np as u16)) => {
+                    // Already this Service's.
+                    taken_here.push(np as u16);
+                    continue;
+                }
                 Some(np) => {
                     let np = np as u16;
                     let free = !taken_here.contains(&np)
@@ -334,6 +340,66 @@ impl Allocators {
             taken_here.push(port);
         }
         Ok(())
+    }
+
+    /// An update of a NodePort or LoadBalancer Service: keeps the ports it holds, claims the
+    /// ones it names anew and allocates ports it leaves unset. Returns the newly claimed ports
+    /// (to give back if the write fails) and the old ones it no longer uses (to give back once
+    /// the write succeeded).
+    pub async fn update_ports(
+        &self,
+        old: &Value,
+        new: &mut Value,
+        dry_run: bool,
+    ) -> Result<(Vec<u16>, Vec<u16>), ApiError> {
+        let ports_of = |svc: &Value| -> HashSet<u16> {
+            svc.pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
+                .map(|p| p as u16)
+                .collect()
+        };
+        let held = ports_of(old);
+        let ty = new
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP");
+        let mut now_held: Vec<u16> = Vec::new();
+        if ty == "NodePort" || ty == "LoadBalancer" {
+            let mut used = self.used.lock().await;
+            if let Err(e) = self
+                .allocate_ports(new, &mut used, &mut now_held, &held, dry_run)
+                .await
+            {
+                drop(used);
+                if !dry_run {
+                    for p in now_held.iter().filter(|p| !held.contains(p)) {
+                        self.unclaim_port(*p).await;
+                    }
+                }
+                return Err(e);
+            }
+        }
+        let claimed = now_held
+            .iter()
+            .copied()
+            .filter(|p| !held.contains(p))
+            .collect();
+        let dropped = if dry_run {
+            Vec::new()
+        } else {
+            held.into_iter().filter(|p| !now_held.contains(p)).collect()
+        };
+        Ok((claimed, dropped))
+    }
+
+    /// Gives node ports back.
+    pub async fn release_ports(&self, ports: &[u16]) {
+        for p in ports {
+            self.unclaim_port(*p).await;
+        }
     }
 
     /// Free addresses to try, starting at a random one. Skips the network address, .1

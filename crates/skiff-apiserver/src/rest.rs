@@ -1006,14 +1006,40 @@ pub async fn write_update(
                 new["spec"][f] = v.clone();
             }
         }
+        let new_type = new
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP");
+        let wants_node_ports = new_type == "NodePort" || new_type == "LoadBalancer";
+        if !wants_node_ports
+            && let (Some(old_ports), Some(new_ports)) = (
+                current
+                    .pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .cloned(),
+                new.pointer_mut("/spec/ports").and_then(Value::as_array_mut),
+            )
+        {
+            // Switching away from NodePort: drop the node ports the client carried over unchanged.
+            for p in new_ports.iter_mut() {
+                let carried = old_ports
+                    .iter()
+                    .any(|o| o.get("nodePort").is_some() && o.get("nodePort") == p.get("nodePort"));
+                if carried && let Some(m) = p.as_object_mut() {
+                    m.remove("nodePort");
+                }
+            }
+        }
         // Keep allocated node ports for ports that did not name one.
-        if let (Some(old_ports), Some(new_ports)) = (
-            current
-                .pointer("/spec/ports")
-                .and_then(Value::as_array)
-                .cloned(),
-            new.pointer_mut("/spec/ports").and_then(Value::as_array_mut),
-        ) {
+        if wants_node_ports
+            && let (Some(old_ports), Some(new_ports)) = (
+                current
+                    .pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .cloned(),
+                new.pointer_mut("/spec/ports").and_then(Value::as_array_mut),
+            )
+        {
             for p in new_ports.iter_mut() {
                 if p.get("nodePort").is_none()
                     && let Some(old) = old_ports.iter().find(|o| {
@@ -1083,15 +1109,31 @@ pub async fn write_update(
     if cur_cmp == new {
         return Ok((StatusCode::OK, current.clone()));
     }
+    let (claimed, dropped) =
+        if info.group.is_empty() && info.plural == "services" && subresource.is_none() {
+            server
+                .allocator
+                .update_ports(current, &mut new, dry_run)
+                .await?
+        } else {
+            (Vec::new(), Vec::new())
+        };
     if dry_run {
         metadata_mut(&mut new).insert("resourceVersion".into(), json!(current_rev.to_string()));
         return Ok((StatusCode::OK, new));
     }
-    let rev = server
+    let rev = match server
         .store
         .update(&key(info, ns, name), encode_stored(info, &new), current_rev)
         .await
-        .map_err(|e| store_error(info, name, e))?;
+    {
+        Ok(rev) => rev,
+        Err(e) => {
+            server.allocator.release_ports(&claimed).await;
+            return Err(store_error(info, name, e));
+        }
+    };
+    server.allocator.release_ports(&dropped).await;
     metadata_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
     if is_crd(info) {
         // Serve the new resources at once; the watch only catches up other servers.

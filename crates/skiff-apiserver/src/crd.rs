@@ -254,6 +254,21 @@ impl Resources {
         v
     }
 
+    /// The `openAPIV3Schema` of a custom resource version, if its CRD gives one.
+    pub fn schema_for(&self, info: &ResourceInfo) -> Option<Value> {
+        let d = self.defined.read().unwrap_or_else(|p| p.into_inner());
+        let spec = d.specs.values().find(|s| {
+            s.get("group").and_then(Value::as_str) == Some(info.group)
+                && s.pointer("/names/plural").and_then(Value::as_str) == Some(info.plural)
+        })?;
+        let version = spec
+            .get("versions")?
+            .as_array()?
+            .iter()
+            .find(|v| v.get("name").and_then(Value::as_str) == Some(info.version))?;
+        version.pointer("/schema/openAPIV3Schema").cloned()
+    }
+
     /// `additionalPrinterColumns` of a custom resource version, if any.
     pub fn printer_columns(&self, info: &ResourceInfo) -> Option<Vec<Value>> {
         let d = self.defined.read().unwrap_or_else(|p| p.into_inner());

@@ -13,6 +13,7 @@ pub mod pki;
 pub mod request;
 pub mod rest;
 pub mod server;
+pub mod structural;
 pub mod table;
 pub mod ttl;
 pub mod watch;

@@ -733,6 +733,9 @@ pub async fn create_object(
     prepare_for_create(info, &mut obj);
     skiff_api::defaults::apply(info.group, info.kind, &mut obj);
     let mut causes = skiff_api::validation::validate(info.group, info.kind, &obj);
+    if let Some(schema) = server.resources.schema_for(info) {
+        causes.extend(crate::structural::apply(&schema, &mut obj));
+    }
     if is_crd(info) {
         causes.extend(crate::crd::validate(&obj));
         crate::crd::accept(&mut obj);
@@ -1060,6 +1063,9 @@ pub async fn write_update(
         new["spec"]["selector"] = sel.clone();
     }
     let mut causes = skiff_api::validation::validate(info.group, info.kind, &new);
+    if let Some(schema) = server.resources.schema_for(info) {
+        causes.extend(crate::structural::apply(&schema, &mut new));
+    }
     if is_crd(info) && subresource.is_none() {
         causes.extend(crate::crd::validate(&new));
         crate::crd::accept(&mut new);

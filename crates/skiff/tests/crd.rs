@@ -51,6 +51,42 @@ fn crd_roundtrip(kubectl: &Path) {
         ],
     );
     assert_eq!(got, "my-awesome-cron-image");
+    // The structural schema: defaults applied, unknown fields pruned, bad values refused.
+    assert_eq!(
+        s.ok(
+            kubectl,
+            &[
+                "get",
+                "ct",
+                "my-new-cron-object",
+                "-o",
+                "jsonpath={.spec.replicas}"
+            ]
+        ),
+        "1"
+    );
+    let odd = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: odd\nspec:\n  image: i\n  bogus: 1\n";
+    let out = s.run_stdin(
+        kubectl,
+        &["create", "--validate=false", "-f", "-"],
+        Some(odd),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        s.ok(kubectl, &["get", "ct", "odd", "-o", "jsonpath={.spec}"]),
+        r#"{"image":"i","replicas":1}"#
+    );
+    let bad = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: bad\nspec:\n  replicas: -3\n";
+    let out = s.run_stdin(kubectl, &["create", "-f", "-"], Some(bad));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("spec.replicas") && err.contains("is invalid"),
+        "{err}"
+    );
     let listed = s.ok(kubectl, &["get", "crontabs"]);
     assert!(listed.contains("my-new-cron-object"), "{listed}");
     let resources = s.ok(

@@ -24,6 +24,22 @@ pub struct ResourceInfo {
     pub storage_version: bool,
     /// Every subresource name as discovery lists it (`status`, `scale`, `log`, `exec`, ...).
     pub subresources: &'static [&'static str],
+    /// A custom resource's `additionalPrinterColumns`; empty for built-in kinds, whose
+    /// columns the API server knows.
+    pub printer_columns: &'static [PrinterColumn],
+}
+
+/// One column of a custom resource's table, from its CRD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterColumn {
+    pub name: &'static str,
+    /// `string`, `integer`, `number`, `boolean` or `date`.
+    pub type_: &'static str,
+    pub format: &'static str,
+    pub description: &'static str,
+    pub priority: i32,
+    /// A simple JSONPath such as `.spec.replicas` or `.status.conditions[0].type`.
+    pub json_path: &'static str,
 }
 
 impl ResourceInfo {
@@ -86,6 +102,7 @@ const fn res(
         scale: false,
         storage_version: true,
         subresources: &[],
+        printer_columns: &[],
     }
 }
 

@@ -50,6 +50,25 @@ fn leak_list(v: Option<&Value>) -> &'static [&'static str] {
     Box::leak(items.into_boxed_slice())
 }
 
+fn printer_columns(v: Option<&Value>) -> &'static [registry::PrinterColumn] {
+    let cols: Vec<registry::PrinterColumn> = v
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some(registry::PrinterColumn {
+                name: leak(c.get("name")?.as_str()?),
+                type_: leak(c.get("type").and_then(Value::as_str).unwrap_or("string")),
+                format: leak(c.get("format").and_then(Value::as_str).unwrap_or("")),
+                description: leak(c.get("description").and_then(Value::as_str).unwrap_or("")),
+                priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0) as i32,
+                json_path: leak(c.get("jsonPath")?.as_str()?),
+            })
+        })
+        .collect();
+    Box::leak(cols.into_boxed_slice())
+}
+
 /// The resources one CRD object defines (its served versions).
 pub fn resources_of_crd(crd: &Value) -> Vec<&'static ResourceInfo> {
     let spec = crd.get("spec").cloned().unwrap_or(Value::Null);
@@ -105,6 +124,7 @@ pub fn resources_of_crd(crd: &Value) -> Vec<&'static ResourceInfo> {
             scale,
             storage_version: v.get("storage") == Some(&json!(true)),
             subresources: Box::leak(subs.into_boxed_slice()),
+            printer_columns: printer_columns(v.get("additionalPrinterColumns")),
         })));
     }
     out

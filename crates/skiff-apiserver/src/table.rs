@@ -430,6 +430,11 @@ fn or_none(v: &str) -> String {
 
 fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
     let name = json!(s(o, "/metadata/name"));
+    if !info.printer_columns.is_empty() {
+        let mut row = vec![name];
+        row.extend(info.printer_columns.iter().map(|c| custom_cell(c, o)));
+        return row;
+    }
     match (info.group, info.plural) {
         ("", "pods") => {
             let total = o
@@ -825,7 +830,52 @@ fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
     }
 }
 
+/// Evaluates a simple JSONPath (`.a.b`, `.a[0].b`, `.metadata.labels.app`) on `o`.
+fn simple_jsonpath<'a>(o: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = o;
+    let path = path
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim_start_matches('$');
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (field, indexes) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !field.is_empty() {
+            cur = cur.get(field)?;
+        }
+        for idx in indexes.split('[').filter(|s| !s.is_empty()) {
+            let n: usize = idx.trim_end_matches(']').parse().ok()?;
+            cur = cur.get(n)?;
+        }
+    }
+    Some(cur)
+}
+
+fn custom_cell(col: &skiff_api::registry::PrinterColumn, o: &Value) -> Value {
+    let Some(v) = simple_jsonpath(o, col.json_path) else {
+        return Value::Null;
+    };
+    match (col.type_, v) {
+        ("date", Value::String(ts)) => json!(age_of(Some(ts))),
+        ("integer" | "number" | "boolean", v) if !v.is_string() => v.clone(),
+        (_, Value::String(s)) => json!(s),
+        (_, v) => json!(v.to_string()),
+    }
+}
+
 fn column_definitions(info: &ResourceInfo) -> Vec<Value> {
+    if !info.printer_columns.is_empty() {
+        let mut defs = vec![
+            json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
+        ];
+        defs.extend(info.printer_columns.iter().map(|c| {
+            json!({"name": c.name, "type": if c.type_ == "date" { "string" } else { c.type_ }, "format": c.format, "description": c.description, "priority": c.priority})
+        }));
+        return defs;
+    }
     layout(info)
         .into_iter()
         .map(|Col(name, ty, priority)| {

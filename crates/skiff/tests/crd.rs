@@ -89,6 +89,22 @@ fn crd_roundtrip(kubectl: &Path) {
     );
     let listed = s.ok(kubectl, &["get", "crontabs"]);
     assert!(listed.contains("my-new-cron-object"), "{listed}");
+    // additionalPrinterColumns make the table.
+    let header: Vec<&str> = listed
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "SPEC", "REPLICAS", "AGE"], "{listed}");
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with("my-new-cron-object"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("* * * * */5") && row.split_whitespace().nth(6) == Some("1"),
+        "{listed}"
+    );
     let resources = s.ok(
         kubectl,
         &["api-resources", "--api-group=stable.example.com"],

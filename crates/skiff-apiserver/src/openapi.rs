@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use http::{Response, StatusCode, header};
-use serde_json::Value;
+use serde_json::{Value, json};
 use skiff_api::registry::ResourceInfo;
 use skiff_api::status::ApiError;
 
@@ -36,14 +36,119 @@ pub fn v2(accept: &str) -> Response<Body> {
     }
 }
 
-pub fn v3_root() -> Response<Body> {
-    crate::server::json_response(StatusCode::OK, skiff_api::openapi::v3_discovery())
+/// `/openapi/v3`: the built-in group-versions and those CRDs define.
+pub fn v3_root(resources: &crate::crd::Resources) -> Response<Body> {
+    let mut root = skiff_api::openapi::v3_discovery().clone();
+    for (path, doc) in custom_v3_documents(resources) {
+        root["paths"][path.as_str()] =
+            json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", hash(&doc))});
+    }
+    crate::server::json_response(StatusCode::OK, &root)
 }
 
-pub fn v3(path: &str) -> Result<Response<Body>, ApiError> {
-    let doc = skiff_api::openapi::v3_group_version(path).ok_or_else(ApiError::no_route)?;
+pub fn v3(path: &str, resources: &crate::crd::Resources) -> Result<Response<Body>, ApiError> {
     let _ = PROTO_V3;
-    Ok(bytes_response("application/json", doc))
+    if let Some(doc) = skiff_api::openapi::v3_group_version(path) {
+        return Ok(bytes_response("application/json", doc));
+    }
+    let path = path.trim_start_matches('/');
+    custom_v3_documents(resources)
+        .into_iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, doc)| crate::server::json_response(StatusCode::OK, &doc))
+        .ok_or_else(ApiError::no_route)
+}
+
+/// ObjectMeta and every schema it refers to, in v3 form.
+fn meta_schemas() -> Value {
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+                    out.push(r.trim_start_matches("#/definitions/").to_string());
+                }
+                m.values().for_each(|c| refs(c, out));
+            }
+            Value::Array(a) => a.iter().for_each(|c| refs(c, out)),
+            _ => {}
+        }
+    }
+    let mut schemas = serde_json::Map::new();
+    let mut todo = vec!["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta".to_string()];
+    while let Some(name) = todo.pop() {
+        if schemas.contains_key(&name) {
+            continue;
+        }
+        let Some(def) = skiff_api::openapi::definition(&name) else {
+            continue;
+        };
+        refs(def, &mut todo);
+        let v3 = serde_json::from_str::<Value>(
+            &def.to_string()
+                .replace("#/definitions/", "#/components/schemas/"),
+        )
+        .unwrap_or_default();
+        schemas.insert(name, v3);
+    }
+    Value::Object(schemas)
+}
+
+fn hash(v: &Value) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    format!("{:016X}", h.finish())
+}
+
+/// One OpenAPI v3 document per custom resource group-version, from the CRDs' schemas, so
+/// `kubectl explain` works for custom resources.
+fn custom_v3_documents(resources: &crate::crd::Resources) -> Vec<(String, Value)> {
+    let mut docs: std::collections::BTreeMap<String, Value> = Default::default();
+    for info in resources.custom() {
+        let Some(mut schema) = resources.schema_for(info) else {
+            continue;
+        };
+        let path = format!("apis/{}/{}", info.group, info.version);
+        let reversed: Vec<&str> = info.group.split('.').rev().collect();
+        let name = format!("{}.{}.{}", reversed.join("."), info.version, info.kind);
+        schema["x-kubernetes-group-version-kind"] =
+            json!([{"group": info.group, "version": info.version, "kind": info.kind}]);
+        if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            props.insert("apiVersion".into(), json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}));
+            props.insert("kind".into(), json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."}));
+            props.insert("metadata".into(), json!({"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}], "description": "Standard object's metadata."}));
+        }
+        let doc = docs.entry(path).or_insert_with(|| {
+            json!({
+                "openapi": "3.0.0",
+                "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
+                "paths": {},
+                "components": {"schemas": meta_schemas()},
+            })
+        });
+        doc["components"]["schemas"][name.as_str()] = schema;
+        // kubectl explain finds a resource's kind through the GET operations on its paths.
+        let base = if info.namespaced {
+            format!(
+                "/apis/{}/{}/namespaces/{{namespace}}/{}",
+                info.group, info.version, info.plural
+            )
+        } else {
+            format!("/apis/{}/{}/{}", info.group, info.version, info.plural)
+        };
+        let gvk = json!({"group": info.group, "version": info.version, "kind": info.kind});
+        let get = |action: &str| {
+            json!({"get": {
+                "operationId": format!("{action}{}", info.kind),
+                "x-kubernetes-action": action,
+                "x-kubernetes-group-version-kind": gvk,
+                "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}}},
+            }})
+        };
+        doc["paths"][format!("{base}/{{name}}").as_str()] = get("get");
+        doc["paths"][base.as_str()] = get("list");
+    }
+    docs.into_iter().collect()
 }
 
 fn definition_for(info: &ResourceInfo) -> Option<&'static Value> {

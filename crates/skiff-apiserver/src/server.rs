@@ -256,8 +256,8 @@ impl ApiServer {
                 get_only(req.method())?;
                 Ok(crate::openapi::v2(&accept))
             }
-            Route::OpenApiV3Root => Ok(crate::openapi::v3_root()),
-            Route::OpenApiV3(path) => crate::openapi::v3(&path),
+            Route::OpenApiV3Root => Ok(crate::openapi::v3_root(&self.resources)),
+            Route::OpenApiV3(path) => crate::openapi::v3(&path, &self.resources),
             Route::CoreVersions => {
                 get_only(req.method())?;
                 if discovery::wants_aggregated(&accept) {

@@ -105,6 +105,14 @@ fn crd_roundtrip(kubectl: &Path) {
         row.contains("* * * * */5") && row.split_whitespace().nth(6) == Some("1"),
         "{listed}"
     );
+    // kubectl explain finds the CRD's schema (1.35 reads /openapi/v3).
+    if kubectl == kubectl_135().as_path() {
+        let explained = s.ok(kubectl, &["explain", "crontabs.spec"]);
+        assert!(
+            explained.contains("cronSpec") && explained.contains("replicas"),
+            "{explained}"
+        );
+    }
     let resources = s.ok(
         kubectl,
         &["api-resources", "--api-group=stable.example.com"],

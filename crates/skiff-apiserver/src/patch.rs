@@ -151,7 +151,8 @@ pub async fn patch_object(
         };
         let Some(current) = current else {
             // Apply to a missing object creates it.
-            let mut obj = rest::check_field_validation(info, patch_doc.clone(), q)?;
+            let mut obj =
+                rest::check_field_validation(&server.resources, info, patch_doc.clone(), q)?;
             let now = now_rfc3339();
             let ctx = FieldManager {
                 manager,
@@ -208,7 +209,8 @@ pub async fn patch_object(
                 if let Some(md) = base.get_mut("metadata").and_then(Value::as_object_mut) {
                     md.remove("managedFields");
                 }
-                let applied = rest::check_field_validation(info, patch_doc.clone(), q)?;
+                let applied =
+                    rest::check_field_validation(&server.resources, info, patch_doc.clone(), q)?;
                 let now = now_rfc3339();
                 let ctx = FieldManager {
                     manager,

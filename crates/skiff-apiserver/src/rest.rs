@@ -111,7 +111,7 @@ pub async fn serve(
             let body = read_body(req).await?;
             let obj = objects::parse_body(&body.0, &body.1)?;
             let dry = q.dry_run()?;
-            let obj = check_field_validation(info, obj, &q)?;
+            let obj = check_field_validation(&server.resources, info, obj, &q)?;
             let created = create_object(server, info, ns, obj, dry, Some(&manager)).await?;
             Ok(object_response(StatusCode::CREATED, info, created, accept))
         }
@@ -130,7 +130,7 @@ pub async fn serve(
             let sub = sub.map(str::to_string);
             let body = read_body(req).await?;
             let obj = objects::parse_body(&body.0, &body.1)?;
-            let obj = check_field_validation(info, obj, &q)?;
+            let obj = check_field_validation(&server.resources, info, obj, &q)?;
             let dry = q.dry_run()?;
             let (code, obj) =
                 update_object(server, info, ns, &name, sub.as_deref(), obj, dry, &manager).await?;
@@ -228,6 +228,7 @@ pub async fn read_body(req: Request<Body>) -> Result<(String, bytes::Bytes), Api
 
 /// Known top-level and metadata fields; unknown ones follow `fieldValidation` (Strict: 400, Warn/Ignore: dropped).
 pub fn check_field_validation(
+    resources: &crate::crd::Resources,
     info: &ResourceInfo,
     obj: Value,
     q: &Query,
@@ -244,11 +245,18 @@ pub fn check_field_validation(
             info.kind
         )));
     }
-    if mode == "Strict"
-        && let Some(unknown) = crate::openapi::unknown_fields(info, &obj)
+    let unknown = if mode != "Strict" {
+        None
+    } else if let Some(schema) = resources.schema_for(info) {
+        crate::structural::unknown_fields(&schema, &obj)
             .into_iter()
             .next()
-    {
+    } else {
+        crate::openapi::unknown_fields(info, &obj)
+            .into_iter()
+            .next()
+    };
+    if let Some(unknown) = unknown {
         return Err(ApiError::bad_request(format!(
             "strict decoding error: unknown field \"{unknown}\""
         )));

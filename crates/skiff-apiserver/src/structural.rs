@@ -15,13 +15,25 @@ fn is_int_or_string(s: &Value) -> bool {
 /// Prunes, defaults and validates `obj` in place against `schema` (the version's
 /// `openAPIV3Schema`). `apiVersion`, `kind` and `metadata` at the root are always kept.
 pub fn apply(schema: &Value, obj: &mut Value) -> Vec<Cause> {
+    apply_collecting(schema, obj, &mut Vec::new())
+}
+
+/// The fields of `obj` its schema does not know (what [`apply`] would prune), for
+/// `fieldValidation=Strict`.
+pub fn unknown_fields(schema: &Value, obj: &Value) -> Vec<String> {
+    let mut pruned = Vec::new();
+    apply_collecting(schema, &mut obj.clone(), &mut pruned);
+    pruned
+}
+
+fn apply_collecting(schema: &Value, obj: &mut Value, pruned: &mut Vec<String>) -> Vec<Cause> {
     let mut causes = Vec::new();
     if let Some(m) = obj.as_object_mut() {
         let kept: Vec<(String, Value)> = ["apiVersion", "kind", "metadata"]
             .iter()
             .filter_map(|k| m.remove(*k).map(|v| (k.to_string(), v)))
             .collect();
-        walk(schema, obj, "", &mut causes, 0);
+        walk(schema, obj, "", &mut causes, pruned, 0);
         if let Some(m) = obj.as_object_mut() {
             for (k, v) in kept {
                 m.insert(k, v);
@@ -51,7 +63,14 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn walk(s: &Value, v: &mut Value, path: &str, causes: &mut Vec<Cause>, depth: usize) {
+fn walk(
+    s: &Value,
+    v: &mut Value,
+    path: &str,
+    causes: &mut Vec<Cause>,
+    pruned: &mut Vec<String>,
+    depth: usize,
+) {
     if depth > 64 {
         return;
     }
@@ -163,11 +182,11 @@ fn walk(s: &Value, v: &mut Value, path: &str, causes: &mut Vec<Cause>, depth: us
             }
             if let Some(is) = s.get("items") {
                 for (i, item) in items.iter_mut().enumerate() {
-                    walk(is, item, &format!("{path}[{i}]"), causes, depth + 1);
+                    walk(is, item, &format!("{path}[{i}]"), causes, pruned, depth + 1);
                 }
             }
         }
-        Value::Object(m) => object(s, m, path, causes, depth),
+        Value::Object(m) => object(s, m, path, causes, pruned, depth),
         _ => {}
     }
 }
@@ -177,6 +196,7 @@ fn object(
     m: &mut Map<String, Value>,
     path: &str,
     causes: &mut Vec<Cause>,
+    pruned: &mut Vec<String>,
     depth: usize,
 ) {
     let props = s.get("properties").and_then(Value::as_object);
@@ -188,8 +208,12 @@ fn object(
         && s.get("additionalProperties") != Some(&json!(true))
     {
         m.retain(|k, _| {
-            props.is_some_and(|p| p.contains_key(k))
-                || (embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
+            let known = props.is_some_and(|p| p.contains_key(k))
+                || (embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"));
+            if !known {
+                pruned.push(field(path, k));
+            }
+            known
         });
     }
     // Defaults for absent properties.
@@ -205,7 +229,7 @@ fn object(
     for (k, child) in m.iter_mut() {
         let cs = props.and_then(|p| p.get(k)).or(additional);
         if let Some(cs) = cs {
-            walk(cs, child, &field(path, k), causes, depth + 1);
+            walk(cs, child, &field(path, k), causes, pruned, depth + 1);
         }
     }
     if let Some(required) = s.get("required").and_then(Value::as_array) {

@@ -105,8 +105,16 @@ fn crd_roundtrip(kubectl: &Path) {
         row.contains("* * * * */5") && row.split_whitespace().nth(6) == Some("1"),
         "{listed}"
     );
-    // kubectl explain finds the CRD's schema (1.35 reads /openapi/v3).
+    // kubectl explain finds the CRD's schema (1.35 reads /openapi/v3), and 1.35's default
+    // server-side field validation (Strict) refuses unknown fields instead of pruning them.
     if kubectl == kubectl_135().as_path() {
+        let strict = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: strict\nspec:\n  image: i\n  bogus: 1\n";
+        let out = s.run_stdin(kubectl, &["create", "-f", "-"], Some(strict));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(r#"unknown field "spec.bogus""#),
+            "{err}"
+        );
         let explained = s.ok(kubectl, &["explain", "crontabs.spec"]);
         assert!(
             explained.contains("cronSpec") && explained.contains("replicas"),

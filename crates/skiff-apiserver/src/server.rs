@@ -51,6 +51,8 @@ pub struct ApiServer {
     pub namespaces: crate::namespaces::Namespaces,
     pub metrics: Metrics,
     pub cancel: CancellationToken,
+    /// Every API watch's task, so shutdown can wait for them.
+    pub watches: tokio_util::task::TaskTracker,
 }
 
 impl ApiServer {
@@ -90,6 +92,7 @@ impl ApiServer {
                 watches: AtomicU64::new(0),
             },
             cancel,
+            watches: tokio_util::task::TaskTracker::new(),
         });
         // Build the OpenAPI documents off the request path; the first write needs the schemas.
         std::thread::Builder::new()

@@ -184,7 +184,7 @@ pub async fn serve(
     };
     let ns_owned = ns.map(str::to_string);
     let cancel = server.cancel.clone();
-    tokio::spawn(async move {
+    server.watches.spawn(async move {
         let deadline = tokio::time::Instant::now() + timeout;
         let run = async {
             let (mut rx_events, replay, mut last) = match start_after {

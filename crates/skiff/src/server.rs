@@ -196,6 +196,8 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     let _ = controllers.await;
     let _ = cache_feeder.await;
     let _ = event_expiry.await;
+    api.watches.close();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), api.watches.wait()).await;
     let _ = compactor.stop().await;
     Ok(())
 }

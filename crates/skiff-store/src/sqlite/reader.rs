@@ -3,9 +3,9 @@
 
 use bytes::Bytes;
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use rusqlite::{Connection, params_from_iter};
 
-use super::schema::read_meta;
+use super::schema::{live, read_meta};
 use crate::keys::prefix_end;
 use crate::{Event, EventKind, KeyValue, RangeResult, Revision, StoreError};
 
@@ -18,28 +18,7 @@ fn key_string(bytes: Vec<u8>) -> Result<String, StoreError> {
 
 pub(super) fn get(conn: &mut Connection, key: &str) -> Result<Option<KeyValue>, StoreError> {
     let tx = conn.transaction()?;
-    let mut stmt = tx.prepare_cached(
-        "SELECT id, value, create_revision, deleted FROM kv
-         WHERE key = ?1 ORDER BY id DESC LIMIT 1",
-    )?;
-    let row = stmt
-        .query_row([key.as_bytes()], |row| {
-            Ok((
-                row.get::<_, Revision>(0)?,
-                row.get::<_, Vec<u8>>(1)?,
-                row.get::<_, Revision>(2)?,
-                row.get::<_, bool>(3)?,
-            ))
-        })
-        .optional()?;
-    Ok(row.and_then(|(id, value, create_revision, deleted)| {
-        (!deleted).then(|| KeyValue {
-            key: key.to_string(),
-            value: Bytes::from(value),
-            create_revision,
-            mod_revision: id,
-        })
-    }))
+    Ok(live(&tx, key)?)
 }
 
 /// A `WHERE` fragment on `column` for keys in [`lower`, end of `prefix`), with its

@@ -3,9 +3,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Transaction};
+use bytes::Bytes;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction};
 
-use crate::Revision;
+use crate::{KeyValue, Revision};
 
 /// A kine-style log: one row per write, `id` is its revision. A delete writes a tombstone
 /// row (`deleted = 1`) that carries the deleted value, so watch replay can hand it out.
@@ -93,4 +94,30 @@ pub(super) fn read_meta(tx: &Transaction<'_>) -> rusqlite::Result<(Revision, Rev
         }
     }
     Ok((revision, compacted))
+}
+
+/// The key's current value, if it exists.
+pub(super) fn live(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<Option<KeyValue>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, value, create_revision, deleted FROM kv
+         WHERE key = ?1 ORDER BY id DESC LIMIT 1",
+    )?;
+    let row = stmt
+        .query_row([key.as_bytes()], |row| {
+            Ok((
+                row.get::<_, Revision>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, Revision>(2)?,
+                row.get::<_, bool>(3)?,
+            ))
+        })
+        .optional()?;
+    Ok(row.and_then(|(id, value, create_revision, deleted)| {
+        (!deleted).then(|| KeyValue {
+            key: key.to_string(),
+            value: Bytes::from(value),
+            create_revision,
+            mod_revision: id,
+        })
+    }))
 }

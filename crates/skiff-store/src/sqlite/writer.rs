@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
+use super::schema::live;
 use crate::{Event, EventKind, KeyValue, Revision, StoreError};
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -391,32 +392,6 @@ impl Revisions {
         self.compacted = revision;
         Ok(Ok(()))
     }
-}
-
-/// The key's current value, if it exists.
-fn live(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<Option<KeyValue>> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT id, value, create_revision, deleted FROM kv
-         WHERE key = ?1 ORDER BY id DESC LIMIT 1",
-    )?;
-    let row = stmt
-        .query_row([key.as_bytes()], |row| {
-            Ok((
-                row.get::<_, Revision>(0)?,
-                row.get::<_, Vec<u8>>(1)?,
-                row.get::<_, Revision>(2)?,
-                row.get::<_, bool>(3)?,
-            ))
-        })
-        .optional()?;
-    Ok(row.and_then(|(id, value, create_revision, deleted)| {
-        (!deleted).then(|| KeyValue {
-            key: key.to_string(),
-            value: Bytes::from(value),
-            create_revision,
-            mod_revision: id,
-        })
-    }))
 }
 
 fn insert(

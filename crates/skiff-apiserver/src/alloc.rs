@@ -125,11 +125,6 @@ impl Allocators {
         Ipv4Addr::from(self.base + 1)
     }
 
-    /// The tenth address: cluster DNS.
-    pub fn dns_ip(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.base + 10)
-    }
-
     async fn claim_ip(&self, ip: u32, svc: &Value) -> Result<bool, ApiError> {
         let (ns, name) = service_name(svc);
         let ip_s = Ipv4Addr::from(ip).to_string();

@@ -210,16 +210,6 @@ impl WatchCache {
             .revision
     }
 
-    /// Waits until the cache has seen `rev` (a write this server just made), up to a short bound.
-    pub async fn wait_for(&self, rev: Revision) {
-        let mut rx = self.rev_tx.subscribe();
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(3),
-            rx.wait_for(|r| *r >= rev),
-        )
-        .await;
-    }
-
     /// Subscribes to events after `after`, atomically with the history replay (no gap, no duplicate).
     pub fn subscribe_after(&self, after: Revision, resource: &str) -> Start {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());

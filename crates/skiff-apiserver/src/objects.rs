@@ -181,13 +181,6 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// RFC 3339 timestamp with microseconds, as managedFields and leases use.
-pub fn now_micro() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string()
-}
-
 pub fn name_of(v: &Value) -> &str {
     v.pointer("/metadata/name")
         .and_then(Value::as_str)

@@ -117,7 +117,7 @@ pub async fn serve(
         }
         (&Method::DELETE, None, None) if verb_allowed("deletecollection") => {
             let body = read_body(req).await?;
-            delete_collection(server, info, ns, &q, &body.1, accept).await
+            delete_collection(server, info, ns, &q, &body.1).await
         }
         (&Method::GET, Some(name), None) if verb_allowed("get") => {
             let obj = get_object(server, info, ns, name).await?;
@@ -1399,7 +1399,6 @@ async fn delete_collection(
     ns: Option<&str>,
     q: &Query,
     body: &[u8],
-    accept: &str,
 ) -> Result<Response<Body>, ApiError> {
     let filter = Filter::from_query(info, q)?;
     let opts = if body.iter().all(u8::is_ascii_whitespace) {
@@ -1431,7 +1430,6 @@ async fn delete_collection(
             Err(e) => return Ok(status_response(&e)),
         }
     }
-    let _ = accept;
     Ok(json_response(
         StatusCode::OK,
         &json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version(), "metadata": {"resourceVersion": res.revision.to_string()}, "items": deleted}),

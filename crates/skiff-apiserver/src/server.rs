@@ -1,7 +1,7 @@
 //! The API server: shared state, the authn → authz → admission chain, routing and the HTTPS listener.
 
 use crate::cache::WatchCache;
-use crate::objects::{self, Query};
+use crate::objects::Query;
 use crate::request::{self, Route};
 use crate::{alloc, crd, discovery, rest};
 use axum::body::Body;
@@ -460,9 +460,6 @@ pub async fn serve_https(
     }
     conns.shutdown().await;
 }
-
-/// The query parameter helper is shared with the REST handlers.
-pub use objects::parse_body;
 
 /// An error with its causes, `outer: inner: innermost`.
 pub fn error_chain(e: &dyn std::error::Error) -> String {

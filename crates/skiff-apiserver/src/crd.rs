@@ -210,11 +210,6 @@ impl Resources {
             .find(|r| r.group == group && r.version == version && r.plural == plural)
     }
 
-    /// The stored version of a custom resource kind (objects are kept in it).
-    pub fn is_custom(&self, info: &ResourceInfo) -> bool {
-        registry::find(info.group, info.version, info.plural).is_none()
-    }
-
     pub fn custom(&self) -> Vec<&'static ResourceInfo> {
         let d = self.defined.read().unwrap_or_else(|p| p.into_inner());
         let mut v: Vec<_> = d.by_crd.values().flatten().copied().collect();
@@ -287,24 +282,6 @@ impl Resources {
             .iter()
             .find(|v| v.get("name").and_then(Value::as_str) == Some(info.version))?;
         version.pointer("/schema/openAPIV3Schema").cloned()
-    }
-
-    /// `additionalPrinterColumns` of a custom resource version, if any.
-    pub fn printer_columns(&self, info: &ResourceInfo) -> Option<Vec<Value>> {
-        let d = self.defined.read().unwrap_or_else(|p| p.into_inner());
-        let spec = d.specs.values().find(|s| {
-            s.get("group").and_then(Value::as_str) == Some(info.group)
-                && s.pointer("/names/plural").and_then(Value::as_str) == Some(info.plural)
-        })?;
-        let version = spec
-            .get("versions")?
-            .as_array()?
-            .iter()
-            .find(|v| v.get("name").and_then(Value::as_str) == Some(info.version))?;
-        version
-            .get("additionalPrinterColumns")
-            .and_then(Value::as_array)
-            .cloned()
     }
 }
 

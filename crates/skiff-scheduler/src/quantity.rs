@@ -1,0 +1,162 @@
+//! Parses resource quantities (`100m`, `1.5Gi`, `2e3`) into the integers the scheduler counts in.
+
+/// A quantity that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {0:?}"
+)]
+pub struct QuantityError(pub String);
+
+/// A parsed quantity: `mantissa × 10^exp10 × 2^exp2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Parsed {
+    negative: bool,
+    mantissa: u128,
+    exp10: i32,
+    exp2: u32,
+}
+
+fn parse(s: &str) -> Result<Parsed, QuantityError> {
+    let err = || QuantityError(s.to_string());
+    let t = s.trim();
+    let (negative, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let num_end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    let (num, suffix) = rest.split_at(num_end);
+    if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+        return Err(err());
+    }
+    let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
+    let mut mantissa: u128 = 0;
+    let mut exp10: i32 = 0;
+    for c in int_part.bytes().chain(frac_part.bytes()) {
+        // Digits beyond what fits are dropped from the least significant end, keeping the scale.
+        if mantissa < u128::MAX / 100 {
+            mantissa = mantissa * 10 + u128::from(c - b'0');
+        } else {
+            exp10 += 1;
+        }
+    }
+    exp10 -= i32::try_from(frac_part.len()).map_err(|_| err())?;
+    let mut exp2 = 0;
+    match suffix {
+        "" => {}
+        "n" => exp10 -= 9,
+        "u" => exp10 -= 6,
+        "m" => exp10 -= 3,
+        "k" => exp10 += 3,
+        "M" => exp10 += 6,
+        "G" => exp10 += 9,
+        "T" => exp10 += 12,
+        "P" => exp10 += 15,
+        "E" => exp10 += 18,
+        "Ki" => exp2 = 10,
+        "Mi" => exp2 = 20,
+        "Gi" => exp2 = 30,
+        "Ti" => exp2 = 40,
+        "Pi" => exp2 = 50,
+        "Ei" => exp2 = 60,
+        s if s.starts_with(['e', 'E']) => {
+            let e: i32 = s[1..].parse().map_err(|_| err())?;
+            if !(-30..=30).contains(&e) {
+                return Err(err());
+            }
+            exp10 += e;
+        }
+        _ => return Err(err()),
+    }
+    Ok(Parsed {
+        negative,
+        mantissa,
+        exp10,
+        exp2,
+    })
+}
+
+/// The quantity in units of `10^-scale`, rounded up as upstream's `ScaledValue` does, saturating
+/// at the bounds of `i64`.
+fn scaled(s: &str, scale: i32) -> Result<i64, QuantityError> {
+    let p = parse(s)?;
+    let exp = p.exp10 + scale;
+    let mut v: u128 = p.mantissa;
+    let mut overflow = false;
+    for _ in 0..p.exp2 {
+        v = v.checked_mul(2).unwrap_or_else(|| {
+            overflow = true;
+            u128::MAX
+        });
+    }
+    if exp >= 0 {
+        for _ in 0..exp {
+            v = v.checked_mul(10).unwrap_or_else(|| {
+                overflow = true;
+                u128::MAX
+            });
+        }
+    } else {
+        let mut div: u128 = 1;
+        for _ in 0..(-exp).min(38) {
+            div *= 10;
+        }
+        let q = v / div;
+        let rounded_up = !v.is_multiple_of(div);
+        // Rounding is away from zero for positive values and toward zero for negative ones.
+        v = if rounded_up && !p.negative { q + 1 } else { q };
+    }
+    let max = i64::MAX as u128;
+    let v = if overflow { max } else { v.min(max) };
+    let v = i64::try_from(v).unwrap_or(i64::MAX);
+    Ok(if p.negative { -v } else { v })
+}
+
+/// The value in thousandths (`500m` → 500, `2` → 2000), as upstream's `MilliValue`.
+pub fn milli_value(s: &str) -> Result<i64, QuantityError> {
+    scaled(s, 3)
+}
+
+/// The value in units, rounded up (`1Ki` → 1024, `100m` → 1), as upstream's `Value`.
+pub fn value(s: &str) -> Result<i64, QuantityError> {
+    scaled(s, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milli_values() {
+        assert_eq!(milli_value("100m"), Ok(100));
+        assert_eq!(milli_value("1"), Ok(1000));
+        assert_eq!(milli_value("1.5"), Ok(1500));
+        assert_eq!(milli_value("0.0001"), Ok(1));
+        assert_eq!(milli_value("2k"), Ok(2_000_000));
+        assert_eq!(milli_value("1e3"), Ok(1_000_000));
+        assert_eq!(milli_value("-1"), Ok(-1000));
+    }
+
+    #[test]
+    fn values() {
+        assert_eq!(value("1Ki"), Ok(1024));
+        assert_eq!(value("1Gi"), Ok(1 << 30));
+        assert_eq!(value("1.5Gi"), Ok(3 << 29));
+        assert_eq!(value("128974848"), Ok(128_974_848));
+        assert_eq!(value("129e6"), Ok(129_000_000));
+        assert_eq!(value("123Mi"), Ok(123 << 20));
+        assert_eq!(value("100m"), Ok(1));
+        assert_eq!(value("1M"), Ok(1_000_000));
+        assert_eq!(value("1E"), Ok(1_000_000_000_000_000_000));
+        assert_eq!(value("16Ei"), Ok(i64::MAX));
+    }
+
+    #[test]
+    fn bad_quantities_are_errors() {
+        for bad in ["", "abc", "1.2.3", "1Qi", "m", "1e", "1e99", "--1", "."] {
+            assert!(value(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -10,6 +10,7 @@ pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod pki;
+pub mod pods;
 pub mod request;
 pub mod rest;
 pub mod server;

@@ -56,6 +56,24 @@ pub async fn bootstrap(server: &Arc<ApiServer>) -> Result<(), ApiError> {
             }
         }
     }
+    let pc_info = registry::find("scheduling.k8s.io", "v1", "priorityclasses")
+        .ok_or_else(|| ApiError::internal("priorityclasses are not registered"))?;
+    for (name, value, description) in crate::pods::SYSTEM_PRIORITY_CLASSES {
+        if server
+            .store
+            .get(&key(pc_info, None, name))
+            .await
+            .map_err(|e| store_error(pc_info, name, e))?
+            .is_none()
+        {
+            let obj = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
+                "value": value, "description": description, "preemptionPolicy": "PreemptLowerPriority"});
+            match create_object(server, pc_info, None, obj, false, None).await {
+                Ok(_) | Err(ApiError { code: 409, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
     let svc_info = registry::find("", "v1", "services")
         .ok_or_else(|| ApiError::internal("services are not registered"))?;
     if server
@@ -106,6 +124,18 @@ pub async fn serve(
     match (&method, r.name.as_deref(), r.subresource.as_deref()) {
         (&Method::GET, None, None) if verb_allowed("list") => {
             list(server, info, ns, &q, accept).await
+        }
+        (&Method::POST, None, None) if info.group.is_empty() && info.plural == "bindings" => {
+            // The legacy form of pods/binding: the Binding names the pod.
+            let body = read_body(req).await?;
+            let binding = objects::parse_body(&body.0, &body.1)?;
+            let pod = binding
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let out = crate::pods::bind(server, ns, &pod, &binding, q.dry_run()?).await?;
+            Ok(json_response(StatusCode::CREATED, &out))
         }
         (&Method::POST, None, None) if verb_allowed("create") => {
             let body = read_body(req).await?;
@@ -179,6 +209,24 @@ pub async fn serve(
             let ct = objects::content_type(req.headers());
             let body = read_body(req).await?;
             crate::patch::scale(server, info, ns, &name, m, &ct, &body.1, &q, &manager).await
+        }
+        (&Method::POST, Some(name), Some("binding"))
+            if info.group.is_empty() && info.plural == "pods" =>
+        {
+            let name = name.to_string();
+            let body = read_body(req).await?;
+            let binding = objects::parse_body(&body.0, &body.1)?;
+            let out = crate::pods::bind(server, ns, &name, &binding, q.dry_run()?).await?;
+            Ok(json_response(StatusCode::CREATED, &out))
+        }
+        (&Method::POST, Some(name), Some("eviction"))
+            if info.group.is_empty() && info.plural == "pods" =>
+        {
+            let name = name.to_string();
+            let body = read_body(req).await?;
+            let eviction = objects::parse_body(&body.0, &body.1)?;
+            let out = crate::pods::evict(server, ns, &name, &eviction, &q).await?;
+            Ok(json_response(StatusCode::CREATED, &out))
         }
         (&Method::GET, Some(name), Some("status")) => {
             let obj = get_object(server, info, ns, name).await?;
@@ -757,6 +805,9 @@ pub async fn create_object(
     if info.group == "batch" && info.plural == "jobs" {
         job_selector(&mut obj)?;
     }
+    if info.group.is_empty() && info.plural == "pods" {
+        crate::pods::admit_priority(server, &mut obj).await?;
+    }
     if let Some(m) = manager {
         crate::patch::track_update(info, None, &mut obj, m, None);
     }
@@ -960,6 +1011,8 @@ pub async fn write_update(
             }
             new = merged;
         }
+        // The server's own writes (pod binding): spec and status as given.
+        Some("binding") => {}
         Some("finalize") => {
             let finalizers = new.pointer("/spec/finalizers").cloned();
             let mut merged = current.clone();

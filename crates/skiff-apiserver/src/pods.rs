@@ -1,0 +1,506 @@
+//! Pod-specific API behaviour: the `binding` and `eviction` subresources and Priority admission.
+
+use crate::objects::{self, Query, now_rfc3339, prefix};
+use crate::rest::{delete_object, get_object, write_update};
+use crate::server::ApiServer;
+use serde_json::{Value, json};
+use skiff_api::registry::{self, ResourceInfo};
+use skiff_api::selector::LabelSelector;
+use skiff_api::status::ApiError;
+
+/// Priority classes every cluster has, as upstream's API server creates them.
+pub const SYSTEM_PRIORITY_CLASSES: &[(&str, i64, &str)] = &[
+    (
+        "system-node-critical",
+        2_000_001_000,
+        "Used for system critical pods that must not be moved from their current node.",
+    ),
+    (
+        "system-cluster-critical",
+        2_000_000_000,
+        "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+    ),
+];
+
+/// How many times a subresource write retries after losing a race with another writer.
+const RETRIES: usize = 5;
+
+fn pods_info() -> Result<&'static ResourceInfo, ApiError> {
+    registry::find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods are not registered"))
+}
+
+fn success(code: u16) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
+}
+
+/// Sets or replaces one entry of `status.conditions`, keeping lastTransitionTime when the
+/// status of the condition does not change.
+pub fn set_condition(obj: &mut Value, mut cond: Value) {
+    let ty = cond.get("type").cloned().unwrap_or(Value::Null);
+    if !obj.get("status").is_some_and(Value::is_object) {
+        obj["status"] = json!({});
+    }
+    let status = &mut obj["status"];
+    if !status.get("conditions").is_some_and(Value::is_array) {
+        status["conditions"] = json!([]);
+    }
+    let Some(conds) = status["conditions"].as_array_mut() else {
+        return;
+    };
+    match conds.iter_mut().find(|c| c.get("type") == Some(&ty)) {
+        Some(c) => {
+            if c.get("status") == cond.get("status")
+                && let Some(t) = c.get("lastTransitionTime")
+            {
+                cond["lastTransitionTime"] = t.clone();
+            }
+            *c = cond;
+        }
+        None => conds.push(cond),
+    }
+}
+
+/// `POST pods/NAME/binding` (and the legacy `bindings` resource): assigns a pod to a node.
+pub async fn bind(
+    server: &ApiServer,
+    ns: Option<&str>,
+    pod_name: &str,
+    binding: &Value,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    let info = pods_info()?;
+    if let Some(n) = binding.pointer("/metadata/name").and_then(Value::as_str)
+        && !n.is_empty()
+        && n != pod_name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the binding ({n}) does not match the name of the pod ({pod_name})"
+        )));
+    }
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "",
+                "Binding",
+                pod_name,
+                vec![skiff_api::status::Cause::required("target.name")],
+            )
+        })?;
+    if let Some(kind) = binding.pointer("/target/kind").and_then(Value::as_str)
+        && !kind.is_empty()
+        && kind != "Node"
+    {
+        return Err(ApiError::invalid(
+            "",
+            "Binding",
+            pod_name,
+            vec![skiff_api::status::Cause::not_supported(
+                "target.kind",
+                &json!(kind),
+                &["Node", "<empty>"],
+            )],
+        ));
+    }
+    let mut last = None;
+    for _ in 0..RETRIES {
+        let current = get_object(server, info, ns, pod_name).await?;
+        if let Some(uid) = binding.pointer("/metadata/uid").and_then(Value::as_str)
+            && !uid.is_empty()
+            && current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+        {
+            return Err(ApiError::conflict(
+                "",
+                "pods",
+                pod_name,
+                format!("Precondition failed: UID in precondition: {uid}"),
+            ));
+        }
+        if current.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(ApiError::conflict(
+                "",
+                "pods",
+                pod_name,
+                format!("pod {pod_name} is being deleted, cannot be assigned to a host"),
+            ));
+        }
+        if let Some(existing) = current
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            return Err(ApiError::conflict(
+                "",
+                "pods",
+                pod_name,
+                format!("pod {pod_name} is already assigned to node \"{existing}\""),
+            ));
+        }
+        let mut new = current.clone();
+        new["spec"]["nodeName"] = json!(node);
+        if let Some(ann) = binding
+            .pointer("/metadata/annotations")
+            .and_then(Value::as_object)
+        {
+            let md = objects::metadata_mut(&mut new);
+            if !md.get("annotations").is_some_and(Value::is_object) {
+                md.insert("annotations".into(), json!({}));
+            }
+            if let Some(a) = md.get_mut("annotations").and_then(Value::as_object_mut) {
+                for (k, v) in ann {
+                    a.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        set_condition(
+            &mut new,
+            json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()}),
+        );
+        match write_update(
+            server,
+            info,
+            ns,
+            pod_name,
+            Some("binding"),
+            &current,
+            new,
+            dry_run,
+        )
+        .await
+        {
+            Ok(_) => return Ok(success(201)),
+            Err(e) if e.code == 409 && e.reason == "Conflict" => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ApiError::internal("binding did not converge")))
+}
+
+/// Fills `spec.priority` and `spec.preemptionPolicy` of a new pod from its PriorityClass (or the
+/// global default class), as upstream's Priority admission plugin does.
+pub async fn admit_priority(server: &ApiServer, pod: &mut Value) -> Result<(), ApiError> {
+    let pc_info = registry::find("scheduling.k8s.io", "v1", "priorityclasses")
+        .ok_or_else(|| ApiError::internal("priorityclasses are not registered"))?;
+    let name = pod
+        .pointer("/spec/priorityClassName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let pod_name = objects::name_of(pod).to_string();
+    let (class_name, priority, policy) = if name.is_empty() {
+        let listed = server
+            .store
+            .range(&prefix(pc_info, None), None, 0, 0)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let default = listed
+            .kvs
+            .iter()
+            .filter_map(|kv| crate::cache::decode(&kv.value, kv.mod_revision))
+            .filter(|pc| pc.get("globalDefault") == Some(&json!(true)))
+            // Upstream picks the lowest value when several claim to be the default.
+            .min_by_key(|pc| pc.get("value").and_then(Value::as_i64).unwrap_or(0));
+        match default {
+            Some(pc) => (
+                objects::name_of(&pc).to_string(),
+                pc.get("value").and_then(Value::as_i64).unwrap_or(0),
+                pc.get("preemptionPolicy")
+                    .and_then(Value::as_str)
+                    .unwrap_or("PreemptLowerPriority")
+                    .to_string(),
+            ),
+            None => (String::new(), 0, "PreemptLowerPriority".to_string()),
+        }
+    } else {
+        let pc = match get_object(server, pc_info, None, &name).await {
+            Ok(pc) => pc,
+            Err(e) if e.code == 404 => {
+                return Err(ApiError::forbidden(format!(
+                    "pods \"{pod_name}\" is forbidden: no PriorityClass with name {name} was found"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        (
+            name,
+            pc.get("value").and_then(Value::as_i64).unwrap_or(0),
+            pc.get("preemptionPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("PreemptLowerPriority")
+                .to_string(),
+        )
+    };
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    if let Some(given) = spec.get("priority").and_then(Value::as_i64)
+        && given != priority
+    {
+        return Err(ApiError::forbidden(format!(
+            "pods \"{pod_name}\" is forbidden: the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"
+        )));
+    }
+    if let Some(given) = spec.get("preemptionPolicy").and_then(Value::as_str)
+        && given != policy
+    {
+        return Err(ApiError::forbidden(format!(
+            "pods \"{pod_name}\" is forbidden: the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"
+        )));
+    }
+    if !class_name.is_empty() {
+        spec.insert("priorityClassName".into(), json!(class_name));
+    }
+    spec.insert("priority".into(), json!(priority));
+    spec.insert("preemptionPolicy".into(), json!(policy));
+    Ok(())
+}
+
+fn pod_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Ready")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
+}
+
+/// The PodDisruptionBudgets in the pod's namespace whose selector matches it. A null selector
+/// matches nothing; an empty one matches every pod (policy/v1).
+async fn budgets_for(server: &ApiServer, pod: &Value, ns: &str) -> Result<Vec<Value>, ApiError> {
+    let info = registry::find("policy", "v1", "poddisruptionbudgets")
+        .ok_or_else(|| ApiError::internal("poddisruptionbudgets are not registered"))?;
+    let listed = server
+        .store
+        .range(&prefix(info, Some(ns)), None, 0, 0)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut out = Vec::new();
+    for kv in listed.kvs {
+        let Some(pdb) = crate::cache::decode(&kv.value, kv.mod_revision) else {
+            continue;
+        };
+        let sel = pdb
+            .pointer("/spec/selector")
+            .cloned()
+            .unwrap_or(Value::Null);
+        if let Ok(Some(s)) = LabelSelector::from_object(&sel)
+            && s.matches_object(pod)
+        {
+            out.push(pdb);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks the budget and, when the eviction is allowed, records it in the budget's status.
+/// `Ok(false)` means the budget changed under us and the caller should try again.
+async fn check_and_decrement(
+    server: &ApiServer,
+    pdb: &Value,
+    pod_name: &str,
+    dry_run: bool,
+) -> Result<bool, ApiError> {
+    let info = registry::find("policy", "v1", "poddisruptionbudgets")
+        .ok_or_else(|| ApiError::internal("poddisruptionbudgets are not registered"))?;
+    let name = objects::name_of(pdb).to_string();
+    let int = |p: &str| pdb.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let cause = |msg: String| {
+        let mut e = ApiError::too_many_requests(
+            "Cannot evict pod as it would violate the pod's disruption budget.",
+        );
+        e.details = Some(json!({"causes": [{"reason": "DisruptionBudget", "message": msg}]}));
+        e
+    };
+    if int("/status/observedGeneration") < int("/metadata/generation") {
+        return Err(cause(format!(
+            "The disruption budget {name} is still being processed by the server."
+        )));
+    }
+    let allowed = int("/status/disruptionsAllowed");
+    if allowed < 0 {
+        return Err(ApiError::forbidden("pdb disruptions allowed is negative"));
+    }
+    let disrupted = pdb
+        .pointer("/status/disruptedPods")
+        .and_then(Value::as_object)
+        .map_or(0, |m| m.len());
+    if disrupted > 2000 {
+        return Err(ApiError::forbidden(
+            "DisruptedPods map too big - too many evictions not confirmed by PDB controller",
+        ));
+    }
+    if allowed == 0 {
+        return Err(cause(format!(
+            "The disruption budget {name} needs {} healthy pods and has {} currently",
+            int("/status/desiredHealthy"),
+            int("/status/currentHealthy")
+        )));
+    }
+    if dry_run {
+        return Ok(true);
+    }
+    let mut new = pdb.clone();
+    new["status"]["disruptionsAllowed"] = json!(allowed - 1);
+    if !new["status"]
+        .get("disruptedPods")
+        .is_some_and(Value::is_object)
+    {
+        new["status"]["disruptedPods"] = json!({});
+    }
+    new["status"]["disruptedPods"][pod_name] = json!(now_rfc3339());
+    if allowed - 1 == 0 {
+        set_condition(
+            &mut new,
+            json!({"type": "DisruptionAllowed", "status": "False", "reason": "InsufficientPods", "message": "", "observedGeneration": int("/metadata/generation"), "lastTransitionTime": now_rfc3339()}),
+        );
+    }
+    let ns = objects::namespace_of(pdb).map(str::to_string);
+    match write_update(
+        server,
+        info,
+        ns.as_deref(),
+        &name,
+        Some("status"),
+        pdb,
+        new,
+        false,
+    )
+    .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if e.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST pods/NAME/eviction`: deletes the pod unless that would violate its disruption budget
+/// (429 TooManyRequests, which `kubectl drain` retries).
+pub async fn evict(
+    server: &ApiServer,
+    ns: Option<&str>,
+    pod_name: &str,
+    eviction: &Value,
+    q: &Query,
+) -> Result<Value, ApiError> {
+    let info = pods_info()?;
+    let ns_name = ns.ok_or_else(|| ApiError::bad_request("pods live in a namespace"))?;
+    if let Some(n) = eviction.pointer("/metadata/name").and_then(Value::as_str)
+        && !n.is_empty()
+        && n != pod_name
+    {
+        return Err(ApiError::bad_request(format!(
+            "name in URL does not match name in Eviction object: {pod_name} != {n}"
+        )));
+    }
+    let mut opts = eviction
+        .get("deleteOptions")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    let dry_run = q.dry_run()?
+        || opts
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
+    for _ in 0..RETRIES {
+        let pod = get_object(server, info, ns, pod_name).await?;
+        let phase = pod
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let ignore_budget = matches!(phase, "Succeeded" | "Failed" | "Pending")
+            || pod.pointer("/metadata/deletionTimestamp").is_some();
+        if !ignore_budget {
+            let budgets = budgets_for(server, &pod, ns_name).await?;
+            if budgets.len() > 1 {
+                return Err(ApiError::internal(
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                ));
+            }
+            if let Some(pdb) = budgets.first() {
+                let int = |p: &str| pdb.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+                let always_allow = pdb
+                    .pointer("/spec/unhealthyPodEvictionPolicy")
+                    .and_then(Value::as_str)
+                    == Some("AlwaysAllow");
+                // An unready pod does not count as healthy: evicting it costs the budget nothing
+                // when the budget is otherwise met.
+                let free = !pod_ready(&pod)
+                    && (always_allow
+                        || (int("/status/currentHealthy") >= int("/status/desiredHealthy")
+                            && int("/status/desiredHealthy") > 0));
+                if !free && !check_and_decrement(server, pdb, pod_name, dry_run).await? {
+                    continue;
+                }
+            }
+        }
+        // The pod we checked is the pod we delete.
+        if opts.get("preconditions").is_none() {
+            opts["preconditions"] = json!({"uid": pod.pointer("/metadata/uid")});
+        }
+        if !dry_run && pod.pointer("/metadata/deletionTimestamp").is_none() {
+            let mut marked = pod.clone();
+            set_condition(
+                &mut marked,
+                json!({"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()}),
+            );
+            match write_update(
+                server,
+                info,
+                ns,
+                pod_name,
+                Some("status"),
+                &pod,
+                marked,
+                false,
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code == 409 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        delete_object(server, info, ns, pod_name, &opts, q, dry_run).await?;
+        return Ok(success(201));
+    }
+    Err(ApiError::too_many_requests(
+        "the disruption budget kept changing; try the eviction again",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_condition_keeps_transition_time_when_status_is_unchanged() {
+        let mut pod = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "t0"}]}});
+        set_condition(
+            &mut pod,
+            json!({"type": "Ready", "status": "True", "lastTransitionTime": "t1"}),
+        );
+        assert_eq!(pod["status"]["conditions"][0]["lastTransitionTime"], "t0");
+        set_condition(
+            &mut pod,
+            json!({"type": "Ready", "status": "False", "lastTransitionTime": "t2"}),
+        );
+        assert_eq!(pod["status"]["conditions"][0]["lastTransitionTime"], "t2");
+        set_condition(&mut pod, json!({"type": "PodScheduled", "status": "True"}));
+        assert_eq!(
+            pod["status"]["conditions"].as_array().map(Vec::len),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn set_condition_creates_status() {
+        let mut pod = json!({"metadata": {}});
+        set_condition(&mut pod, json!({"type": "PodScheduled", "status": "True"}));
+        assert_eq!(pod["status"]["conditions"][0]["type"], "PodScheduled");
+    }
+}

@@ -1,0 +1,254 @@
+//! Pod subresources (binding, eviction) and Priority admission through a kube client.
+
+use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use kube::Client;
+use kube::api::{Api, EvictParams, PostParams};
+use serde_json::json;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+struct Server {
+    client: Client,
+    cancel: CancellationToken,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn server() -> Server {
+    let cancel = CancellationToken::new();
+    let config = skiff_apiserver::Config {
+        advertise_address: "127.0.0.1:6443".into(),
+        service_cidr: "10.43.0.0/16".into(),
+        admin_token: "admin".into(),
+        node_token: "node".into(),
+    };
+    let (api, _feeder) =
+        skiff_apiserver::ApiServer::new(skiff_store::Store::memory(), config, cancel.clone())
+            .await
+            .expect("api server starts");
+    Server {
+        client: Client::new(api.router(), "default"),
+        cancel,
+    }
+}
+
+fn pod(name: &str, labels: serde_json::Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]}
+    }))
+    .expect("pod literal")
+}
+
+fn binding(pod: &str, node: &str) -> Binding {
+    Binding {
+        metadata: kube::api::ObjectMeta {
+            name: Some(pod.into()),
+            ..Default::default()
+        },
+        target: ObjectReference {
+            kind: Some("Node".into()),
+            name: Some(node.into()),
+            ..Default::default()
+        },
+    }
+}
+
+async fn bind(pods: &Api<Pod>, name: &str, node: &str) -> Result<serde_json::Value, kube::Error> {
+    pods.create_subresource(
+        "binding",
+        name,
+        &PostParams::default(),
+        &binding(name, node),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn binding_assigns_once() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let s = server().await;
+        let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
+        pods.create(&PostParams::default(), &pod("web", json!({})))
+            .await
+            .expect("create pod");
+        let status = bind(&pods, "web", "node-a").await.expect("bind");
+        assert_eq!(status["status"], "Success");
+        assert_eq!(status["code"], 201);
+        let p = pods.get("web").await.expect("get");
+        assert_eq!(
+            p.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+            Some("node-a")
+        );
+        let scheduled = p
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "PodScheduled")
+            .expect("PodScheduled condition");
+        assert_eq!(scheduled.status, "True");
+        match bind(&pods, "web", "node-b").await {
+            Err(kube::Error::Api(e)) => {
+                assert_eq!(e.code, 409);
+                assert!(
+                    e.message.contains("already assigned to node \"node-a\""),
+                    "{}",
+                    e.message
+                );
+            }
+            other => panic!("second binding should conflict: {other:?}"),
+        }
+        match bind(&pods, "missing", "node-a").await {
+            Err(kube::Error::Api(e)) => assert_eq!(e.code, 404),
+            other => panic!("binding a missing pod should be 404: {other:?}"),
+        }
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn priority_admission_fills_priority() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let s = server().await;
+        let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
+        let classes: Api<PriorityClass> = Api::all(s.client.clone());
+        let system = classes
+            .get("system-cluster-critical")
+            .await
+            .expect("built-in class");
+        assert_eq!(system.value, 2_000_000_000);
+        let p = pods
+            .create(&PostParams::default(), &pod("plain", json!({})))
+            .await
+            .expect("create");
+        let spec = p.spec.expect("spec");
+        assert_eq!(spec.priority, Some(0));
+        assert_eq!(
+            spec.preemption_policy.as_deref(),
+            Some("PreemptLowerPriority")
+        );
+
+        let high: PriorityClass = serde_json::from_value(json!({
+            "metadata": {"name": "high"}, "value": 1000, "preemptionPolicy": "Never"
+        }))
+        .expect("class literal");
+        classes
+            .create(&PostParams::default(), &high)
+            .await
+            .expect("create class");
+        let mut hp = pod("important", json!({}));
+        hp.spec.as_mut().expect("spec").priority_class_name = Some("high".into());
+        let created = pods
+            .create(&PostParams::default(), &hp)
+            .await
+            .expect("create");
+        let spec = created.spec.expect("spec");
+        assert_eq!(spec.priority, Some(1000));
+        assert_eq!(spec.preemption_policy.as_deref(), Some("Never"));
+
+        let mut bad = pod("bad", json!({}));
+        bad.spec.as_mut().expect("spec").priority_class_name = Some("nope".into());
+        match pods.create(&PostParams::default(), &bad).await {
+            Err(kube::Error::Api(e)) => {
+                assert_eq!(e.code, 403);
+                assert!(
+                    e.message
+                        .contains("no PriorityClass with name nope was found"),
+                    "{}",
+                    e.message
+                );
+            }
+            other => panic!("unknown class should be forbidden: {other:?}"),
+        }
+
+        let default: PriorityClass = serde_json::from_value(json!({
+            "metadata": {"name": "everyone"}, "value": 7, "globalDefault": true
+        }))
+        .expect("class literal");
+        classes
+            .create(&PostParams::default(), &default)
+            .await
+            .expect("create class");
+        let created = pods
+            .create(&PostParams::default(), &pod("defaulted", json!({})))
+            .await
+            .expect("create");
+        let spec = created.spec.expect("spec");
+        assert_eq!(spec.priority, Some(7));
+        assert_eq!(spec.priority_class_name.as_deref(), Some("everyone"));
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn eviction_honours_disruption_budget() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let s = server().await;
+        let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
+        let pdbs: Api<PodDisruptionBudget> = Api::namespaced(s.client.clone(), "default");
+        for name in ["a", "b"] {
+            pods.create(&PostParams::default(), &pod(name, json!({"app": "web"})))
+                .await
+                .expect("create pod");
+            // Running and ready, as an agent would report.
+            pods.patch_status(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})),
+            )
+            .await
+            .expect("status");
+        }
+        let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}
+        }))
+        .expect("pdb literal");
+        pdbs.create(&PostParams::default(), &pdb).await.expect("create pdb");
+        // What the disruption controller would report: both healthy, none may go.
+        pdbs.patch_status(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"status": {"observedGeneration": 1, "currentHealthy": 2, "desiredHealthy": 2, "expectedPods": 2, "disruptionsAllowed": 0}})),
+        )
+        .await
+        .expect("pdb status");
+        match pods.evict("a", &EvictParams::default()).await {
+            Err(kube::Error::Api(e)) => {
+                assert_eq!(e.code, 429);
+                assert_eq!(e.message, "Cannot evict pod as it would violate the pod's disruption budget.");
+            }
+            other => panic!("eviction should be refused: {other:?}"),
+        }
+        assert!(pods.get_opt("a").await.expect("get").is_some());
+        pdbs.patch_status(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"status": {"desiredHealthy": 1, "disruptionsAllowed": 1}})),
+        )
+        .await
+        .expect("pdb status");
+        pods.evict("a", &EvictParams::default()).await.expect("eviction allowed");
+        assert!(pods.get_opt("a").await.expect("get").is_none(), "an unbound pod goes at once");
+        let after = pdbs.get("web").await.expect("pdb");
+        let st = after.status.expect("status");
+        assert_eq!(st.disruptions_allowed, 0);
+        assert!(st.disrupted_pods.unwrap_or_default().contains_key("a"));
+        // The budget is spent now.
+        match pods.evict("b", &EvictParams::default()).await {
+            Err(kube::Error::Api(e)) => assert_eq!(e.code, 429),
+            other => panic!("second eviction should be refused: {other:?}"),
+        }
+    })
+    .await
+    .expect("test timed out");
+}

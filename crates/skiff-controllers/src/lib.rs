@@ -1,21 +1,41 @@
 //! Controllers: level-triggered reconcilers that talk to the API server only through a kube client.
 
+pub mod deployment;
 pub mod events;
+pub mod expectations;
 pub mod garbage_collector;
+pub mod leader;
 pub mod namespace;
+pub mod pod_util;
+pub mod replicaset;
 pub mod resources;
+pub mod runtime;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Runs every controller over `client` until `cancel` fires, and returns once all have stopped.
 ///
-/// The caller decides when this runs: `skiff server` starts it directly today; with leader
-/// election (issue 3) only the holder of the controller lease will.
+/// The caller decides when this runs: `skiff server` runs it while it holds the controller
+/// lease (see [`leader`]).
 pub async fn run(client: kube::Client, cancel: CancellationToken) {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::api::core::v1::ReplicationController;
+    let informers = runtime::Informers::new(client.clone(), cancel.clone());
     let mut tasks = JoinSet::new();
     tasks.spawn(garbage_collector::run(client.clone(), cancel.clone()));
     tasks.spawn(namespace::run(client, cancel.clone()));
+    tasks.spawn(replicaset::run::<ReplicaSet>(
+        informers.clone(),
+        5,
+        cancel.clone(),
+    ));
+    tasks.spawn(replicaset::run::<ReplicationController>(
+        informers.clone(),
+        5,
+        cancel.clone(),
+    ));
+    tasks.spawn(deployment::run(informers.clone(), 5, cancel.clone()));
     while let Some(r) = tasks.join_next().await {
         if let Err(e) = r
             && e.is_panic()
@@ -27,4 +47,5 @@ pub async fn run(client: kube::Client, cancel: CancellationToken) {
             tracing::error!("a controller stopped before shutdown");
         }
     }
+    informers.stopped().await;
 }

@@ -58,6 +58,15 @@ fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
+/// Lower-case hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A random token of 32 hex characters.
 pub fn random_token() -> String {
     use rand::RngCore;
@@ -181,6 +190,17 @@ impl Pki {
             .map_err(|_| invalid())?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(cfg)
+    }
+
+    /// The join token agents present, k3s-style: `K10<sha256 of the CA PEM>::node:<secret>`.
+    /// Agents check the CA they fetch from `/cacerts` against the hash; the API server accepts
+    /// the whole string as a bearer token.
+    pub fn join_token(&self) -> String {
+        format!(
+            "K10{}::node:{}",
+            sha256_hex(self.ca_pem.as_bytes()),
+            self.node_token
+        )
     }
 
     /// An admin kubeconfig for `server` (e.g. `https://127.0.0.1:6443`).

@@ -19,6 +19,8 @@ pub enum Route {
     Version,
     Health(&'static str),
     Metrics,
+    /// `/cacerts`: the cluster CA, for agents that pin it by the join token's hash.
+    CaCerts,
     OpenApiV2,
     OpenApiV3Root,
     OpenApiV3(String),
@@ -50,6 +52,7 @@ pub fn route(path: &str, resources: &Resources) -> Route {
         ["readyz"] => Route::Health("readyz"),
         ["healthz" | "livez" | "readyz", check] if !check.is_empty() => Route::Health("check"),
         ["metrics"] => Route::Metrics,
+        ["cacerts"] => Route::CaCerts,
         ["openapi", "v2"] | ["swagger.json"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiV3Root,
         ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),

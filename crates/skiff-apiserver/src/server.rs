@@ -53,6 +53,8 @@ pub struct ApiServer {
     pub cancel: CancellationToken,
     /// Every API watch's task, so shutdown can wait for them.
     pub watches: tokio_util::task::TaskTracker,
+    /// The cluster CA certificate served at `/cacerts`, once the caller sets it.
+    pub ca_pem: std::sync::OnceLock<String>,
 }
 
 impl ApiServer {
@@ -93,6 +95,7 @@ impl ApiServer {
             },
             cancel,
             watches: tokio_util::task::TaskTracker::new(),
+            ca_pem: std::sync::OnceLock::new(),
         });
         // Build the OpenAPI documents off the request path; the first write needs the schemas.
         std::thread::Builder::new()
@@ -193,8 +196,9 @@ impl ApiServer {
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
         let route = request::route(&path, &self.resources);
         let auth = match route {
-            // Health endpoints are open, as upstream's are to anonymous clients by default.
-            Route::Health(_) => None,
+            // Health endpoints are open, as upstream's are to anonymous clients by default; so is
+            // the CA certificate (public; agents verify it against their join token).
+            Route::Health(_) | Route::CaCerts => None,
             _ => Some(
                 self.authenticate(&req)
                     .and_then(|u| self.authorize(&u, &path).map(|_| u)),
@@ -211,6 +215,10 @@ impl ApiServer {
             Request::from_parts(parts, Body::empty())
         };
         let result = match auth {
+            None if route == Route::CaCerts => match self.ca_pem.get() {
+                Some(pem) => Ok(text(StatusCode::OK, pem)),
+                None => Err(ApiError::no_route()),
+            },
             None => Ok(text(StatusCode::OK, "ok")),
             Some(Err(e)) => Err(e),
             Some(Ok(user)) => self.dispatch(route, req, user).await,
@@ -301,7 +309,7 @@ impl ApiServer {
                 let query = Query::parse(req.uri().query());
                 rest::serve(self, r, req, query, user, &accept).await
             }
-            Route::NotFound => Err(ApiError::no_route()),
+            Route::CaCerts | Route::NotFound => Err(ApiError::no_route()),
         }
     }
 

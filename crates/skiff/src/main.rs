@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server and datastore) on this machine.
     Server(server::ServerArgs),
+    /// Join a node to a cluster (`--hollow N` runs N simulated nodes).
+    Agent(skiff_agent::AgentArgs),
     #[command(flatten)]
     Kubectl(skiff_cli::Verb),
 }
@@ -27,7 +29,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The kubectl verbs print their own output: only warnings from the libraries.
     let default_filter = match cli.command {
-        Command::Server(_) => "info",
+        Command::Server(_) | Command::Agent(_) => "info",
         Command::Kubectl(_) => "warn",
     };
     tracing_subscriber::fmt()
@@ -48,7 +50,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Server(args) => runtime.block_on(server::run(args)),
+        Command::Server(args) => runtime
+            .block_on(server::run(args))
+            .map_err(|e| e.to_string()),
+        Command::Agent(args) => runtime.block_on(run_agent(args)),
         Command::Kubectl(verb) => return runtime.block_on(skiff_cli::run(verb)),
     };
     match result {
@@ -58,4 +63,19 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the agent until SIGTERM or Ctrl-C; its error becomes one line.
+async fn run_agent(args: skiff_agent::AgentArgs) -> Result<(), String> {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let stop = cancel.clone();
+    let agent = skiff_agent::run(args, cancel);
+    tokio::pin!(agent);
+    tokio::select! {
+        r = &mut agent => return r.map_err(|e| skiff_agent::error_chain(&e)),
+        _ = server::shutdown_signal() => {}
+    }
+    tracing::info!("shutting down: nodes stay registered, their leases stop");
+    stop.cancel();
+    agent.await.map_err(|e| skiff_agent::error_chain(&e))
 }

@@ -153,11 +153,12 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         advertise_address: advertise,
         service_cidr: args.service_cidr.clone(),
         admin_token: pki.admin_token.clone(),
-        node_token: pki.node_token.clone(),
+        node_token: pki.join_token(),
     };
     let (api, cache_feeder) = skiff_apiserver::ApiServer::new(store, config, cancel.clone())
         .await
         .map_err(ServerError::ApiServer)?;
+    let _ = api.ca_pem.set(pki.ca_pem.clone());
     let tls = pki.server_config()?;
     let kubeconfig_path = args.data_dir.join("admin.kubeconfig");
     pki::write_secret_file(
@@ -165,7 +166,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         &pki.admin_kubeconfig(&format!("https://{client_host}:{port}")),
     )?;
     let token_path = args.data_dir.join("node-token");
-    pki::write_secret_file(&token_path, &format!("{}\n", pki.node_token))?;
+    pki::write_secret_file(&token_path, &format!("{}\n", pki.join_token()))?;
     let event_expiry =
         api.start_event_expiry(std::time::Duration::from_secs(args.event_ttl.max(1)));
     let serving = tokio::spawn(skiff_apiserver::serve_https(
@@ -202,7 +203,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

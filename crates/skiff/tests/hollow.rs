@@ -1,0 +1,317 @@
+//! `skiff agent --hollow N` against a real `skiff server`, checked with the real kubectl 1.35.
+
+use skiff_testkit::{TestServer, kubectl_135, run_with_timeout};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static Path {
+    env!("CARGO_BIN_EXE_skiff").as_ref()
+}
+
+/// A `skiff agent` child process; killed by PID on drop.
+struct Agent {
+    child: Option<Child>,
+    log: std::path::PathBuf,
+}
+
+impl Agent {
+    fn start(server: &TestServer, extra: &[&str]) -> Agent {
+        let token = std::fs::read_to_string(server.dir.path().join("node-token"))
+            .expect("node-token")
+            .trim()
+            .to_string();
+        Agent::start_with_token(server, &token, extra)
+    }
+
+    fn start_with_token(server: &TestServer, token: &str, extra: &[&str]) -> Agent {
+        let log = server.dir.path().join(format!(
+            "agent-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ));
+        let child = Command::new(bin())
+            .args([
+                "agent",
+                "--server",
+                &format!("https://127.0.0.1:{}", server.port),
+                "--token",
+                token,
+                "--kubelet-port",
+                "0",
+            ])
+            .args(extra)
+            .env("SKIFF_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("agent log"))
+            .spawn()
+            .expect("spawn skiff agent");
+        Agent {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM by PID, then wait (SIGKILL after 10 s).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most `secs`.
+#[track_caller]
+fn wait_for<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn get(s: &TestServer, args: &[&str]) -> String {
+    let out = s.run(&kubectl_135(), args);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn renew_time(s: &TestServer, node: &str) -> String {
+    get(
+        s,
+        &[
+            "get",
+            "lease",
+            "-n",
+            "kube-node-lease",
+            node,
+            "-o",
+            "jsonpath={.spec.renewTime}",
+        ],
+    )
+}
+
+#[test]
+fn hollow_nodes_register_renew_leases_and_run_pods() {
+    let s = TestServer::start(bin());
+    let k = kubectl_135();
+    let mut agent = Agent::start(
+        &s,
+        &[
+            "--hollow",
+            "3",
+            "--node-name",
+            "hollow",
+            "--lease-duration-seconds",
+            "4",
+            "--node-status-update-seconds",
+            "2",
+        ],
+    );
+    // Three Ready nodes, as kubectl prints them.
+    wait_for(30, "3 Ready hollow nodes", || {
+        let out = get(&s, &["get", "nodes", "--no-headers"]);
+        let ready = out
+            .lines()
+            .filter(|l| l.starts_with("hollow-") && l.split_whitespace().nth(1) == Some("Ready"))
+            .count();
+        (ready == 3).then_some(())
+    });
+    let wide = s.ok(&k, &["get", "node", "hollow-1", "-o", "wide"]);
+    assert!(
+        wide.contains("v1.35.0") && wide.contains("skiff-hollow://0.1"),
+        "{wide}"
+    );
+    assert_eq!(
+        s.ok(
+            &k,
+            &["get", "node", "hollow-2", "-o", "jsonpath={.spec.podCIDR}"]
+        ),
+        "10.42.2.0/24"
+    );
+    // Leases exist, are held by their node and are renewed.
+    for n in ["hollow-0", "hollow-1", "hollow-2"] {
+        assert_eq!(
+            s.ok(
+                &k,
+                &[
+                    "get",
+                    "lease",
+                    "-n",
+                    "kube-node-lease",
+                    n,
+                    "-o",
+                    "jsonpath={.spec.holderIdentity}/{.metadata.ownerReferences[0].kind}"
+                ]
+            ),
+            format!("{n}/Node")
+        );
+    }
+    let first = renew_time(&s, "hollow-0");
+    wait_for(10, "lease renewal", || {
+        (renew_time(&s, "hollow-0") != first).then_some(())
+    });
+
+    // A pod bound to a hollow node runs, is Ready and has an address from the node's range.
+    let pods = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  nodeName: hollow-1\n  containers:\n  - name: c\n    image: nginx:1.25\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: once\nspec:\n  nodeName: hollow-0\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: busybox\n";
+    let out = s.run_stdin(&k, &["create", "-f", "-"], Some(pods));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ip = wait_for(30, "pod web Running and Ready with an IP", || {
+        let v = get(
+            &s,
+            &[
+                "get",
+                "pod",
+                "web",
+                "-o",
+                "jsonpath={.status.phase}/{.status.conditions[?(@.type==\"Ready\")].status}/{.status.podIP}",
+            ],
+        );
+        let parts: Vec<&str> = v.split('/').collect();
+        (parts.len() == 3 && parts[0] == "Running" && parts[1] == "True" && !parts[2].is_empty())
+            .then(|| parts[2].to_string())
+    });
+    assert!(ip.starts_with("10.42.1."), "{ip}");
+    let ready = s.ok(&k, &["get", "pod", "web", "--no-headers"]);
+    assert!(
+        ready.contains("1/1") && ready.contains("Running"),
+        "{ready}"
+    );
+    // A run-to-completion pod succeeds after its run time (2 s by default).
+    wait_for(30, "pod once Succeeded", || {
+        (get(
+            &s,
+            &["get", "pod", "once", "-o", "jsonpath={.status.phase}"],
+        ) == "Succeeded")
+            .then_some(())
+    });
+    // Deleting a pod finishes: the agent completes the graceful deletion.
+    s.ok(&k, &["delete", "pod", "web", "--timeout=30s"]);
+    let left = s.ok(&k, &["get", "pods", "-o", "name"]);
+    assert!(!left.contains("pod/web"), "{left}");
+
+    // Stopped agent: nodes stay registered, leases are no longer renewed.
+    agent.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    let frozen = renew_time(&s, "hollow-0");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        renew_time(&s, "hollow-0"),
+        frozen,
+        "lease renewed after stop"
+    );
+    let names = s.ok(&k, &["get", "nodes", "-o", "name"]);
+    assert_eq!(names.lines().count(), 3, "{names}\n{}", agent.log());
+}
+
+#[test]
+fn a_token_for_another_ca_is_refused_in_one_line() {
+    let s = TestServer::start(bin());
+    let token = std::fs::read_to_string(s.dir.path().join("node-token")).expect("node-token");
+    let secret = token
+        .trim()
+        .split_once("::")
+        .map(|x| x.1)
+        .unwrap_or_default();
+    let wrong = format!("K10{}::{secret}", "0".repeat(64));
+    let out = run_with_timeout(
+        Command::new(bin()).args([
+            "agent",
+            "--server",
+            &format!("https://127.0.0.1:{}", s.port),
+            "--token",
+            &wrong,
+            "--hollow",
+            "1",
+            "--kubelet-port",
+            "0",
+        ]),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains("does not match the join token"),
+        "{err}"
+    );
+    let nodes = s.ok(&kubectl_135(), &["get", "nodes", "-o", "name"]);
+    assert!(nodes.trim().is_empty(), "{nodes}");
+}
+
+#[test]
+fn the_real_agent_is_not_pretended() {
+    let out = run_with_timeout(
+        Command::new(bin()).args([
+            "agent",
+            "--server",
+            "https://127.0.0.1:1",
+            "--token",
+            "K10abc::node:x",
+        ]),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not exist yet") && err.contains("--hollow"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cacerts_is_served_without_credentials_and_matches_the_token() {
+    let s = TestServer::start(bin());
+    let out = run_with_timeout(
+        Command::new("curl").args(["-sk", &format!("https://127.0.0.1:{}/cacerts", s.port)]),
+        None,
+        Duration::from_secs(30),
+    );
+    let pem = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let ca = std::fs::read_to_string(s.dir.path().join("tls/ca.crt")).expect("ca.crt");
+    assert_eq!(pem, ca);
+    let token = std::fs::read_to_string(s.dir.path().join("node-token")).expect("node-token");
+    assert!(
+        token.starts_with("K10") && token.contains("::node:"),
+        "{token}"
+    );
+}

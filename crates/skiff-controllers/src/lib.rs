@@ -1,6 +1,8 @@
 //! Controllers: level-triggered reconcilers that talk to the API server only through a kube client.
 
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
@@ -10,6 +12,7 @@ pub mod pod_util;
 pub mod replicaset;
 pub mod resources;
 pub mod runtime;
+pub mod serviceaccount;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +39,9 @@ pub async fn run(client: kube::Client, cancel: CancellationToken) {
         cancel.clone(),
     ));
     tasks.spawn(deployment::run(informers.clone(), 5, cancel.clone()));
+    tasks.spawn(endpoints::run(informers.clone(), 5, cancel.clone()));
+    tasks.spawn(endpointslice::run(informers.clone(), 5, cancel.clone()));
+    tasks.spawn(serviceaccount::run(informers.clone(), cancel.clone()));
     while let Some(r) = tasks.join_next().await {
         if let Err(e) = r
             && e.is_panic()

@@ -51,6 +51,7 @@ async fn api_server(cancel: &CancellationToken, tasks: &mut JoinSet<()>) -> Clie
 async fn fake_kubelet(client: Client, ready_delay: Duration, cancel: CancellationToken) {
     let pods: Api<Pod> = Api::all(client.clone());
     let mut events = watcher::watcher(pods, watcher::Config::default()).boxed();
+    let mut next_ip = 0u32;
     loop {
         let ev = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -80,6 +81,8 @@ async fn fake_kubelet(client: Client, ready_delay: Duration, cancel: Cancellatio
                 continue;
             }
             let api = api.clone();
+            next_ip += 1;
+            let ip = format!("10.42.{}.{}", next_ip / 250, next_ip % 250 + 1);
             tokio::spawn(async move {
                 tokio::time::sleep(ready_delay).await;
                 let now = k8s_openapi::jiff::Timestamp::now().to_string();
@@ -87,7 +90,7 @@ async fn fake_kubelet(client: Client, ready_delay: Duration, cancel: Cancellatio
                     .patch_status(
                         &name,
                         &PatchParams::default(),
-                        &Patch::Merge(json!({"status": {"phase": "Running", "conditions": [
+                        &Patch::Merge(json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "conditions": [
                             {"type": "Ready", "status": "True", "lastTransitionTime": now}
                         ]}})),
                     )
@@ -522,6 +525,70 @@ async fn one_leader_at_a_time() {
         for s in stops {
             s.cancel();
         }
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn services_get_endpoints_slices_and_namespaces_a_default_account() {
+    use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service, ServiceAccount};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let c = cluster(Duration::ZERO).await;
+        let ds: Api<Deployment> = Api::namespaced(c.client.clone(), "default");
+        let strategy = json!({"type": "RollingUpdate"});
+        ds.create(&PostParams::default(), &deployment("web", 5, "nginx:1.25", strategy))
+            .await
+            .expect("create deployment");
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": "web", "labels": {"tier": "front"}},
+            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+        }))
+        .expect("service literal");
+        let svcs: Api<Service> = Api::namespaced(c.client.clone(), "default");
+        svcs.create(&PostParams::default(), &svc).await.expect("create service");
+        let eps: Api<Endpoints> = Api::namespaced(c.client.clone(), "default");
+        eventually("5 ready addresses", || async {
+            eps.get("web").await.ok().and_then(|e| e.subsets).is_some_and(|s| {
+                s.len() == 1
+                    && s[0].addresses.as_ref().map(Vec::len) == Some(5)
+                    && s[0].ports.as_ref().is_some_and(|p| p[0].port == 8080)
+            })
+        })
+        .await;
+        let slices: Api<EndpointSlice> = Api::namespaced(c.client.clone(), "default");
+        eventually("a slice with 5 ready endpoints", || async {
+            slices
+                .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+                .await
+                .is_ok_and(|l| {
+                    l.items.len() == 1
+                        && l.items[0].endpoints.len() == 5
+                        && l.items[0].endpoints.iter().all(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+                        && l.items[0].labels().get("tier").map(String::as_str) == Some("front")
+                })
+        })
+        .await;
+        // Scaling down shrinks both.
+        ds.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 2}})))
+            .await
+            .expect("scale");
+        eventually("2 addresses", || async {
+            eps.get("web").await.ok().and_then(|e| e.subsets).is_some_and(|s| s[0].addresses.as_ref().map(Vec::len) == Some(2))
+        })
+        .await;
+        // Deleting the service deletes its Endpoints; the slices go with their owner (GC).
+        svcs.delete("web", &DeleteParams::default()).await.expect("delete service");
+        eventually("endpoints gone", || async { matches!(eps.get_opt("web").await, Ok(None)) }).await;
+        // Namespaces get a default ServiceAccount.
+        let nss: Api<Namespace> = Api::all(c.client.clone());
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team-a"}})).expect("ns literal");
+        nss.create(&PostParams::default(), &ns).await.expect("create namespace");
+        let sas: Api<ServiceAccount> = Api::namespaced(c.client.clone(), "team-a");
+        eventually("default service account", || async { matches!(sas.get_opt("default").await, Ok(Some(_))) }).await;
+        sas.delete("default", &DeleteParams::default()).await.expect("delete sa");
+        eventually("default service account again", || async { matches!(sas.get_opt("default").await, Ok(Some(_))) }).await;
     })
     .await
     .expect("test timed out");

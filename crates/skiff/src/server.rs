@@ -175,12 +175,26 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         api.router(),
         cancel.clone(),
     ));
-    // Co-located controllers are API clients over the router, in process.
-    // Leader election (issue 3) goes here: only the holder of the controller lease runs them.
-    let controllers = tokio::spawn(skiff_controllers::run(
-        kube::Client::new(api.router(), "default"),
-        cancel.clone(),
-    ));
+    // Co-located controllers are API clients over the router, in process. Of the servers
+    // sharing a datastore, only the holder of the controller lease runs them.
+    let identity = format!("{host}_{}", uuid::Uuid::new_v4());
+    let client = kube::Client::new(api.router(), "default");
+    let controllers = tokio::spawn({
+        let client = client.clone();
+        let identity = identity.clone();
+        let cancel = cancel.clone();
+        async move {
+            skiff_controllers::leader::run(
+                client.clone(),
+                "kube-controller-manager",
+                &identity,
+                skiff_controllers::leader::Timings::default(),
+                cancel,
+                |term| skiff_controllers::run(client.clone(), term),
+            )
+            .await
+        }
+    });
     tracing::info!(
         kubeconfig = %kubeconfig_path.display(),
         node_token = %token_path.display(),

@@ -245,10 +245,6 @@ impl SchedulingQueue {
     /// for errors, which no cluster event is known to fix).
     pub fn add_unschedulable(&mut self, mut pod: QueuedPod, plugins: PluginSet, now: Instant) {
         let key = pod.info.key.clone();
-        // A pod deleted while it was being scheduled stays gone.
-        if !self.pods.contains_key(&key) && pod.attempts == 0 {
-            return;
-        }
         pod.timestamp = now;
         pod.seq = self.next_seq();
         pod.unschedulable_plugins = plugins;
@@ -264,6 +260,24 @@ impl SchedulingQueue {
         if error {
             self.requeue(&key, now);
         }
+    }
+
+    /// A binding failed: the pod waits out its backoff and is tried again.
+    pub fn requeue_after_error(&mut self, info: Arc<PodInfo>, attempts: u32, now: Instant) {
+        let seq = self.next_seq();
+        let pod = QueuedPod {
+            info,
+            attempts,
+            timestamp: now,
+            seq,
+            unschedulable_plugins: PluginSet::default(),
+        };
+        self.add_unschedulable(pod, PluginSet::default(), now);
+    }
+
+    /// Every pod the queue holds, wherever it waits.
+    pub fn keys(&self) -> impl Iterator<Item = &PodKey> {
+        self.pods.keys()
     }
 
     /// Moves backed-off pods whose time has come to activeQ.

@@ -1,0 +1,135 @@
+//! Records core/v1 Events for the scheduler (`source.component: default-scheduler`). Like
+//! upstream's broadcaster, events queue in a bounded buffer and are dropped when it is full,
+//! so a burst of scheduling never waits on event writes.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use kube::api::{Api, PostParams};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub const COMPONENT: &str = "default-scheduler";
+/// Upstream's broadcaster queues 1,000 events before it drops.
+const QUEUE: usize = 1000;
+/// Event writes in flight at once.
+const CONCURRENCY: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+#[derive(Debug)]
+struct Request {
+    object: ObjectReference,
+    related: Option<ObjectReference>,
+    type_: EventType,
+    reason: &'static str,
+    action: &'static str,
+    message: String,
+}
+
+/// A handle that queues Events; cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Recorder {
+    /// The recorder and the task that writes its Events until `cancel` fires.
+    pub fn new(
+        client: kube::Client,
+        cancel: CancellationToken,
+    ) -> (Recorder, impl Future<Output = ()> + Send + 'static) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (Recorder { tx }, write_events(client, rx, cancel))
+    }
+
+    pub fn record(
+        &self,
+        object: ObjectReference,
+        related: Option<ObjectReference>,
+        type_: EventType,
+        reason: &'static str,
+        action: &'static str,
+        message: String,
+    ) {
+        let req = Request {
+            object,
+            related,
+            type_,
+            reason,
+            action,
+            message,
+        };
+        if let Err(mpsc::error::TrySendError::Full(r)) = self.tx.try_send(req) {
+            tracing::debug!(reason = r.reason, "event queue full, dropping event");
+        }
+    }
+}
+
+async fn write_events(
+    client: kube::Client,
+    rx: mpsc::Receiver<Request>,
+    cancel: CancellationToken,
+) {
+    let requests =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
+            .take_until(cancel.cancelled_owned());
+    requests
+        .for_each_concurrent(CONCURRENCY, |r| {
+            let client = client.clone();
+            async move { write(client, r).await }
+        })
+        .await;
+}
+
+async fn write(client: kube::Client, r: Request) {
+    let ns = r
+        .object
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let event = Event {
+        metadata: ObjectMeta {
+            name: Some(format!(
+                "{}.{:x}",
+                r.object.name.as_deref().unwrap_or("unknown"),
+                now.as_nanosecond()
+            )),
+            namespace: Some(ns.clone()),
+            ..ObjectMeta::default()
+        },
+        involved_object: r.object,
+        related: r.related,
+        reason: Some(r.reason.into()),
+        message: Some(r.message),
+        type_: Some(
+            match r.type_ {
+                EventType::Normal => "Normal",
+                EventType::Warning => "Warning",
+            }
+            .into(),
+        ),
+        source: Some(EventSource {
+            component: Some(COMPONENT.into()),
+            host: None,
+        }),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        event_time: Some(MicroTime(now)),
+        reporting_component: Some(COMPONENT.into()),
+        reporting_instance: Some(COMPONENT.into()),
+        action: Some(r.action.into()),
+        count: Some(1),
+        ..Event::default()
+    };
+    let api: Api<Event> = Api::namespaced(client, &ns);
+    if let Err(e) = api.create(&PostParams::default(), &event).await {
+        tracing::debug!(reason = r.reason, error = %e, "cannot record event");
+    }
+}

@@ -1,0 +1,398 @@
+//! One scheduling cycle: PreFilter, Filter over an adaptive share of the nodes from a rotating
+//! start, Score, select; PostFilter (preemption) when nothing fits. No I/O: the cycle returns
+//! what to write, and the caller writes it.
+
+use crate::cache::{Cache, NodeInfo};
+use crate::framework::{Diagnosis, PluginSet, Status};
+use crate::plugins::{self, CycleState};
+use crate::pod_info::PodInfo;
+use crate::preemption::{self, Candidate};
+use crate::queue::{QueuedPod, SchedulingQueue};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// Below this many nodes every node is checked; above it, at least this many feasible nodes.
+const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
+const MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND: usize = 5;
+
+/// Upstream's adaptive `percentageOfNodesToScore`: 50% minus 1% per 125 nodes, at least 5%,
+/// and never fewer than 100 nodes.
+pub fn num_feasible_nodes_to_find(num_all_nodes: usize) -> usize {
+    if num_all_nodes < MIN_FEASIBLE_NODES_TO_FIND {
+        return num_all_nodes;
+    }
+    let percentage = 50usize
+        .saturating_sub(num_all_nodes / 125)
+        .max(MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND);
+    (num_all_nodes * percentage / 100).max(MIN_FEASIBLE_NODES_TO_FIND)
+}
+
+/// What a scheduling cycle decided, for the caller to write to the API.
+#[derive(Debug)]
+pub enum Decision {
+    /// Assumed on `node`; bind it.
+    Bind {
+        pod: Arc<PodInfo>,
+        node: String,
+        attempts: u32,
+    },
+    /// No node fits (or an error): report it and keep the pod queued.
+    Failed {
+        pod: Arc<PodInfo>,
+        /// `Unschedulable` or `SchedulerError`.
+        reason: &'static str,
+        message: String,
+        /// `Some(node)` sets `status.nominatedNodeName` (`Some("")` clears it).
+        nominate: Option<String>,
+        preemption: Option<Preemption>,
+    },
+}
+
+/// Victims to evict so that `pod` fits on `candidate.node`.
+#[derive(Debug)]
+pub struct Preemption {
+    pub candidate: Candidate,
+    pub lower_nominated: Vec<Arc<PodInfo>>,
+}
+
+/// The scheduler's state: the cluster cache and the queue. Owned by one task.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    pub cache: Cache,
+    pub queue: SchedulingQueue,
+    next_start_node_index: usize,
+}
+
+pub const NO_NODES: &str = "no nodes available to schedule pods";
+
+impl Scheduler {
+    /// Schedules one pod taken from the queue.
+    pub fn schedule_one(&mut self, qp: QueuedPod, now: Instant) -> Decision {
+        let pod = qp.info.clone();
+        match self.schedule_pod(&pod) {
+            Ok(node) => {
+                self.queue.done(&pod.key);
+                self.queue.clear_nominated(&pod.key);
+                self.cache.assume_pod(pod.clone(), &node);
+                Decision::Bind {
+                    pod,
+                    node,
+                    attempts: qp.attempts,
+                }
+            }
+            Err(Failure::NoNodes) => {
+                self.queue.add_unschedulable(qp, PluginSet::default(), now);
+                Decision::Failed {
+                    pod,
+                    reason: "SchedulerError",
+                    message: NO_NODES.into(),
+                    nominate: None,
+                    preemption: None,
+                }
+            }
+            Err(Failure::Fit(fit)) => {
+                let (mut diagnosis, state) = *fit;
+                let mut nominate = None;
+                let mut preemption = None;
+                if let Some(state) = state {
+                    match preemption::preempt(&state, &diagnosis, &self.cache, &self.queue) {
+                        preemption::Outcome::NotEligible(m) => {
+                            diagnosis.post_filter_msg = Some(format!("preemption: {m}"));
+                        }
+                        preemption::Outcome::NoCandidate(m) => {
+                            diagnosis.post_filter_msg = Some(format!("preemption: {m}"));
+                            nominate = Some(String::new());
+                        }
+                        preemption::Outcome::Preempt {
+                            candidate,
+                            lower_nominated,
+                        } => {
+                            nominate = Some(candidate.node.clone());
+                            self.queue.nominate(pod.clone(), &candidate.node);
+                            for p in &lower_nominated {
+                                self.queue.clear_nominated(&p.key);
+                            }
+                            self.queue.set_preempting(&pod.key, true, now);
+                            preemption = Some(Preemption {
+                                candidate,
+                                lower_nominated,
+                            });
+                        }
+                    }
+                }
+                if nominate.as_deref() == Some("") {
+                    self.queue.clear_nominated(&pod.key);
+                }
+                let plugins = if diagnosis.unschedulable_plugins.is_empty() {
+                    // Rejected without a plugin to blame: retry on any event.
+                    PluginSet::ALL
+                } else {
+                    diagnosis.unschedulable_plugins
+                };
+                self.queue.add_unschedulable(qp, plugins, now);
+                Decision::Failed {
+                    pod,
+                    reason: "Unschedulable",
+                    message: diagnosis.message(),
+                    nominate,
+                    preemption,
+                }
+            }
+        }
+    }
+
+    fn schedule_pod(&mut self, pod: &Arc<PodInfo>) -> Result<String, Failure> {
+        let num_nodes = self.cache.node_count();
+        if num_nodes == 0 {
+            return Err(Failure::NoNodes);
+        }
+        let state = match plugins::pre_filter(pod, &self.cache) {
+            Ok(s) => s,
+            Err(status) => {
+                let mut d = Diagnosis {
+                    num_all_nodes: num_nodes,
+                    pre_filter_msg: Some(status.reasons.join(", ")),
+                    ..Diagnosis::default()
+                };
+                d.unschedulable_plugins.insert(status.plugin);
+                d.node_to_status.absent = Some(status);
+                return Err(Failure::Fit(Box::new((d, None))));
+            }
+        };
+        // A pod nominated by an earlier preemption tries its node first.
+        let nominated = pod
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .or_else(|| self.queue.nominated_node(&pod.key))
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
+        if let Some(n) = nominated
+            && let Some(info) = self.cache.node_info(&n)
+            && info.node.is_some()
+            && self.filter(&state, info).is_ok()
+        {
+            return Ok(n);
+        }
+        let (feasible, diagnosis) = self.find_nodes_that_fit(&state, num_nodes);
+        match feasible.len() {
+            0 => Err(Failure::Fit(Box::new((diagnosis, Some(state))))),
+            1 => Ok(self.cache.node_infos()[feasible[0]].name.clone()),
+            _ => {
+                let nodes: Vec<&NodeInfo> = feasible
+                    .iter()
+                    .map(|&i| &self.cache.node_infos()[i])
+                    .collect();
+                let scores = plugins::score(&state, &self.cache, &nodes);
+                Ok(nodes[select_host(&scores)].name.clone())
+            }
+        }
+    }
+
+    fn filter(&self, state: &CycleState, node: &NodeInfo) -> Result<(), Status> {
+        if self.queue.has_nominated() {
+            plugins::filter_with_nominated(
+                state,
+                node,
+                self.queue.nominated_for(&node.name),
+                &self.cache.namespaces,
+            )
+        } else {
+            plugins::filter(state, node, &self.cache.namespaces)
+        }
+    }
+
+    /// Filters nodes from the rotating start until enough fit; indexes into `node_infos()`.
+    fn find_nodes_that_fit(
+        &mut self,
+        state: &CycleState,
+        num_nodes: usize,
+    ) -> (Vec<usize>, Diagnosis) {
+        let want = num_feasible_nodes_to_find(num_nodes);
+        let infos = self.cache.node_infos();
+        let total = infos.len();
+        let mut feasible = Vec::with_capacity(want.min(total));
+        let mut diagnosis = Diagnosis {
+            num_all_nodes: num_nodes,
+            ..Diagnosis::default()
+        };
+        let start = if total == 0 {
+            0
+        } else {
+            self.next_start_node_index % total
+        };
+        let mut processed = 0;
+        for i in 0..total {
+            let idx = (start + i) % total;
+            let info = &infos[idx];
+            processed = i + 1;
+            if info.node.is_none() {
+                continue;
+            }
+            match self.filter(state, info) {
+                Ok(()) => {
+                    feasible.push(idx);
+                    if feasible.len() >= want {
+                        break;
+                    }
+                }
+                Err(s) => {
+                    diagnosis.unschedulable_plugins.insert(s.plugin);
+                    diagnosis.node_to_status.nodes.insert(info.name.clone(), s);
+                }
+            }
+        }
+        if total > 0 {
+            self.next_start_node_index = (start + processed) % total;
+        }
+        (feasible, diagnosis)
+    }
+}
+
+enum Failure {
+    NoNodes,
+    Fit(Box<(Diagnosis, Option<CycleState>)>),
+}
+
+/// The index of the highest score, ties broken at random (reservoir sampling), as upstream.
+pub fn select_host(scores: &[i64]) -> usize {
+    let mut best = 0;
+    let mut ties = 0u32;
+    for (i, s) in scores.iter().enumerate() {
+        if i == 0 || *s > scores[best] {
+            best = i;
+            ties = 1;
+        } else if *s == scores[best] {
+            ties += 1;
+            if rand::random_range(0..ties) == 0 {
+                best = i;
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::testing::*;
+    use k8s_openapi::api::core::v1::Pod;
+
+    fn sched(nodes: Vec<k8s_openapi::api::core::v1::Node>, pods: Vec<Pod>) -> Scheduler {
+        Scheduler {
+            cache: cache(nodes, pods),
+            ..Scheduler::default()
+        }
+    }
+
+    fn run(s: &mut Scheduler, p: Pod) -> Decision {
+        let now = Instant::now();
+        s.queue.add_or_update(info(p), now);
+        let qp = s.queue.pop().expect("queued");
+        s.schedule_one(qp, now)
+    }
+
+    #[test]
+    fn adaptive_share_of_nodes() {
+        assert_eq!(num_feasible_nodes_to_find(50), 50);
+        assert_eq!(num_feasible_nodes_to_find(100), 100);
+        assert_eq!(num_feasible_nodes_to_find(1000), 420);
+        assert_eq!(num_feasible_nodes_to_find(5000), 500);
+        assert_eq!(num_feasible_nodes_to_find(100_000), 5000);
+    }
+
+    #[test]
+    fn picks_the_least_allocated_node_and_assumes_the_pod() {
+        let mut s = sched(
+            vec![node("a", "4", "8Gi", "110"), node("b", "4", "8Gi", "110")],
+            vec![on(pod("x", "3", "6Gi"), "a")],
+        );
+        match run(&mut s, pod("p", "1", "1Gi")) {
+            Decision::Bind { node, .. } => assert_eq!(node, "b"),
+            other => panic!("expected a binding, got {other:?}"),
+        }
+        assert!(s.cache.is_assumed("default/p"));
+        assert!(s.queue.is_empty());
+        // The assumed pod counts: the next big pod no longer fits on b.
+        match run(&mut s, pod("q", "3500m", "1Gi")) {
+            Decision::Failed { message, .. } => assert_eq!(
+                message,
+                "0/2 nodes are available: 2 Insufficient cpu. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod."
+            ),
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unreadable_quantities_make_a_pod_unschedulable() {
+        let mut s = sched(vec![node("a", "4", "8Gi", "110")], vec![]);
+        match run(&mut s, pod("p", "lots", "")) {
+            Decision::Failed {
+                message, reason, ..
+            } => {
+                assert_eq!(reason, "Unschedulable");
+                assert!(
+                    message.starts_with("0/1 nodes are available: quantities must match"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_nodes_is_a_scheduler_error() {
+        let mut s = sched(vec![], vec![]);
+        match run(&mut s, pod("p", "", "")) {
+            Decision::Failed {
+                message, reason, ..
+            } => {
+                assert_eq!(reason, "SchedulerError");
+                assert_eq!(message, NO_NODES);
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn preemption_nominates_the_node() {
+        let mut low = on(pod("low", "2", ""), "a");
+        low.spec.get_or_insert_default().priority = Some(0);
+        let mut s = sched(vec![node("a", "2", "8Gi", "110")], vec![low]);
+        let mut high = pod("high", "2", "");
+        high.spec.get_or_insert_default().priority = Some(1000);
+        match run(&mut s, high) {
+            Decision::Failed {
+                message,
+                nominate,
+                preemption,
+                ..
+            } => {
+                assert_eq!(message, "0/1 nodes are available: 1 Insufficient cpu.");
+                assert_eq!(nominate.as_deref(), Some("a"));
+                let p = preemption.expect("preemption");
+                assert_eq!(preemption::keys(&p.candidate.victims), vec!["default/low"]);
+            }
+            other => panic!("expected a preemption, got {other:?}"),
+        }
+        assert_eq!(s.queue.nominated_node("default/high"), Some("a"));
+        // A lower-priority pod may not take the room the preemptor waits for.
+        s.cache.remove_pod("default/low");
+        let mut other = pod("other", "1", "");
+        other.spec.get_or_insert_default().priority = Some(0);
+        assert!(matches!(run(&mut s, other), Decision::Failed { .. }));
+    }
+
+    #[test]
+    fn rotates_the_start_node() {
+        let nodes: Vec<_> = (0..200)
+            .map(|i| node(&format!("n{i}"), "4", "8Gi", "110"))
+            .collect();
+        let mut s = sched(nodes, vec![]);
+        let _ = run(&mut s, pod("p", "", ""));
+        assert_eq!(s.next_start_node_index, 100);
+        let _ = run(&mut s, pod("q", "", ""));
+        assert_eq!(s.next_start_node_index, 0);
+    }
+}

@@ -195,6 +195,8 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
             .await
         }
     });
+    // The scheduler is an API client over the router too.
+    let scheduler = tokio::spawn(skiff_scheduler::run(client.clone(), cancel.clone()));
     tracing::info!(
         kubeconfig = %kubeconfig_path.display(),
         node_token = %token_path.display(),
@@ -209,6 +211,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     cancel.cancel();
     let _ = serving.await;
     let _ = controllers.await;
+    let _ = scheduler.await;
     let _ = cache_feeder.await;
     let _ = event_expiry.await;
     api.watches.close();

@@ -275,11 +275,11 @@ mod tests {
         Arc::new(Pod {
             metadata: ObjectMeta {
                 name: Some(format!("p{i}")),
-                deletion_timestamp: terminating.then(|| {
+                deletion_timestamp: terminating.then_some(
                     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                         k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-                    )
-                }),
+                    ),
+                ),
                 ..ObjectMeta::default()
             },
             spec: Some(PodSpec::default()),

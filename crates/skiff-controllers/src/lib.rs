@@ -1,6 +1,7 @@
 //! Controllers: level-triggered reconcilers that talk to the API server only through a kube client.
 
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
@@ -8,7 +9,9 @@ pub mod expectations;
 pub mod garbage_collector;
 pub mod leader;
 pub mod namespace;
+pub mod nodelifecycle;
 pub mod pod_util;
+pub mod podgc;
 pub mod replicaset;
 pub mod resources;
 pub mod runtime;
@@ -17,11 +20,23 @@ pub mod serviceaccount;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// Controller settings (upstream kube-controller-manager flags).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settings {
+    pub node_lifecycle: nodelifecycle::Settings,
+    pub podgc: podgc::Settings,
+}
+
+/// Runs every controller over `client` with default settings until `cancel` fires.
+pub async fn run(client: kube::Client, cancel: CancellationToken) {
+    run_with(client, Settings::default(), cancel).await
+}
+
 /// Runs every controller over `client` until `cancel` fires, and returns once all have stopped.
 ///
 /// The caller decides when this runs: `skiff server` runs it while it holds the controller
 /// lease (see [`leader`]).
-pub async fn run(client: kube::Client, cancel: CancellationToken) {
+pub async fn run_with(client: kube::Client, settings: Settings, cancel: CancellationToken) {
     use k8s_openapi::api::apps::v1::ReplicaSet;
     use k8s_openapi::api::core::v1::ReplicationController;
     let informers = runtime::Informers::new(client.clone(), cancel.clone());
@@ -42,6 +57,17 @@ pub async fn run(client: kube::Client, cancel: CancellationToken) {
     tasks.spawn(endpoints::run(informers.clone(), 5, cancel.clone()));
     tasks.spawn(endpointslice::run(informers.clone(), 5, cancel.clone()));
     tasks.spawn(serviceaccount::run(informers.clone(), cancel.clone()));
+    tasks.spawn(disruption::run(informers.clone(), cancel.clone()));
+    tasks.spawn(nodelifecycle::run(
+        informers.clone(),
+        settings.node_lifecycle,
+        cancel.clone(),
+    ));
+    tasks.spawn(podgc::run(
+        informers.clone(),
+        settings.podgc,
+        cancel.clone(),
+    ));
     while let Some(r) = tasks.join_next().await {
         if let Err(e) = r
             && e.is_panic()

@@ -32,16 +32,29 @@ fn group_entry(group: &str, versions: &[String], preferred: &str) -> Value {
 }
 
 pub fn groups(resources: &Resources) -> Value {
-    let groups: Vec<Value> = resources
+    let mut groups: Vec<Value> = resources
         .group_versions()
         .iter()
         .filter(|g| !g.group.is_empty())
         .map(|g| group_entry(&g.group, &g.versions, g.preferred()))
         .collect();
+    groups.push(metrics_group());
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
+/// `metrics.k8s.io`, served by `metrics_api` outside the registry (as upstream's aggregated API).
+fn metrics_group() -> Value {
+    use crate::metrics_api::{GROUP, VERSION};
+    group_entry(GROUP, &[VERSION.to_string()], VERSION)
+}
+
 pub fn group(resources: &Resources, name: &str) -> Option<Value> {
+    if name == crate::metrics_api::GROUP {
+        let mut v = metrics_group();
+        v["kind"] = json!("APIGroup");
+        v["apiVersion"] = json!("v1");
+        return Some(v);
+    }
     let gvs = resources.group_versions();
     let g = gvs.iter().find(|g| g.group == name && !name.is_empty())?;
     let mut v = group_entry(&g.group, &g.versions, g.preferred());
@@ -63,6 +76,9 @@ fn subresource_verbs(sub: &str) -> Vec<&'static str> {
 }
 
 pub fn resource_list(resources: &Resources, group: &str, version: &str) -> Option<Value> {
+    if group == crate::metrics_api::GROUP && version == crate::metrics_api::VERSION {
+        return Some(crate::metrics_api::resource_list());
+    }
     let infos = resources.resources_of(group, version);
     if infos.is_empty() {
         return None;
@@ -177,6 +193,9 @@ pub fn aggregated(resources: &Resources, core: bool) -> Value {
         items.push(
             json!({"metadata": {"name": g.group, "creationTimestamp": null}, "versions": versions}),
         );
+    }
+    if !core {
+        items.push(crate::metrics_api::aggregated_item());
     }
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
 }

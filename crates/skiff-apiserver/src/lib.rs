@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod cache;
 pub mod crd;
 pub mod discovery;
+pub mod metrics_api;
 pub mod namespaces;
 pub mod objects;
 pub mod openapi;

@@ -36,6 +36,8 @@ pub enum Route {
         version: String,
     },
     Resource(ResourceRequest),
+    /// `/apis/metrics.k8s.io/v1beta1/{rest}`, served by `metrics_api`.
+    MetricsApi(String),
     NotFound,
 }
 
@@ -67,6 +69,12 @@ pub fn route(path: &str, resources: &Resources) -> Route {
             group: group.to_string(),
             version: version.to_string(),
         },
+        [
+            "apis",
+            crate::metrics_api::GROUP,
+            crate::metrics_api::VERSION,
+            rest @ ..,
+        ] => Route::MetricsApi(rest.join("/")),
         ["api", "v1", rest @ ..] => resource(resources, "", "v1", rest),
         ["apis", group, version, rest @ ..] => resource(resources, group, version, rest),
         _ => Route::NotFound,

@@ -55,6 +55,8 @@ pub struct ApiServer {
     pub watches: tokio_util::task::TaskTracker,
     /// The cluster CA certificate served at `/cacerts`, once the caller sets it.
     pub ca_pem: std::sync::OnceLock<String>,
+    /// Kubelet resource metrics for `metrics.k8s.io`, filled by the scraper.
+    pub metrics_api: crate::metrics_api::MetricsApi,
 }
 
 impl ApiServer {
@@ -96,6 +98,7 @@ impl ApiServer {
             cancel,
             watches: tokio_util::task::TaskTracker::new(),
             ca_pem: std::sync::OnceLock::new(),
+            metrics_api: crate::metrics_api::MetricsApi::default(),
         });
         // Build the OpenAPI documents off the request path; the first write needs the schemas.
         std::thread::Builder::new()
@@ -308,6 +311,10 @@ impl ApiServer {
             Route::Resource(r) => {
                 let query = Query::parse(req.uri().query());
                 rest::serve(self, r, req, query, user, &accept).await
+            }
+            Route::MetricsApi(rest) => {
+                get_only(req.method())?;
+                crate::metrics_api::serve(self, &rest, req.uri().query()).await
             }
             Route::CaCerts | Route::NotFound => Err(ApiError::no_route()),
         }

@@ -29,6 +29,10 @@ pub struct ServerArgs {
     /// This node's name (defaults to the hostname).
     #[arg(long)]
     pub node_name: Option<String>,
+    /// How often the metrics API scrapes the kubelets (metrics-server's --metric-resolution),
+    /// e.g. `15s`, `1s`, `500ms`.
+    #[arg(long, default_value = "15s", value_parser = parse_resolution)]
+    pub metrics_resolution: std::time::Duration,
     /// How long events are kept after their last update, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub event_ttl: u64,
@@ -50,6 +54,25 @@ pub enum ServerError {
     Listen(SocketAddr, std::io::Error),
     #[error("api server: {0}")]
     ApiServer(String),
+}
+
+fn parse_resolution(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {s:?}: expected e.g. 15s, 1s or 500ms");
+    let (n, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| s.split_at(i))
+        .ok_or_else(bad)?;
+    let n: f64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(bad)
 }
 
 fn hostname() -> String {
@@ -167,6 +190,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     )?;
     let token_path = args.data_dir.join("node-token");
     pki::write_secret_file(&token_path, &format!("{}\n", pki.join_token()))?;
+    let metrics_scraper = api.start_metrics_scraper(args.metrics_resolution);
     let event_expiry =
         api.start_event_expiry(std::time::Duration::from_secs(args.event_ttl.max(1)));
     let serving = tokio::spawn(skiff_apiserver::serve_https(
@@ -214,6 +238,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     let _ = scheduler.await;
     let _ = cache_feeder.await;
     let _ = event_expiry.await;
+    let _ = metrics_scraper.await;
     api.watches.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), api.watches.wait()).await;
     let _ = compactor.stop().await;

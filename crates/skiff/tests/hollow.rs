@@ -315,3 +315,49 @@ fn cacerts_is_served_without_credentials_and_matches_the_token() {
         "{token}"
     );
 }
+
+#[test]
+fn kubectl_top_shows_annotated_usage() {
+    let s = TestServer::start_with(bin(), &["--metrics-resolution", "1s"]);
+    let k = kubectl_135();
+    let _agent = Agent::start(&s, &["--hollow", "1", "--node-name", "metered"]);
+    wait_for(30, "node metered Ready", || {
+        let out = get(&s, &["get", "node", "metered", "--no-headers"]);
+        (out.split_whitespace().nth(1) == Some("Ready")).then_some(())
+    });
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: busy\n  labels:\n    app: busy\n  annotations:\n    hollow.skiff.dev/cpu: 250m\n    hollow.skiff.dev/memory: 64Mi\nspec:\n  nodeName: metered\n  containers:\n  - name: c\n    image: nginx:1.25\n";
+    let out = s.run_stdin(&k, &["create", "-f", "-"], Some(pod));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let columns = |out: &str, name: &str| -> Option<(String, String)> {
+        let row = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))?;
+        let f: Vec<&str> = row.split_whitespace().collect();
+        Some((f.get(1)?.to_string(), f.get(2)?.to_string()))
+    };
+    wait_for(30, "kubectl top pods shows 250m and 64Mi", || {
+        let out = get(&s, &["top", "pods", "-l", "app=busy"]);
+        (columns(&out, "busy")? == ("250m".to_string(), "64Mi".to_string())).then_some(())
+    });
+    wait_for(30, "kubectl top nodes shows the pod's usage", || {
+        let out = get(&s, &["top", "nodes"]);
+        let (cpu, _) = columns(&out, "metered")?;
+        (cpu == "250m").then_some(())
+    });
+    let raw = s.ok(
+        &k,
+        &[
+            "get",
+            "--raw",
+            "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/busy",
+        ],
+    );
+    assert!(
+        raw.contains("\"kind\":\"PodMetrics\"") && raw.contains("\"window\""),
+        "{raw}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Periodic per-node work spread evenly over its interval, so thousands of nodes do not write at once.
 
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -19,8 +20,9 @@ pub fn plan(n: usize, interval: Duration) -> (Duration, usize) {
     (interval / ticks as u32, per_tick)
 }
 
-/// Calls `work(i)` for each i in `0..n` once per `interval`, spread over it, at most
-/// `concurrency` at a time, until `cancel` fires. A slow batch delays the ones after it.
+/// Calls `work(i)` for each i in `0..n` once per `interval`, spread over it, with at most
+/// `concurrency` calls in flight, until `cancel` fires. Calls overlap across ticks, so a slow
+/// server lowers the rate only once `concurrency` calls are waiting on it.
 pub async fn run<F, Fut>(
     n: usize,
     interval: Duration,
@@ -38,21 +40,23 @@ pub async fn run<F, Fut>(
     }
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut in_flight = FuturesUnordered::new();
     let mut next = 0usize;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => continue,
             _ = ticker.tick() => {}
         }
-        let batch: Vec<usize> = (0..per_tick).map(|k| (next + k) % n).collect();
-        next = (next + per_tick) % n;
-        let run = futures::stream::iter(batch)
-            .map(&work)
-            .buffer_unordered(concurrency.max(1))
-            .collect::<Vec<()>>();
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = run => {}
+        for _ in 0..per_tick {
+            while in_flight.len() >= concurrency.max(1) {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = in_flight.next() => {}
+                }
+            }
+            in_flight.push(work(next));
+            next = (next + 1) % n;
         }
     }
 }

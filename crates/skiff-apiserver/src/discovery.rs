@@ -107,9 +107,11 @@ pub fn resource_list(resources: &Resources, group: &str, version: &str) -> Optio
                 "kind": sub.1,
                 "verbs": subresource_verbs(sub.0),
             });
-            if sub.0 == "scale" {
-                e["group"] = json!("autoscaling");
-                e["version"] = json!("v1");
+            // Subresources of another group name it, as upstream does (kubectl drain looks
+            // for policy/v1 on pods/eviction before it evicts instead of deleting).
+            if let Some((g, v)) = subresource_group_version(sub.0) {
+                e["group"] = json!(g);
+                e["version"] = json!(v);
             }
             resources.push(e);
         }
@@ -122,6 +124,16 @@ pub fn resource_list(resources: &Resources, group: &str, version: &str) -> Optio
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
     )
+}
+
+/// The group and version of a subresource's kind, when it is not the resource's own.
+fn subresource_group_version(sub: &str) -> Option<(&'static str, &'static str)> {
+    match sub {
+        "scale" => Some(("autoscaling", "v1")),
+        "eviction" => Some(("policy", "v1")),
+        "token" => Some(("authentication.k8s.io", "v1")),
+        _ => None,
+    }
 }
 
 /// The subresources a resource serves, with the kind each returns.
@@ -177,7 +189,7 @@ pub fn aggregated(resources: &Resources, core: bool) -> Value {
                         let subs: Vec<Value> = subresources(r)
                             .into_iter()
                             .map(|(s, kind)| {
-                                let (group, version) = if s == "scale" { ("autoscaling", "v1") } else { (r.group, r.version) };
+                                let (group, version) = subresource_group_version(s).unwrap_or((r.group, r.version));
                                 json!({"subresource": s, "responseKind": {"group": group, "version": version, "kind": kind}, "verbs": subresource_verbs(s)})
                             })
                             .collect();

@@ -22,6 +22,69 @@ pub const SYSTEM_PRIORITY_CLASSES: &[(&str, i64, &str)] = &[
     ),
 ];
 
+/// Defaults the API server gives new pods (upstream's DefaultTolerationSeconds admission).
+pub struct PodDefaults {
+    /// --default-not-ready-toleration-seconds.
+    pub not_ready_toleration_seconds: std::sync::atomic::AtomicI64,
+    /// --default-unreachable-toleration-seconds.
+    pub unreachable_toleration_seconds: std::sync::atomic::AtomicI64,
+}
+
+impl Default for PodDefaults {
+    fn default() -> PodDefaults {
+        PodDefaults {
+            not_ready_toleration_seconds: 300.into(),
+            unreachable_toleration_seconds: 300.into(),
+        }
+    }
+}
+
+/// Adds NoExecute tolerations for the not-ready and unreachable taints to a new pod that does
+/// not tolerate them already, so that its pods leave a failed node after a while.
+pub fn admit_default_tolerations(defaults: &PodDefaults, pod: &mut Value) {
+    use std::sync::atomic::Ordering;
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut tolerations: Vec<Value> = spec
+        .get("tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let covers = |key: &str| {
+        tolerations.iter().any(|t| {
+            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            let k = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let exists = t.get("operator").and_then(Value::as_str) == Some("Exists");
+            (effect.is_empty() || effect == "NoExecute") && (k == key || (k.is_empty() && exists))
+        })
+    };
+    let mut added = Vec::new();
+    for (key, secs) in [
+        (
+            "node.kubernetes.io/not-ready",
+            defaults
+                .not_ready_toleration_seconds
+                .load(Ordering::Relaxed),
+        ),
+        (
+            "node.kubernetes.io/unreachable",
+            defaults
+                .unreachable_toleration_seconds
+                .load(Ordering::Relaxed),
+        ),
+    ] {
+        if secs >= 0 && !covers(key) {
+            added.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": secs}));
+        }
+    }
+    if added.is_empty() {
+        return;
+    }
+    tolerations.extend(added);
+    spec.insert("tolerations".into(), Value::Array(tolerations));
+}
+
 /// How many times a subresource write retries after losing a race with another writer.
 const RETRIES: usize = 5;
 
@@ -495,6 +558,30 @@ mod tests {
             pod["status"]["conditions"].as_array().map(Vec::len),
             Some(2)
         );
+    }
+
+    #[test]
+    fn default_tolerations_are_added_unless_present() {
+        let d = PodDefaults::default();
+        let mut pod = json!({"spec": {"containers": []}});
+        admit_default_tolerations(&d, &mut pod);
+        let t = pod["spec"]["tolerations"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1]["key"], "node.kubernetes.io/unreachable");
+        assert_eq!(t[1]["tolerationSeconds"], 300);
+        let mut pod = json!({"spec": {"tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}]}});
+        admit_default_tolerations(&d, &mut pod);
+        let t = pod["spec"]["tolerations"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(t.len(), 2, "only not-ready is added");
+        let mut pod = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
+        admit_default_tolerations(&d, &mut pod);
+        assert_eq!(pod["spec"]["tolerations"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]

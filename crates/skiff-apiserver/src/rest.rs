@@ -807,6 +807,7 @@ pub async fn create_object(
     }
     if info.group.is_empty() && info.plural == "pods" {
         crate::pods::admit_priority(server, &mut obj).await?;
+        crate::pods::admit_default_tolerations(&server.pod_defaults, &mut obj);
     }
     if let Some(m) = manager {
         crate::patch::track_update(info, None, &mut obj, m, None);

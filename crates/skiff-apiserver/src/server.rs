@@ -55,6 +55,8 @@ pub struct ApiServer {
     pub watches: tokio_util::task::TaskTracker,
     /// The cluster CA certificate served at `/cacerts`, once the caller sets it.
     pub ca_pem: std::sync::OnceLock<String>,
+    /// Defaults for new pods (toleration seconds), settable by the caller.
+    pub pod_defaults: crate::pods::PodDefaults,
     /// Kubelet resource metrics for `metrics.k8s.io`, filled by the scraper.
     pub metrics_api: crate::metrics_api::MetricsApi,
 }
@@ -98,6 +100,7 @@ impl ApiServer {
             cancel,
             watches: tokio_util::task::TaskTracker::new(),
             ca_pem: std::sync::OnceLock::new(),
+            pod_defaults: crate::pods::PodDefaults::default(),
             metrics_api: crate::metrics_api::MetricsApi::default(),
         });
         // Build the OpenAPI documents off the request path; the first write needs the schemas.

@@ -330,6 +330,38 @@ fn layout(info: &ResourceInfo) -> Vec<Col> {
             Col("Age", "string", 0),
             Col("VolumeMode", "string", 1),
         ],
+        ("policy", "poddisruptionbudgets") => vec![
+            Col("Name", "string", 0),
+            Col("Min Available", "string", 0),
+            Col("Max Unavailable", "string", 0),
+            Col("Allowed Disruptions", "integer", 0),
+            Col("Age", "string", 0),
+        ],
+        ("scheduling.k8s.io", "priorityclasses") => vec![
+            Col("Name", "string", 0),
+            Col("Value", "integer", 0),
+            Col("Global-Default", "boolean", 0),
+            Col("Age", "string", 0),
+            Col("PreemptionPolicy", "string", 0),
+        ],
+        ("coordination.k8s.io", "leases") => vec![
+            Col("Name", "string", 0),
+            Col("Holder", "string", 0),
+            Col("Age", "string", 0),
+        ],
+        ("discovery.k8s.io", "endpointslices") => vec![
+            Col("Name", "string", 0),
+            Col("AddressType", "string", 0),
+            Col("Ports", "string", 0),
+            Col("Endpoints", "string", 0),
+            Col("Age", "string", 0),
+        ],
+        ("apps", "controllerrevisions") => vec![
+            Col("Name", "string", 0),
+            Col("Controller", "string", 0),
+            Col("Revision", "integer", 0),
+            Col("Age", "string", 0),
+        ],
         ("", "persistentvolumeclaims") => vec![
             Col("Name", "string", 0),
             Col("Status", "string", 0),
@@ -759,6 +791,95 @@ fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
                 age(o),
                 json!(s(o, "/spec/volumeMode")),
             ]
+        }
+        ("policy", "poddisruptionbudgets") => {
+            let int_or_na = |p: &str| match o.pointer(p) {
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::String(v)) => v.clone(),
+                _ => "N/A".into(),
+            };
+            vec![
+                name,
+                json!(int_or_na("/spec/minAvailable")),
+                json!(int_or_na("/spec/maxUnavailable")),
+                json!(i(o, "/status/disruptionsAllowed")),
+                age(o),
+            ]
+        }
+        ("scheduling.k8s.io", "priorityclasses") => vec![
+            name,
+            json!(i(o, "/value")),
+            json!(
+                o.get("globalDefault")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
+            age(o),
+            json!(s(o, "/preemptionPolicy")),
+        ],
+        ("coordination.k8s.io", "leases") => {
+            vec![name, json!(s(o, "/spec/holderIdentity")), age(o)]
+        }
+        ("discovery.k8s.io", "endpointslices") => {
+            let ports: Vec<String> = o
+                .get("ports")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(|p| i(p, "/port").to_string()).collect())
+                .unwrap_or_default();
+            let ports = if ports.is_empty() {
+                "<unset>".to_string()
+            } else {
+                ports.join(",")
+            };
+            let addrs: Vec<String> = o
+                .get("endpoints")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .flat_map(|e| {
+                            e.get("addresses")
+                                .and_then(Value::as_array)
+                                .cloned()
+                                .unwrap_or_default()
+                        })
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let eps = match addrs.len() {
+                0 => "<unset>".to_string(),
+                n if n > 3 => format!("{} + {} more...", addrs[..3].join(","), n - 3),
+                _ => addrs.join(","),
+            };
+            vec![
+                name,
+                json!(s(o, "/addressType")),
+                json!(ports),
+                json!(eps),
+                age(o),
+            ]
+        }
+        ("apps", "controllerrevisions") => {
+            let controller = o
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .and_then(|a| a.iter().find(|r| r.get("controller") == Some(&json!(true))))
+                .map(|r| {
+                    let group = s(r, "/apiVersion")
+                        .split('/')
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    let kind = s(r, "/kind").to_lowercase();
+                    let qualified = if s(r, "/apiVersion").contains('/') {
+                        format!("{kind}.{group}")
+                    } else {
+                        kind
+                    };
+                    format!("{qualified}/{}", s(r, "/name"))
+                })
+                .unwrap_or_else(|| "<none>".into());
+            vec![name, json!(controller), json!(i(o, "/revision")), age(o)]
         }
         ("", "persistentvolumeclaims") => vec![
             name,

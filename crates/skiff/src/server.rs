@@ -33,6 +33,16 @@ pub struct ServerArgs {
     /// e.g. `15s`, `1s`, `500ms`.
     #[arg(long, default_value = "15s", value_parser = parse_resolution)]
     pub metrics_resolution: std::time::Duration,
+    /// Seconds a pod stays on a NotReady node before it is evicted (a toleration the API
+    /// server adds to every pod that has none).
+    #[arg(long, default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// Seconds a pod stays on an unreachable node before it is evicted.
+    #[arg(long, default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
+    /// Seconds without a heartbeat after which a node is marked Unknown.
+    #[arg(long, default_value_t = 40)]
+    pub node_monitor_grace_period: u64,
     /// How long events are kept after their last update, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub event_ttl: u64,
@@ -199,6 +209,21 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         api.router(),
         cancel.clone(),
     ));
+    api.pod_defaults.not_ready_toleration_seconds.store(
+        args.default_not_ready_toleration_seconds,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    api.pod_defaults.unreachable_toleration_seconds.store(
+        args.default_unreachable_toleration_seconds,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let settings = skiff_controllers::Settings {
+        node_lifecycle: skiff_controllers::nodelifecycle::Settings {
+            grace_period: std::time::Duration::from_secs(args.node_monitor_grace_period.max(1)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     // Co-located controllers are API clients over the router, in process. Of the servers
     // sharing a datastore, only the holder of the controller lease runs them.
     let identity = format!("{host}_{}", uuid::Uuid::new_v4());
@@ -214,13 +239,28 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
                 &identity,
                 skiff_controllers::leader::Timings::default(),
                 cancel,
-                |term| skiff_controllers::run(client.clone(), term),
+                |term| skiff_controllers::run_with(client.clone(), settings, term),
             )
             .await
         }
     });
-    // The scheduler is an API client over the router too.
-    let scheduler = tokio::spawn(skiff_scheduler::run(client.clone(), cancel.clone()));
+    // The scheduler is an API client over the router too; of several servers, only the holder
+    // of the scheduler lease schedules.
+    let scheduler = tokio::spawn({
+        let client = client.clone();
+        let cancel = cancel.clone();
+        async move {
+            skiff_controllers::leader::run(
+                client.clone(),
+                "kube-scheduler",
+                &identity,
+                skiff_controllers::leader::Timings::default(),
+                cancel,
+                |term| skiff_scheduler::run(client.clone(), term),
+            )
+            .await
+        }
+    });
     tracing::info!(
         kubeconfig = %kubeconfig_path.display(),
         node_token = %token_path.display(),

@@ -9,6 +9,7 @@ pub mod expectations;
 pub mod garbage_collector;
 pub mod leader;
 pub mod namespace;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod pod_util;
 pub mod podgc;
@@ -21,10 +22,22 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Controller settings (upstream kube-controller-manager flags).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Settings {
     pub node_lifecycle: nodelifecycle::Settings,
     pub podgc: podgc::Settings,
+    /// The range node pod CIDRs come from (None: nodes get none).
+    pub cluster_cidr: Option<nodeipam::ClusterCidr>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            node_lifecycle: nodelifecycle::Settings::default(),
+            podgc: podgc::Settings::default(),
+            cluster_cidr: nodeipam::ClusterCidr::parse("10.42.0.0/16"),
+        }
+    }
 }
 
 /// Runs every controller over `client` with default settings until `cancel` fires.
@@ -63,6 +76,9 @@ pub async fn run_with(client: kube::Client, settings: Settings, cancel: Cancella
         settings.node_lifecycle,
         cancel.clone(),
     ));
+    if let Some(range) = settings.cluster_cidr {
+        tasks.spawn(nodeipam::run(informers.clone(), range, cancel.clone()));
+    }
     tasks.spawn(podgc::run(
         informers.clone(),
         settings.podgc,

@@ -58,6 +58,8 @@ pub enum ServerError {
     Datastore(String),
     #[error("invalid --service-cidr {0:?}")]
     ServiceCidr(String),
+    #[error("invalid --cluster-cidr {0:?}: expected an IPv4 range such as 10.42.0.0/16")]
+    ClusterCidr(String),
     #[error("tls: {0}")]
     Pki(#[from] pki::PkiError),
     #[error("cannot listen on {0}: {1}")]
@@ -222,6 +224,10 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
             grace_period: std::time::Duration::from_secs(args.node_monitor_grace_period.max(1)),
             ..Default::default()
         },
+        cluster_cidr: Some(
+            skiff_controllers::nodeipam::ClusterCidr::parse(&args.cluster_cidr)
+                .ok_or_else(|| ServerError::ClusterCidr(args.cluster_cidr.clone()))?,
+        ),
         ..Default::default()
     };
     // Co-located controllers are API clients over the router, in process. Of the servers

@@ -1,5 +1,7 @@
 //! Controllers: level-triggered reconcilers that talk to the API server only through a kube client.
 
+pub mod claim;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
@@ -7,6 +9,7 @@ pub mod endpointslice;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
+pub mod history;
 pub mod leader;
 pub mod namespace;
 pub mod nodeipam;
@@ -16,6 +19,7 @@ pub mod podgc;
 pub mod replicaset;
 pub mod resources;
 pub mod runtime;
+pub mod statefulset;
 pub mod serviceaccount;
 
 use tokio::task::JoinSet;
@@ -67,6 +71,8 @@ pub async fn run_with(client: kube::Client, settings: Settings, cancel: Cancella
         cancel.clone(),
     ));
     tasks.spawn(deployment::run(informers.clone(), 5, cancel.clone()));
+    tasks.spawn(daemonset::run(informers.clone(), 2, cancel.clone()));
+    tasks.spawn(statefulset::run(informers.clone(), 2, cancel.clone()));
     tasks.spawn(endpoints::run(informers.clone(), 5, cancel.clone()));
     tasks.spawn(endpointslice::run(informers.clone(), 5, cancel.clone()));
     tasks.spawn(serviceaccount::run(informers.clone(), cancel.clone()));

@@ -64,6 +64,8 @@ pub struct SchedulingQueue {
     pods: HashMap<PodKey, Entry>,
     active: BTreeMap<(Reverse<i32>, u64), PodKey>,
     backoff: BTreeMap<(Instant, u64), PodKey>,
+    /// The pool, kept apart so that cluster events only look at the pods in it.
+    unschedulable: HashSet<PodKey>,
     seq: u64,
     /// Pods whose preemption's API calls are still running; they wait in the pool.
     preempting: HashSet<PodKey>,
@@ -84,6 +86,7 @@ impl SchedulingQueue {
             pods: HashMap::new(),
             active: BTreeMap::new(),
             backoff: BTreeMap::new(),
+            unschedulable: HashSet::new(),
             seq: 0,
             preempting: HashSet::new(),
             nominated: HashMap::new(),
@@ -121,6 +124,9 @@ impl SchedulingQueue {
                 Place::Backoff(k) => {
                     self.backoff.remove(&k);
                 }
+                Place::Unschedulable => {
+                    self.unschedulable.remove(key);
+                }
                 _ => {}
             }
         }
@@ -134,6 +140,9 @@ impl SchedulingQueue {
             }
             Place::Backoff(k) => {
                 self.backoff.insert(k, key.to_string());
+            }
+            Place::Unschedulable => {
+                self.unschedulable.insert(key.to_string());
             }
             _ => {}
         }
@@ -254,9 +263,10 @@ impl SchedulingQueue {
             key.clone(),
             Entry {
                 pod,
-                place: Place::Unschedulable,
+                place: Place::InFlight,
             },
         );
+        self.place(&key, Place::Unschedulable);
         if error {
             self.requeue(&key, now);
         }
@@ -295,8 +305,9 @@ impl SchedulingQueue {
     /// Retries pods that have been unschedulable for longer than five minutes.
     pub fn flush_unschedulable_leftover(&mut self, now: Instant) {
         let stale: Vec<PodKey> = self
-            .pods
+            .unschedulable
             .iter()
+            .filter_map(|k| self.pods.get_key_value(k))
             .filter(|(_, e)| {
                 e.place == Place::Unschedulable
                     && now.duration_since(e.pod.timestamp) > MAX_UNSCHEDULABLE
@@ -311,8 +322,9 @@ impl SchedulingQueue {
     /// A cluster event that may help pods rejected by `plugins`: move those pods.
     pub fn move_all(&mut self, plugins: PluginSet, now: Instant) {
         let keys: Vec<PodKey> = self
-            .pods
+            .unschedulable
             .iter()
+            .filter_map(|k| self.pods.get_key_value(k))
             .filter(|(_, e)| {
                 e.place == Place::Unschedulable
                     && (e.pod.unschedulable_plugins.is_empty()

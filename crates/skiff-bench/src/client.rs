@@ -137,6 +137,53 @@ impl Client {
         }
         Ok(())
     }
+    /// Watches pods until `expected` distinct pods were seen with `spec.nodeName` set; returns
+    /// when the last of them arrived.
+    pub async fn watch_bound(&self, path: &str, expected: usize) -> Result<Instant, String> {
+        let mut send = self.send.clone();
+        send.ready().await.map_err(|e| e.to_string())?;
+        let resp = send
+            .send_request(self.request(http::Method::GET, path, None)?)
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status() != 200 {
+            return Err(format!("watch answered {}", resp.status()));
+        }
+        let mut body = resp.into_body();
+        let mut buf = Vec::new();
+        let mut bound = std::collections::HashSet::new();
+        let mut last = Instant::now();
+        while bound.len() < expected {
+            let Some(frame) = body.frame().await else {
+                return Err(format!("watch ended after {} bindings", bound.len()));
+            };
+            let frame = frame.map_err(|e| e.to_string())?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            buf.extend_from_slice(&data);
+            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                const KEY: &[u8] = b"\"nodeName\":\"";
+                if !line.windows(KEY.len()).any(|w| w == KEY) {
+                    continue;
+                }
+                let Ok(ev) = serde_json::from_slice::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                let name = ev["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default();
+                let node = ev["object"]["spec"]["nodeName"]
+                    .as_str()
+                    .unwrap_or_default();
+                if !node.is_empty() && bound.insert(name.to_string()) {
+                    last = Instant::now();
+                }
+            }
+        }
+        Ok(last)
+    }
 }
 
 /// The first `"resourceVersion":"N"` of a watch line.

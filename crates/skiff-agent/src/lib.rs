@@ -40,13 +40,19 @@ pub struct AgentArgs {
     /// What each hollow node has: NAME=QUANTITY,... (capacity equals allocatable).
     #[arg(long, default_value = "cpu=4,memory=16Gi,pods=110")]
     pub hollow_capacity: capacity::Capacity,
+    /// Duration of each node's Lease in kube-node-lease; it is renewed every quarter of this
+    /// (the kubelet's nodeLeaseDurationSeconds). The Lease is the node's heartbeat.
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     pub lease_duration_seconds: u32,
+    /// How often each node's status is compared with the one the API server holds; a
+    /// difference (e.g. Ready set to Unknown by the node lifecycle controller) is written at
+    /// once (the kubelet's nodeStatusUpdateFrequency). Comparing costs no request.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub node_status_update_seconds: u32,
-    /// Pod IPs of hollow node i come from the i-th /24 of this range.
-    #[arg(long, default_value = "10.42.0.0/16")]
-    pub cluster_cidr: String,
+    /// How often each node's full status is written even when nothing changed (the kubelet's
+    /// nodeStatusReportFrequency).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
+    pub node_status_report_seconds: u32,
     /// Port of the kubelet endpoint serving /metrics/resource (0 picks a free one).
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
@@ -60,8 +66,6 @@ pub enum AgentError {
     RealAgentMissing,
     #[error(transparent)]
     Join(#[from] join::JoinError),
-    #[error(transparent)]
-    Ipam(#[from] ipam::IpamError),
     #[error(transparent)]
     KubeletServer(#[from] kubelet_server::KubeletServerError),
     #[error(transparent)]
@@ -102,7 +106,6 @@ pub async fn run(args: AgentArgs, cancel: CancellationToken) -> Result<(), Agent
         .clone()
         .unwrap_or_else(|| format!("hollow-{}", hostname()));
     let names = hollow::node_names(&base, count, explicit);
-    crate::ipam::PodIps::new(&args.cluster_cidr, names.len())?;
     let client = join::join(&args.server, &token).await?;
     let node_ip = args.node_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let kubelet = kubelet_server::KubeletServer::bind(node_ip, args.kubelet_port, &names).await?;
@@ -125,7 +128,9 @@ pub async fn run(args: AgentArgs, cancel: CancellationToken) -> Result<(), Agent
         node_status_update: std::time::Duration::from_secs(u64::from(
             args.node_status_update_seconds,
         )),
-        cluster_cidr: args.cluster_cidr,
+        node_status_report: std::time::Duration::from_secs(u64::from(
+            args.node_status_report_seconds,
+        )),
         kubelet_port: kubelet.port,
         kubelet_cert_sha256: Some(kubelet.cert_sha256.clone()),
     };

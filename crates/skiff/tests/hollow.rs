@@ -17,11 +17,13 @@ struct Agent {
 
 impl Agent {
     fn start(server: &TestServer, extra: &[&str]) -> Agent {
-        let token = std::fs::read_to_string(server.dir.path().join("node-token"))
-            .expect("node-token")
-            .trim()
-            .to_string();
-        Agent::start_with_token(server, &token, extra)
+        // The server writes its join token shortly after its kubeconfig.
+        let token = wait_for(30, "node-token", || {
+            std::fs::read_to_string(server.dir.path().join("node-token"))
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+        });
+        Agent::start_with_token(server, token.trim(), extra)
     }
 
     fn start_with_token(server: &TestServer, token: &str, extra: &[&str]) -> Agent {
@@ -122,6 +124,85 @@ fn renew_time(s: &TestServer, node: &str) -> String {
     )
 }
 
+/// `spec.podCIDR` of `node`, once assigned.
+fn pod_cidr(s: &TestServer, node: &str) -> Option<String> {
+    let c = get(s, &["get", "node", node, "-o", "jsonpath={.spec.podCIDR}"]);
+    (!c.trim().is_empty()).then(|| c.trim().to_string())
+}
+
+fn ready_heartbeat(s: &TestServer, node: &str) -> String {
+    get(
+        s,
+        &[
+            "get",
+            "node",
+            node,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].lastHeartbeatTime}",
+        ],
+    )
+}
+
+fn ready_condition(s: &TestServer, node: &str) -> String {
+    get(
+        s,
+        &[
+            "get",
+            "node",
+            node,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ],
+    )
+}
+
+/// Whether the IPv4 address `ip` lies in `cidr`.
+fn in_cidr(ip: &str, cidr: &str) -> bool {
+    let Some((net, len)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(ip), Ok(net), Ok(len)) = (
+        ip.parse::<std::net::Ipv4Addr>(),
+        net.parse::<std::net::Ipv4Addr>(),
+        len.parse::<u32>(),
+    ) else {
+        return false;
+    };
+    let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+    u32::from(ip) & mask == u32::from(net) & mask
+}
+
+/// `phase/podIP` of pod `name`.
+fn phase_and_ip(s: &TestServer, name: &str) -> (String, String) {
+    let v = get(
+        s,
+        &[
+            "get",
+            "pod",
+            name,
+            "-o",
+            "jsonpath={.status.phase}/{.status.podIP}",
+        ],
+    );
+    let (phase, ip) = v.split_once('/').unwrap_or((v.as_str(), ""));
+    (phase.to_string(), ip.to_string())
+}
+
+fn create(s: &TestServer, yaml: &str) {
+    let out = s.run_stdin(&kubectl_135(), &["create", "-f", "-"], Some(yaml));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn pod_on(name: &str, node: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: {node}\n  containers:\n  - name: c\n    image: nginx:1.25\n---\n"
+    )
+}
+
 #[test]
 fn hollow_nodes_register_renew_leases_and_run_pods() {
     let s = TestServer::start(bin());
@@ -136,6 +217,8 @@ fn hollow_nodes_register_renew_leases_and_run_pods() {
             "--lease-duration-seconds",
             "4",
             "--node-status-update-seconds",
+            "1",
+            "--node-status-report-seconds",
             "2",
         ],
     );
@@ -153,12 +236,17 @@ fn hollow_nodes_register_renew_leases_and_run_pods() {
         wide.contains("v1.35.0") && wide.contains("skiff-hollow://0.1"),
         "{wide}"
     );
-    assert_eq!(
-        s.ok(
-            &k,
-            &["get", "node", "hollow-2", "-o", "jsonpath={.spec.podCIDR}"]
-        ),
-        "10.42.2.0/24"
+    // Pod CIDRs come from the server's node IPAM controller: distinct /24s of 10.42.0.0/16.
+    let cidrs: Vec<String> = ["hollow-0", "hollow-1", "hollow-2"]
+        .iter()
+        .map(|n| wait_for(30, "a pod CIDR", || pod_cidr(&s, n)))
+        .collect();
+    for c in &cidrs {
+        assert!(c.starts_with("10.42.") && c.ends_with(".0/24"), "{cidrs:?}");
+    }
+    assert!(
+        cidrs[0] != cidrs[1] && cidrs[1] != cidrs[2] && cidrs[0] != cidrs[2],
+        "{cidrs:?}"
     );
     // Leases exist, are held by their node and are renewed.
     for n in ["hollow-0", "hollow-1", "hollow-2"] {
@@ -181,6 +269,11 @@ fn hollow_nodes_register_renew_leases_and_run_pods() {
     let first = renew_time(&s, "hollow-0");
     wait_for(10, "lease renewal", || {
         (renew_time(&s, "hollow-0") != first).then_some(())
+    });
+    // With --node-status-report-seconds 2 the status is written again although nothing changed.
+    let beat = ready_heartbeat(&s, "hollow-0");
+    wait_for(10, "a node status report", || {
+        (ready_heartbeat(&s, "hollow-0") != beat).then_some(())
     });
 
     // A pod bound to a hollow node runs, is Ready and has an address from the node's range.
@@ -206,7 +299,7 @@ fn hollow_nodes_register_renew_leases_and_run_pods() {
         (parts.len() == 3 && parts[0] == "Running" && parts[1] == "True" && !parts[2].is_empty())
             .then(|| parts[2].to_string())
     });
-    assert!(ip.starts_with("10.42.1."), "{ip}");
+    assert!(in_cidr(&ip, &cidrs[1]), "{ip} not in {}", cidrs[1]);
     let ready = s.ok(&k, &["get", "pod", "web", "--no-headers"]);
     assert!(
         ready.contains("1/1") && ready.contains("Running"),
@@ -360,4 +453,118 @@ fn kubectl_top_shows_annotated_usage() {
         raw.contains("\"kind\":\"PodMetrics\"") && raw.contains("\"window\""),
         "{raw}"
     );
+}
+
+#[test]
+fn two_agents_give_pods_distinct_ips() {
+    let s = TestServer::start(bin());
+    let a = Agent::start(&s, &["--hollow", "2", "--node-name", "a"]);
+    let b = Agent::start(&s, &["--hollow", "1", "--node-name", "b"]);
+    let nodes = ["a-0", "a-1", "b"];
+    let cidrs: Vec<String> = nodes
+        .iter()
+        .map(|n| wait_for(30, "a pod CIDR", || pod_cidr(&s, n)))
+        .collect();
+    let yaml: String = nodes
+        .iter()
+        .flat_map(|n| [pod_on(&format!("{n}-x"), n), pod_on(&format!("{n}-y"), n)])
+        .collect();
+    create(&s, &yaml);
+    let mut ips = std::collections::BTreeSet::new();
+    for (node, cidr) in nodes.iter().zip(&cidrs) {
+        for pod in [format!("{node}-x"), format!("{node}-y")] {
+            let ip = wait_for(30, "pod Running with an IP", || {
+                let (phase, ip) = phase_and_ip(&s, &pod);
+                (phase == "Running" && !ip.is_empty()).then_some(ip)
+            });
+            assert!(
+                in_cidr(&ip, cidr),
+                "{pod}: {ip} not in {cidr}\n{}\n{}",
+                a.log(),
+                b.log()
+            );
+            ips.insert(ip);
+        }
+    }
+    assert_eq!(ips.len(), 6, "{ips:?}");
+}
+
+#[test]
+fn pods_wait_for_their_node_pod_cidr() {
+    // Room for one node's /24 only.
+    let s = TestServer::start_with(bin(), &["--cluster-cidr", "10.42.0.0/24"]);
+    let k = kubectl_135();
+    let mut first = Agent::start(&s, &["--hollow", "1", "--node-name", "first"]);
+    wait_for(30, "node first has the range", || pod_cidr(&s, "first"));
+    let second = Agent::start(&s, &["--hollow", "1", "--node-name", "second"]);
+    wait_for(30, "node second Ready", || {
+        (ready_condition(&s, "second") == "True").then_some(())
+    });
+    create(&s, &pod_on("waiting", "second"));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(pod_cidr(&s, "second"), None);
+    let (phase, ip) = phase_and_ip(&s, "waiting");
+    assert!(
+        phase == "Pending" && ip.is_empty(),
+        "{phase}/{ip}\n{}",
+        second.log()
+    );
+    // The range comes free; a change to node second has the controller look at it again.
+    first.stop();
+    s.ok(&k, &["delete", "node", "first"]);
+    s.ok(&k, &["label", "node", "second", "poke=1"]);
+    let cidr = wait_for(30, "node second gets the range", || pod_cidr(&s, "second"));
+    assert_eq!(cidr, "10.42.0.0/24");
+    let ip = wait_for(30, "pod waiting Running with an IP", || {
+        let (phase, ip) = phase_and_ip(&s, "waiting");
+        (phase == "Running" && !ip.is_empty()).then_some(ip)
+    });
+    assert!(in_cidr(&ip, &cidr), "{ip}\n{}", second.log());
+}
+
+#[test]
+fn node_status_is_written_when_it_changes_not_on_every_check() {
+    let s = TestServer::start(bin());
+    let k = kubectl_135();
+    let agent = Agent::start(
+        &s,
+        &[
+            "--hollow",
+            "1",
+            "--node-name",
+            "calm",
+            "--lease-duration-seconds",
+            "4",
+            "--node-status-update-seconds",
+            "1",
+        ],
+    );
+    wait_for(30, "node calm Ready", || {
+        (ready_condition(&s, "calm") == "True").then_some(())
+    });
+    // Leases are renewed every second; the unchanged status is not written (report: 300 s).
+    let (beat, lease) = (ready_heartbeat(&s, "calm"), renew_time(&s, "calm"));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_ne!(renew_time(&s, "calm"), lease, "lease not renewed");
+    assert_eq!(
+        ready_heartbeat(&s, "calm"),
+        beat,
+        "status rewritten unchanged"
+    );
+    // A status the agent disagrees with is put right at the next check.
+    s.ok(
+        &k,
+        &[
+            "patch",
+            "node",
+            "calm",
+            "--subresource=status",
+            "-p",
+            r#"{"status":{"conditions":[{"type":"Ready","status":"Unknown","reason":"NodeStatusUnknown","message":"test"}]}}"#,
+        ],
+    );
+    wait_for(10, "Ready True again", || {
+        (ready_condition(&s, "calm") == "True").then_some(())
+    });
+    assert_ne!(ready_heartbeat(&s, "calm"), beat, "{}", agent.log());
 }

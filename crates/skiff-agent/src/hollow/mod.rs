@@ -2,7 +2,8 @@
 //!
 //! One process owns every hollow node it was started with. The work is shared across nodes:
 //! one pod watch, one node watch, one task renewing every lease and one posting every node
-//! status, each spreading its writes over its interval with bounded concurrency.
+//! status, each spreading its writes over its interval with bounded concurrency. Pod IPs come
+//! from the pod CIDR the server assigns to each node; pods wait until their node has one.
 
 mod heartbeat;
 mod lease;
@@ -14,12 +15,13 @@ pub mod usage;
 
 use crate::capacity::Capacity;
 use crate::ipam::PodIps;
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -52,9 +54,10 @@ pub struct HollowConfig {
     /// How long a run-to-completion pod's containers run unless annotated otherwise.
     pub pod_run_seconds: f64,
     pub lease_duration_seconds: u32,
+    /// How often a node's status is compared with the API's copy (nodeStatusUpdateFrequency).
     pub node_status_update: Duration,
-    /// Where pod IPs come from: node `i` gets the i-th /24.
-    pub cluster_cidr: String,
+    /// How often a node's status is written even when unchanged (nodeStatusReportFrequency).
+    pub node_status_report: Duration,
     /// The kubelet endpoint advertised in `daemonEndpoints` (and served for metrics).
     pub kubelet_port: u16,
     /// SHA-256 of the kubelet endpoint's certificate, advertised as an annotation.
@@ -66,13 +69,17 @@ pub struct HollowConfig {
 pub struct NodeSlot {
     pub name: String,
     pub index: usize,
-    pub pod_cidr: String,
     /// The Node's UID once registered (a lease's owner reference needs it).
     pub uid: Mutex<Option<String>>,
     /// The Node object exists in the API (as last seen).
     pub exists: AtomicBool,
-    /// When the conditions last changed (registration).
+    /// When the conditions last changed: registration, or the last time the API showed the
+    /// node not Ready.
     pub ready_since: Mutex<Timestamp>,
+    /// The API's copy of the node's status differs from what the agent would post.
+    pub status_drift: AtomicBool,
+    /// When the node's full status was last written.
+    pub last_report: Mutex<Option<Instant>>,
 }
 
 impl NodeSlot {
@@ -83,6 +90,12 @@ impl NodeSlot {
         if let Ok(mut u) = self.uid.lock() {
             *u = uid;
         }
+    }
+    fn reported(&self) {
+        if let Ok(mut t) = self.last_report.lock() {
+            *t = Some(Instant::now());
+        }
+        self.status_drift.store(false, Ordering::Relaxed);
     }
 }
 
@@ -102,8 +115,8 @@ pub struct Hollow {
     pub pods: Mutex<HashMap<String, PodRecord>>,
     /// Nodes to (re-)register.
     register_tx: mpsc::UnboundedSender<usize>,
-    /// Nodes just registered, whose pods need another look.
-    registered_tx: mpsc::UnboundedSender<usize>,
+    /// Nodes whose pods need another look: registered again, or given a pod CIDR.
+    revisit_tx: mpsc::UnboundedSender<usize>,
 }
 
 impl Hollow {
@@ -118,6 +131,31 @@ impl Hollow {
         }
         let _ = self.register_tx.send(index);
     }
+
+    /// Records the pod CIDR the server assigned to node `index` (`None`: the node is gone); the
+    /// node's pods are looked at again when it changes, as the ones waiting for it can now run.
+    fn learn_pod_cidr(&self, index: usize, node: Option<&Node>) {
+        let spec = node.and_then(|n| n.spec.as_ref());
+        // The first IPv4 range: hollow pods are single-stack.
+        let cidr = spec
+            .and_then(|s| s.pod_cidrs.as_ref())
+            .and_then(|cs| cs.iter().find(|c| !c.contains(':')))
+            .or_else(|| spec.and_then(|s| s.pod_cidr.as_ref()));
+        let changed = match self.ips.lock() {
+            Ok(mut ips) => ips.set_cidr(index, cidr.map(String::as_str)),
+            Err(_) => return,
+        };
+        match changed {
+            Ok(true) => {
+                tracing::info!(node = %self.nodes[index].name, pod_cidr = ?cidr, "pod cidr assigned");
+                let _ = self.revisit_tx.send(index);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(node = %self.nodes[index].name, error = %e, "unusable pod cidr: the node's pods wait");
+            }
+        }
+    }
 }
 
 /// Runs the hollow nodes until `cancel` fires. Nodes stay registered afterwards; their leases
@@ -128,8 +166,7 @@ pub async fn run(
     usage: Arc<usage::Usage>,
     cancel: CancellationToken,
 ) -> Result<(), crate::AgentError> {
-    let ips = PodIps::new(&config.cluster_cidr, config.names.len())?;
-    let (network, _) = crate::ipam::parse_cidr(&config.cluster_cidr)?;
+    let ips = PodIps::new(config.names.len());
     let now = Timestamp::now();
     let nodes: Vec<NodeSlot> = config
         .names
@@ -138,10 +175,11 @@ pub async fn run(
         .map(|(index, name)| NodeSlot {
             name: name.clone(),
             index,
-            pod_cidr: crate::ipam::node_cidr(network, index as u32),
             uid: Mutex::new(None),
             exists: AtomicBool::new(false),
             ready_since: Mutex::new(now),
+            status_drift: AtomicBool::new(false),
+            last_report: Mutex::new(None),
         })
         .collect();
     let by_name = nodes
@@ -149,7 +187,7 @@ pub async fn run(
         .map(|n| (n.name.clone(), n.index))
         .collect::<HashMap<_, _>>();
     let (register_tx, register_rx) = mpsc::unbounded_channel();
-    let (registered_tx, registered_rx) = mpsc::unbounded_channel();
+    let (revisit_tx, revisit_rx) = mpsc::unbounded_channel();
     let hollow = Arc::new(Hollow {
         client,
         config,
@@ -158,7 +196,7 @@ pub async fn run(
         ips: Mutex::new(ips),
         pods: Mutex::new(HashMap::new()),
         register_tx,
-        registered_tx,
+        revisit_tx,
     });
     let started = std::time::Instant::now();
     node::register_all(&hollow, &cancel).await?;
@@ -179,7 +217,7 @@ pub async fn run(
     tasks.spawn(pods::run(
         hollow.clone(),
         usage,
-        registered_rx,
+        revisit_rx,
         cancel.child_token(),
     ));
     // Any task ending early is a bug or a lost watch: stop everything rather than limp on.

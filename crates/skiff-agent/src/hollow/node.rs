@@ -1,8 +1,9 @@
-//! Hollow Node objects: what they look like, registering them, and noticing when one is deleted.
+//! Hollow Node objects: what they look like, registering them, and watching them for deletion,
+//! the pod CIDR the server assigns, and status the API shows differently from the agent.
 
 use super::{Hollow, HollowConfig, HollowError, NodeSlot};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, NodeStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
@@ -120,19 +121,78 @@ pub fn metadata(config: &HollowConfig, slot: &NodeSlot) -> Value {
     })
 }
 
-/// A new Node object for `slot`.
+/// The condition types the agent owns.
+const CONDITION_TYPES: [&str; 4] = ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
+
+/// The parts of a node status the agent owns, without heartbeat and transition times: two
+/// statuses with the same signature need no write.
+pub fn status_signature(status: &NodeStatus) -> Value {
+    let v = serde_json::to_value(status).unwrap_or_default();
+    let mut conditions: Vec<(String, Value)> = v["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let ty = c["type"].as_str()?;
+            CONDITION_TYPES.contains(&ty).then(|| {
+                (
+                    ty.to_string(),
+                    json!([c["status"], c["reason"], c["message"]]),
+                )
+            })
+        })
+        .collect();
+    conditions.sort_by(|a, b| a.0.cmp(&b.0));
+    json!({
+        "conditions": conditions,
+        "capacity": v["capacity"],
+        "allocatable": v["allocatable"],
+        "addresses": v["addresses"],
+        "daemonEndpoints": v["daemonEndpoints"],
+        "nodeInfo": v["nodeInfo"],
+    })
+}
+
+/// Whether the API's copy of the node's status differs from what the agent would write.
+pub fn status_drifted(config: &HollowConfig, slot: &NodeSlot, observed: &Node) -> bool {
+    let desired = serde_json::from_value::<NodeStatus>(status(config, slot, &Timestamp::now()));
+    let observed = observed.status.clone().unwrap_or_default();
+    match desired {
+        Ok(d) => status_signature(&d) != status_signature(&observed),
+        Err(_) => false,
+    }
+}
+
+/// The status of the node's Ready condition as the API shows it.
+fn ready_status(node: &Node) -> Option<&str> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.as_str())
+}
+
+/// A new Node object for `slot`. It has no pod CIDR: the server's node IPAM controller assigns
+/// one (agents choosing their own would collide with each other).
 pub fn object(config: &HollowConfig, slot: &NodeSlot, transition: &Timestamp) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": metadata(config, slot),
         "spec": {
-            "podCIDR": slot.pod_cidr,
-            "podCIDRs": [slot.pod_cidr],
             "providerID": format!("hollow://{}", slot.name),
         },
         "status": status(config, slot, transition),
     })
+}
+
+fn has_pod_cidr(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.pod_cidr.as_ref())
+        .is_some()
 }
 
 /// Creates the node, or brings an existing one (an agent restart) up to date; then its lease.
@@ -153,12 +213,12 @@ pub async fn register(hollow: &Hollow, index: usize) -> Result<(), HollowError> 
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let params = PatchParams::default();
             let mut meta = json!({"metadata": obj["metadata"]});
-            // podCIDR is immutable once set; set it only where it is missing.
+            // providerID is immutable once set; set it only where it is missing.
             let existing = api.get(&slot.name).await.map_err(err)?;
             if existing
                 .spec
                 .as_ref()
-                .and_then(|s| s.pod_cidr.as_ref())
+                .and_then(|s| s.provider_id.as_ref())
                 .is_none()
             {
                 meta["spec"] = obj["spec"].clone();
@@ -181,6 +241,12 @@ pub async fn register(hollow: &Hollow, index: usize) -> Result<(), HollowError> 
     }
     slot.set_uid(created.metadata.uid.clone());
     slot.exists.store(true, Ordering::Relaxed);
+    slot.reported();
+    // Only a range learns here: a fresh node has none yet, and clearing one is the watch's job
+    // (this answer may be older than what the watch already saw).
+    if has_pod_cidr(&created) {
+        hollow.learn_pod_cidr(index, Some(&created));
+    }
     super::lease::renew(hollow, index).await;
     tracing::debug!("registered");
     Ok(())
@@ -224,7 +290,7 @@ pub async fn registrar(
             .map(|i| async move {
                 match register(hollow_ref, i).await {
                     Ok(()) => {
-                        let _ = hollow_ref.registered_tx.send(i);
+                        let _ = hollow_ref.revisit_tx.send(i);
                     }
                     Err(e) => {
                         tracing::warn!(error = %crate::error_chain(&e), "registration failed; retrying");
@@ -239,6 +305,22 @@ pub async fn registrar(
             _ = cancel.cancelled() => return Ok(()),
             _ = work => {}
         }
+    }
+}
+
+/// What the watch shows of one of our nodes: its pod CIDR, and whether its status drifted.
+fn observe(hollow: &Hollow, slot: &NodeSlot, node: &Node) {
+    hollow.learn_pod_cidr(slot.index, Some(node));
+    if !slot.exists.load(Ordering::Relaxed) {
+        return;
+    }
+    if ready_status(node) != Some("True")
+        && let Ok(mut t) = slot.ready_since.lock()
+    {
+        *t = Timestamp::now();
+    }
+    if status_drifted(&hollow.config, slot, node) {
+        slot.status_drift.store(true, Ordering::Relaxed);
     }
 }
 
@@ -268,29 +350,34 @@ pub async fn watch(hollow: Arc<Hollow>, cancel: CancellationToken) -> Result<(),
             watcher::Event::InitApply(n) => {
                 if let Some(slot) = n.metadata.name.as_deref().and_then(|m| hollow.node(m)) {
                     seen.insert(slot.index);
+                    observe(&hollow, slot, &n);
                 }
             }
             watcher::Event::InitDone => {
                 for slot in &hollow.nodes {
                     if !seen.contains(&slot.index) && slot.exists.load(Ordering::Relaxed) {
+                        hollow.learn_pod_cidr(slot.index, None);
                         hollow.reregister(slot.index);
                     }
                 }
                 seen.clear();
             }
             watcher::Event::Apply(n) => {
-                if let Some(slot) = n.metadata.name.as_deref().and_then(|m| hollow.node(m))
-                    && n.metadata.uid.is_some()
-                    && slot.uid() != n.metadata.uid
-                    && slot.exists.load(Ordering::Relaxed)
-                {
-                    slot.set_uid(n.metadata.uid.clone());
+                if let Some(slot) = n.metadata.name.as_deref().and_then(|m| hollow.node(m)) {
+                    if n.metadata.uid.is_some()
+                        && slot.uid() != n.metadata.uid
+                        && slot.exists.load(Ordering::Relaxed)
+                    {
+                        slot.set_uid(n.metadata.uid.clone());
+                    }
+                    observe(&hollow, slot, &n);
                 }
             }
             watcher::Event::Delete(n) => {
                 if let Some(slot) = n.metadata.name.as_deref().and_then(|m| hollow.node(m))
                     && (n.metadata.uid.is_none() || slot.uid() == n.metadata.uid)
                 {
+                    hollow.learn_pod_cidr(slot.index, None);
                     hollow.reregister(slot.index);
                 }
             }
@@ -313,7 +400,7 @@ mod tests {
             pod_run_seconds: 2.0,
             lease_duration_seconds: 40,
             node_status_update: std::time::Duration::from_secs(10),
-            cluster_cidr: "10.42.0.0/16".into(),
+            node_status_report: std::time::Duration::from_secs(300),
             kubelet_port: 10250,
             kubelet_cert_sha256: Some("ab".into()),
         }
@@ -323,10 +410,11 @@ mod tests {
         NodeSlot {
             name: "h-0".into(),
             index: 0,
-            pod_cidr: "10.42.0.0/24".into(),
             uid: Mutex::new(None),
             exists: AtomicBool::new(false),
             ready_since: Mutex::new(Timestamp::UNIX_EPOCH),
+            status_drift: AtomicBool::new(false),
+            last_report: Mutex::new(None),
         }
     }
 
@@ -347,7 +435,9 @@ mod tests {
             (ready.status.as_str(), ready.reason.as_deref()),
             ("True", Some("KubeletReady"))
         );
-        assert_eq!(node.spec.unwrap().pod_cidr.as_deref(), Some("10.42.0.0/24"));
+        let spec = node.spec.unwrap();
+        assert_eq!(spec.pod_cidr, None, "the server assigns pod CIDRs");
+        assert_eq!(spec.provider_id.as_deref(), Some("hollow://h-0"));
         let info = status.node_info.unwrap();
         assert_eq!(info.kubelet_version, "v1.35.0");
         assert_eq!(info.container_runtime_version, "skiff-hollow://0.1");
@@ -367,5 +457,48 @@ mod tests {
             node.metadata.annotations.unwrap()[super::super::ANNOTATION_KUBELET_CERT_SHA256],
             "ab"
         );
+    }
+
+    #[test]
+    fn status_drift_ignores_heartbeats_but_not_a_lost_ready() {
+        let (config, slot) = (config(), slot());
+        let node: Node =
+            serde_json::from_value(object(&config, &slot, &Timestamp::UNIX_EPOCH)).unwrap();
+        assert!(!status_drifted(&config, &slot, &node), "only times differ");
+        let mut unknown = node.clone();
+        for c in unknown
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()
+        {
+            if c.type_ == "Ready" {
+                c.status = "Unknown".into();
+                c.reason = Some("NodeStatusUnknown".into());
+            }
+        }
+        assert_eq!(ready_status(&unknown), Some("Unknown"));
+        assert!(status_drifted(&config, &slot, &unknown));
+        let mut other = node.clone();
+        other
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()
+            .push(
+                serde_json::from_value(json!({"type": "NetworkUnavailable", "status": "False"}))
+                    .unwrap(),
+            );
+        assert!(
+            !status_drifted(&config, &slot, &other),
+            "conditions of others are theirs"
+        );
+        let mut smaller = node;
+        smaller.status.as_mut().unwrap().capacity = None;
+        assert!(status_drifted(&config, &slot, &smaller));
     }
 }

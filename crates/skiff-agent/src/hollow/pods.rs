@@ -71,7 +71,7 @@ impl Queue {
 pub async fn run(
     hollow: Arc<Hollow>,
     usage: Arc<Usage>,
-    mut registered: mpsc::UnboundedReceiver<usize>,
+    mut revisit: mpsc::UnboundedReceiver<usize>,
     cancel: CancellationToken,
 ) -> Result<(), HollowError> {
     let api: Api<Pod> = Api::all(hollow.client.clone());
@@ -134,10 +134,11 @@ pub async fn run(
                     }
                 }
             }
-            Some(first) = registered.recv() => {
-                // Nodes back after a deletion: look at their pods again, in one pass.
+            Some(first) = revisit.recv() => {
+                // Nodes back after a deletion, or given a pod CIDR: look at their pods again, in
+                // one pass.
                 let mut names = HashSet::from([hollow.nodes[first].name.clone()]);
-                while let Ok(i) = registered.try_recv() {
+                while let Ok(i) = revisit.try_recv() {
                     names.insert(hollow.nodes[i].name.clone());
                 }
                 for (k, pod) in &cache {
@@ -319,6 +320,12 @@ async fn sync(hollow: &Hollow, usage: &Usage, pod: &Pod) -> Result<Option<Durati
         let Ok(mut ips) = hollow.ips.lock() else {
             return Ok(Some(RETRY));
         };
+        if ips.cidr(slot.index).is_none() {
+            // The node IPAM controller has not given the node a range yet; its arrival
+            // (through the node watch) brings the pod back.
+            tracing::debug!(node = %slot.name, "waiting for the node's pod cidr");
+            return Ok(None);
+        }
         let used = ips.live(slot.index);
         let capacity = hollow.config.capacity.pods;
         if !ips.has(uid) && used >= capacity {
@@ -331,7 +338,7 @@ async fn sync(hollow: &Hollow, usage: &Usage, pod: &Pod) -> Result<Option<Durati
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse().ok());
             ips.allocate(uid, slot.index, preferred)
-                .ok_or_else(|| "Pod was rejected: no pod address left on the node".to_string())
+                .map_err(|e| format!("Pod was rejected: {e}"))
         }
     };
     let pod_ip = match admitted {

@@ -15,12 +15,13 @@ pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod pod_util;
+pub mod podautoscaler;
 pub mod podgc;
 pub mod replicaset;
 pub mod resources;
 pub mod runtime;
-pub mod statefulset;
 pub mod serviceaccount;
+pub mod statefulset;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 pub struct Settings {
     pub node_lifecycle: nodelifecycle::Settings,
     pub podgc: podgc::Settings,
+    pub podautoscaler: podautoscaler::Settings,
     /// The range node pod CIDRs come from (None: nodes get none).
     pub cluster_cidr: Option<nodeipam::ClusterCidr>,
 }
@@ -39,6 +41,7 @@ impl Default for Settings {
         Settings {
             node_lifecycle: nodelifecycle::Settings::default(),
             podgc: podgc::Settings::default(),
+            podautoscaler: podautoscaler::Settings::default(),
             cluster_cidr: nodeipam::ClusterCidr::parse("10.42.0.0/16"),
         }
     }
@@ -80,6 +83,11 @@ pub async fn run_with(client: kube::Client, settings: Settings, cancel: Cancella
     tasks.spawn(nodelifecycle::run(
         informers.clone(),
         settings.node_lifecycle,
+        cancel.clone(),
+    ));
+    tasks.spawn(podautoscaler::run(
+        informers.clone(),
+        settings.podautoscaler,
         cancel.clone(),
     ));
     if let Some(range) = settings.cluster_cidr {

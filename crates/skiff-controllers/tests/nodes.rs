@@ -50,6 +50,7 @@ async fn cluster() -> Cluster {
             period: Duration::from_millis(200),
             quarantine: Duration::from_millis(500),
         },
+        ..Default::default()
     };
     tasks.spawn(skiff_controllers::run_with(
         client.clone(),

@@ -40,6 +40,9 @@ pub struct ServerArgs {
     /// Seconds a pod stays on an unreachable node before it is evicted.
     #[arg(long, default_value_t = 300)]
     pub default_unreachable_toleration_seconds: i64,
+    /// How often each HorizontalPodAutoscaler is evaluated, in seconds.
+    #[arg(long, default_value_t = 15)]
+    pub horizontal_pod_autoscaler_sync_period: u64,
     /// Seconds without a heartbeat after which a node is marked Unknown.
     #[arg(long, default_value_t = 40)]
     pub node_monitor_grace_period: u64,
@@ -222,6 +225,12 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     let settings = skiff_controllers::Settings {
         node_lifecycle: skiff_controllers::nodelifecycle::Settings {
             grace_period: std::time::Duration::from_secs(args.node_monitor_grace_period.max(1)),
+            ..Default::default()
+        },
+        podautoscaler: skiff_controllers::podautoscaler::Settings {
+            sync_period: std::time::Duration::from_secs(
+                args.horizontal_pod_autoscaler_sync_period.max(1),
+            ),
             ..Default::default()
         },
         cluster_cidr: Some(

@@ -1,4 +1,12 @@
-//! Cron schedules as CronJob accepts them: five fields, ranges, steps, lists, names and `@hourly`-style macros.
+//! Cron schedules as CronJob accepts them: five fields, ranges, steps, lists, names and `@hourly`-style macros,
+//! and the times they fire at in a time zone.
+
+use jiff::civil::{Date, DateTime, Time};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+
+/// How far `next_after` looks ahead before it gives up, as robfig/cron's five years.
+const SEARCH_YEARS: i16 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CronError {
@@ -61,7 +69,8 @@ fn parse_field(
             return Err("step of zero".into());
         }
         let (lo, hi) = if range == "*" || range == "?" {
-            star = step.is_none();
+            // As robfig/cron: `*/1` is still a star, `*/2` restricts the field.
+            star = star || step.is_none_or(|s| s <= 1);
             (min, max)
         } else if let Some((a, b)) = range.split_once('-') {
             let a = parse_value(a, names, name_base).ok_or_else(|| format!("bad value {a:?}"))?;
@@ -133,6 +142,70 @@ impl Schedule {
         let day_ok = if self.day_or { dom || dow } else { dom && dow };
         bit(self.minutes, minute) && bit(self.hours, hour) && bit(self.months, month) && day_ok
     }
+
+    fn day_matches(&self, date: Date) -> bool {
+        let bit = |set: u64, v: i8| set & (1 << v) != 0;
+        let dom = bit(self.days_of_month, date.day());
+        let dow = bit(self.days_of_week, date.weekday().to_sunday_zero_offset());
+        bit(self.months, date.month()) && if self.day_or { dom || dow } else { dom && dow }
+    }
+
+    /// The first time strictly after `after` at which the schedule fires, reading its fields as
+    /// wall-clock time in `tz`; None when it never fires within five years (`0 0 30 2 *`).
+    ///
+    /// A wall-clock time that a daylight-saving change skips fires at the same offset after the
+    /// change (02:30 becomes 03:30); one that repeats fires once, at its first occurrence.
+    pub fn next_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+        let local = after.to_zoned(tz.clone()).datetime();
+        let start = local
+            .with()
+            .second(0)
+            .subsec_nanosecond(0)
+            .build()
+            .ok()?
+            .checked_add(1.minute())
+            .ok()?;
+        let last = start
+            .date()
+            .checked_add(i32::from(SEARCH_YEARS).years())
+            .ok()?;
+        let mut date = start.date();
+        while date <= last {
+            if self.day_matches(date) {
+                let first_day = date == start.date();
+                for hour in 0..24i8 {
+                    if self.hours & (1 << hour) == 0 || (first_day && hour < start.hour()) {
+                        continue;
+                    }
+                    for minute in 0..60i8 {
+                        if self.minutes & (1 << minute) == 0
+                            || (first_day && hour == start.hour() && minute < start.minute())
+                        {
+                            continue;
+                        }
+                        let wall = DateTime::from_parts(date, Time::new(hour, minute, 0, 0).ok()?);
+                        let Ok(at) = tz.to_ambiguous_zoned(wall).compatible() else {
+                            continue;
+                        };
+                        if at.timestamp() > after {
+                            return Some(at.timestamp());
+                        }
+                    }
+                }
+            }
+            date = date.tomorrow().ok()?;
+        }
+        None
+    }
+}
+
+/// The time zone a CronJob's `timeZone` names (None: UTC, as the controller's clock), from the
+/// system's time zone database.
+pub fn time_zone(name: Option<&str>) -> Result<TimeZone, jiff::Error> {
+    match name {
+        None => Ok(TimeZone::UTC),
+        Some(n) => TimeZone::get(n),
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +224,91 @@ mod tests {
         assert!(!w.matches(30, 9, 15, 2, 6));
         let or = Schedule::parse("0 0 1 * 1").expect("valid");
         assert!(or.matches(0, 0, 1, 6, 4) && or.matches(0, 0, 9, 6, 1));
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("timestamp literal")
+    }
+
+    #[test]
+    fn next_times() {
+        let utc = TimeZone::UTC;
+        let next = |spec: &str, after: &str| {
+            Schedule::parse(spec)
+                .expect("valid")
+                .next_after(ts(after), &utc)
+                .map(|t| t.to_string())
+        };
+        assert_eq!(
+            next("* * * * *", "2024-03-01T10:00:00Z").as_deref(),
+            Some("2024-03-01T10:01:00Z")
+        );
+        assert_eq!(
+            next("* * * * *", "2024-03-01T10:00:30Z").as_deref(),
+            Some("2024-03-01T10:01:00Z")
+        );
+        assert_eq!(
+            next("@hourly", "2024-03-01T10:00:00Z").as_deref(),
+            Some("2024-03-01T11:00:00Z")
+        );
+        assert_eq!(
+            next("@daily", "2024-12-31T23:59:59Z").as_deref(),
+            Some("2025-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            next("*/15 9-17 * * mon-fri", "2024-03-01T17:50:00Z").as_deref(),
+            Some("2024-03-04T09:00:00Z"),
+            "friday evening to monday morning"
+        );
+        assert_eq!(
+            next("5/20 * * * *", "2024-03-01T10:26:00Z").as_deref(),
+            Some("2024-03-01T10:45:00Z")
+        );
+        assert_eq!(
+            next("0 0 29 2 *", "2024-03-01T00:00:00Z").as_deref(),
+            Some("2028-02-29T00:00:00Z")
+        );
+        assert_eq!(
+            next("@weekly", "2024-03-01T00:00:00Z").as_deref(),
+            Some("2024-03-03T00:00:00Z")
+        );
+        assert_eq!(
+            next("@yearly", "2024-03-01T00:00:00Z").as_deref(),
+            Some("2025-01-01T00:00:00Z")
+        );
+        assert_eq!(next("0 0 30 2 *", "2024-03-01T00:00:00Z"), None);
+        assert_eq!(
+            next("0 12 ? * 0", "2024-03-01T00:00:00Z").as_deref(),
+            Some("2024-03-03T12:00:00Z")
+        );
+    }
+
+    #[test]
+    fn next_times_in_a_time_zone() {
+        let Ok(ny) = time_zone(Some("America/New_York")) else {
+            // No system time zone database on this machine.
+            return;
+        };
+        let s = Schedule::parse("30 2 * * *").expect("valid");
+        // 2024-03-10 02:30 does not exist in New York: it fires at 03:30 EDT (07:30Z).
+        assert_eq!(
+            s.next_after(ts("2024-03-10T05:00:00Z"), &ny),
+            Some(ts("2024-03-10T07:30:00Z"))
+        );
+        let nine = Schedule::parse("0 9 * * *").expect("valid");
+        assert_eq!(
+            nine.next_after(ts("2024-07-01T12:00:00Z"), &ny),
+            Some(ts("2024-07-01T13:00:00Z"))
+        );
+        assert!(time_zone(Some("Mars/Olympus_Mons")).is_err());
+    }
+
+    #[test]
+    fn star_with_step_one_is_still_a_star() {
+        let s = Schedule::parse("0 0 1 * */1").expect("valid");
+        assert!(!s.day_or);
+        let t = Schedule::parse("0 0 1 * */2").expect("valid");
+        assert!(t.day_or);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Controllers: level-triggered reconcilers that talk to the API server only through a kube client.
 
 pub mod claim;
+pub mod clock;
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
@@ -10,18 +12,19 @@ pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
 pub mod history;
+pub mod job;
 pub mod leader;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod pod_util;
-pub mod podautoscaler;
 pub mod podgc;
 pub mod replicaset;
 pub mod resources;
 pub mod runtime;
 pub mod serviceaccount;
 pub mod statefulset;
+pub mod ttl_after_finished;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +34,6 @@ use tokio_util::sync::CancellationToken;
 pub struct Settings {
     pub node_lifecycle: nodelifecycle::Settings,
     pub podgc: podgc::Settings,
-    pub podautoscaler: podautoscaler::Settings,
     /// The range node pod CIDRs come from (None: nodes get none).
     pub cluster_cidr: Option<nodeipam::ClusterCidr>,
 }
@@ -41,7 +43,6 @@ impl Default for Settings {
         Settings {
             node_lifecycle: nodelifecycle::Settings::default(),
             podgc: podgc::Settings::default(),
-            podautoscaler: podautoscaler::Settings::default(),
             cluster_cidr: nodeipam::ClusterCidr::parse("10.42.0.0/16"),
         }
     }
@@ -74,6 +75,23 @@ pub async fn run_with(client: kube::Client, settings: Settings, cancel: Cancella
         cancel.clone(),
     ));
     tasks.spawn(deployment::run(informers.clone(), 5, cancel.clone()));
+    tasks.spawn(job::run(
+        informers.clone(),
+        5,
+        job::Config::default(),
+        cancel.clone(),
+    ));
+    tasks.spawn(cronjob::run(
+        informers.clone(),
+        5,
+        std::sync::Arc::new(clock::SystemClock),
+        cancel.clone(),
+    ));
+    tasks.spawn(ttl_after_finished::run(
+        informers.clone(),
+        5,
+        cancel.clone(),
+    ));
     tasks.spawn(daemonset::run(informers.clone(), 2, cancel.clone()));
     tasks.spawn(statefulset::run(informers.clone(), 2, cancel.clone()));
     tasks.spawn(endpoints::run(informers.clone(), 5, cancel.clone()));
@@ -83,11 +101,6 @@ pub async fn run_with(client: kube::Client, settings: Settings, cancel: Cancella
     tasks.spawn(nodelifecycle::run(
         informers.clone(),
         settings.node_lifecycle,
-        cancel.clone(),
-    ));
-    tasks.spawn(podautoscaler::run(
-        informers.clone(),
-        settings.podautoscaler,
         cancel.clone(),
     ));
     if let Some(range) = settings.cluster_cidr {

@@ -18,6 +18,7 @@ pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod pod_util;
+pub mod podautoscaler;
 pub mod podgc;
 pub mod replicaset;
 pub mod resources;
@@ -34,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 pub struct Settings {
     pub node_lifecycle: nodelifecycle::Settings,
     pub podgc: podgc::Settings,
+    pub podautoscaler: podautoscaler::Settings,
     /// The range node pod CIDRs come from (None: nodes get none).
     pub cluster_cidr: Option<nodeipam::ClusterCidr>,
 }
@@ -43,6 +45,7 @@ impl Default for Settings {
         Settings {
             node_lifecycle: nodelifecycle::Settings::default(),
             podgc: podgc::Settings::default(),
+            podautoscaler: podautoscaler::Settings::default(),
             cluster_cidr: nodeipam::ClusterCidr::parse("10.42.0.0/16"),
         }
     }
@@ -101,6 +104,11 @@ pub async fn run_with(client: kube::Client, settings: Settings, cancel: Cancella
     tasks.spawn(nodelifecycle::run(
         informers.clone(),
         settings.node_lifecycle,
+        cancel.clone(),
+    ));
+    tasks.spawn(podautoscaler::run(
+        informers.clone(),
+        settings.podautoscaler,
         cancel.clone(),
     ));
     if let Some(range) = settings.cluster_cidr {

@@ -1,5 +1,9 @@
 //! Dev-only helpers: a real `skiff server` on a temp dir, and the real peers (kubectl, helm, Python) to drive it.
 
+mod agent;
+
+pub use agent::{Agent, wait_for};
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -149,6 +149,30 @@ fn mask_age_table(table: &str) -> String {
     out.join("\n")
 }
 
+/// Waits until the deployment's status reflects its spec and stays put for a moment.
+fn settle_deployment(s: &TestServer, kubectl: &std::path::Path, name: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let read = || {
+        s.ok(
+            kubectl,
+            &["get", "deploy", name, "-o", "jsonpath={.metadata.generation} {.status.observedGeneration} {.spec.replicas} {.status.updatedReplicas} {.status.replicas}"],
+        )
+    };
+    loop {
+        let a = read();
+        let f: Vec<&str> = a.split_whitespace().collect();
+        let converged = f.len() == 5 && f[0] == f[1] && f[2] == f[3] && f[2] == f[4];
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if converged && read() == a {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deployment {name} did not settle: {a}"
+        );
+    }
+}
+
 #[test]
 fn apply_get_and_change_like_kubectl() {
     let s = TestServer::start(skiff_bin().as_ref());
@@ -181,6 +205,8 @@ fn apply_get_and_change_like_kubectl() {
     let out = skiff_stdin(&s, &["apply", "-f", "-"], Some(APP));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("deployment.apps/web configured"));
+    // The deployment controller is at work: compare once its status stops changing.
+    settle_deployment(&s, &kubectl, "web");
 
     for args in [
         &["get", "deploy", "-o", "wide"][..],
@@ -226,12 +252,19 @@ fn apply_get_and_change_like_kubectl() {
         assert_eq!(mask_age(&mine), mask_age(&theirs), "{args:?}");
     }
 
-    let out = skiff(&s, &["get", "pods"]);
+    // The deployment's pods (Pending: no nodes) print as kubectl prints them.
+    let mine = ok(&s, &["get", "pods", "-l", "app=web"]);
+    assert_eq!(mine.lines().count(), 4, "{mine}");
+    assert_eq!(
+        mask_age(&mine),
+        mask_age(&s.ok(&kubectl, &["get", "pods", "-l", "app=web"]))
+    );
+    let out = skiff(&s, &["get", "pods", "-n", "kube-public"]);
     assert!(out.status.success());
     assert_eq!(text(&out.stdout), "");
     assert_eq!(
         text(&out.stderr),
-        "No resources found in default namespace.\n"
+        "No resources found in kube-public namespace.\n"
     );
 
     assert_eq!(

@@ -1265,8 +1265,36 @@ async fn after_delete(server: &ApiServer, info: &ResourceInfo, obj: &Value) {
     }
 }
 
-/// DELETE of one object, honouring preconditions, finalizers and propagation policy.
+/// DELETE of one object, honouring preconditions, finalizers and propagation policy. A write
+/// that loses a race with another writer is tried again (as upstream's GuaranteedUpdate does),
+/// unless the client pinned a resourceVersion.
 pub async fn delete_object(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    opts: &Value,
+    q: &Query,
+    dry_run: bool,
+) -> Result<(StatusCode, Value), ApiError> {
+    let pinned = opts
+        .pointer("/preconditions/resourceVersion")
+        .is_some_and(|v| !v.is_null());
+    let mut attempt = 0;
+    loop {
+        match delete_object_once(server, info, ns, name, opts, q, dry_run).await {
+            Err(e) if !pinned && attempt < 16 && is_lost_race(&e) => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+/// The conflict a revision-checked store write reports when the object changed meanwhile.
+fn is_lost_race(e: &ApiError) -> bool {
+    e.code == 409 && e.reason == "Conflict" && e.message.contains("has been modified")
+}
+
+async fn delete_object_once(
     server: &ApiServer,
     info: &ResourceInfo,
     ns: Option<&str>,

@@ -254,7 +254,7 @@ fn apply_get_and_change_like_kubectl() {
 
     // The deployment's pods (Pending: no nodes) print as kubectl prints them.
     let mine = ok(&s, &["get", "pods", "-l", "app=web"]);
-    assert_eq!(mine.lines().count(), 4, "{mine}");
+    assert_eq!(mine.lines().count(), 3, "{mine}");
     assert_eq!(
         mask_age(&mine),
         mask_age(&s.ok(&kubectl, &["get", "pods", "-l", "app=web"]))

@@ -672,11 +672,21 @@ fn get_output_formats(k: &Kubectl) {
     assert!((30000..=32767).contains(&node_port), "{svc}");
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
     let names = k.ok(&["get", "pods", "-o", "name"]);
-    assert_eq!(names.trim(), "pod/quote-store");
-    let by_label = k.ok(&["get", "pods,rc,svc", "-l", "app=quote-api", "-o", "name"]);
+    assert!(names.lines().any(|l| l == "pod/quote-store"), "{names}");
+    // The RC's pods (made by the replication controller) carry its template's labels.
+    let by_label = k.ok(&[
+        "get",
+        "pods,rc,svc",
+        "-l",
+        "app=quote-api,role!=frontend",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(by_label.lines().collect::<Vec<_>>(), ["pod/quote-store"]);
+    let by_label = k.ok(&["get", "rc,svc", "-l", "app=quote-api", "-o", "name"]);
     assert_eq!(
         by_label.lines().collect::<Vec<_>>(),
-        ["pod/quote-store", "replicationcontroller/quote-frontend"],
+        ["replicationcontroller/quote-frontend"],
         "the RC's labels are defaulted from its template; the services have none"
     );
 }
@@ -899,10 +909,14 @@ fn label_and_annotate(k: &Kubectl) {
     let labels = k.json(&["get", "deployment", "services"])["metadata"]["labels"].clone();
     assert_eq!(labels, serde_json::json!({"app": "ap-docker"}));
     k.ok(&["label", "pods", "--all", "checked=yes"]);
-    assert_eq!(
-        k.ok(&["get", "pods", "-l", "checked=yes", "-o", "name"])
-            .trim(),
-        "pod/quote-store"
+    // Every pod was labelled: the bare one and those the controllers made.
+    let checked = k.ok(&["get", "pods", "-l", "checked=yes", "-o", "name"]);
+    assert!(checked.lines().any(|l| l == "pod/quote-store"), "{checked}");
+    assert!(
+        checked
+            .lines()
+            .any(|l| l.starts_with("pod/quote-frontend-")),
+        "{checked}"
     );
 
     let out = k.ok(&[
@@ -1085,6 +1099,25 @@ fn owned_pod(k: &Kubectl, pod: &str, api: &str, kind: &str, resource: &str, name
     k.ok_stdin(&["create", "-f", "-"], &m);
 }
 
+/// Creates a ConfigMap owned by `kind/name`, held by `HOLD`: a dependent that no workload
+/// controller claims or releases (a pod would be released by a ReplicationController or
+/// StatefulSet whose selector it does not match, as upstream's controllers do).
+fn owned_configmap(k: &Kubectl, cm: &str, api: &str, kind: &str, resource: &str, name: &str) {
+    let uid = k.jsonpath(&["get", resource, name], "{.metadata.uid}");
+    let pod = std::fs::read_to_string(manifests().join("extra/pod-owned.yaml"))
+        .expect("read pod manifest");
+    let head = pod.split("\nspec:").next().unwrap_or_default();
+    let m = head
+        .replace("kind: Pod", "kind: ConfigMap")
+        .replace("name: NAME", &format!("name: {cm}"))
+        .replace("HOLD", HOLD)
+        .replace("OWNER_API", api)
+        .replace("OWNER_KIND", kind)
+        .replace("OWNER_NAME", name)
+        .replace("OWNER_UID", &uid);
+    k.ok_stdin(&["create", "-f", "-"], &m);
+}
+
 /// Polls `get -o json` (at most 30 s) until `pred` holds for the object.
 #[track_caller]
 fn wait_until(k: &Kubectl, what: &str, args: &[&str], pred: impl Fn(&Value) -> bool) -> Value {
@@ -1153,8 +1186,15 @@ fn delete_with_propagation(k: &Kubectl) {
         "deployment",
         "services",
     );
-    owned_pod(k, "web-0", "apps/v1", "StatefulSet", "statefulset", "web");
-    owned_pod(
+    owned_configmap(
+        k,
+        "web-held",
+        "apps/v1",
+        "StatefulSet",
+        "statefulset",
+        "web",
+    );
+    owned_configmap(
         k,
         "quote-frontend-dep",
         "v1",
@@ -1201,12 +1241,12 @@ fn delete_with_propagation(k: &Kubectl) {
     k.exits(1, &["get", "statefulset", "web"]);
     wait_until(
         k,
-        "the collector deleting the dependent web-0",
-        &["get", "pod", "web-0"],
+        "the collector deleting the dependent web-held",
+        &["get", "configmap", "web-held"],
         being_deleted,
     );
-    release(k, "pod", "web-0");
-    wait_gone(k, &["pod/web-0"]);
+    release(k, "configmap", "web-held");
+    wait_gone(k, &["configmap/web-held"]);
 
     // Orphan: the API server adds the orphan finalizer; the collector removes the owner
     // references from the dependents, then that finalizer. The RC is held to observe this.
@@ -1235,7 +1275,7 @@ fn delete_with_propagation(k: &Kubectl) {
     let pod = wait_until(
         k,
         "the collector orphaning quote-frontend-dep",
-        &["get", "pod", "quote-frontend-dep"],
+        &["get", "configmap", "quote-frontend-dep"],
         |p| {
             p["metadata"]["ownerReferences"]
                 .as_array()
@@ -1251,7 +1291,7 @@ fn delete_with_propagation(k: &Kubectl) {
     );
     release(k, "rc", "quote-frontend");
     wait_gone(k, &["rc/quote-frontend"]);
-    k.ok(&["get", "pod", "quote-frontend-dep"]);
+    k.ok(&["get", "configmap", "quote-frontend-dep"]);
 
     // Plain deletes of the rest, by file: kubectl sends propagationPolicy=Background.
     let mut args = vec!["delete".to_string()];

@@ -66,9 +66,19 @@ fn events_expire_after_their_ttl() {
 fn new_objects_get_empty_status_like_upstream() {
     let s = TestServer::start(env!("CARGO_BIN_EXE_skiff").as_ref());
     let k = kubectl_135();
-    s.ok(&k, &["create", "deployment", "web", "--image=nginx:1.25"]);
+    // The object as created (the deployment controller fills the status right after).
     assert_eq!(
-        s.ok(&k, &["get", "deploy", "web", "-o", "jsonpath={.status}"]),
+        s.ok(
+            &k,
+            &[
+                "create",
+                "deployment",
+                "web",
+                "--image=nginx:1.25",
+                "-o",
+                "jsonpath={.status}"
+            ]
+        ),
         "{}"
     );
     s.ok(

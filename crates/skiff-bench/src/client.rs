@@ -184,6 +184,43 @@ impl Client {
         }
         Ok(last)
     }
+
+    /// Opens a watch and hands each event line to `on_line` until it returns `true` (then
+    /// `Ok(true)`) or the server ends the watch (`Ok(false)`).
+    pub async fn watch_each(
+        &self,
+        path: &str,
+        mut on_line: impl FnMut(&[u8]) -> bool,
+    ) -> Result<bool, String> {
+        let mut send = self.send.clone();
+        send.ready().await.map_err(|e| e.to_string())?;
+        let resp = send
+            .send_request(self.request(http::Method::GET, path, None)?)
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status() != 200 {
+            return Err(format!("watch answered {}", resp.status()));
+        }
+        let mut body = resp.into_body();
+        let mut buf = Vec::new();
+        loop {
+            let Some(frame) = body.frame().await else {
+                return Ok(false);
+            };
+            let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() else {
+                continue;
+            };
+            buf.extend_from_slice(&data);
+            let mut start = 0;
+            while let Some(len) = buf[start..].iter().position(|b| *b == b'\n') {
+                if on_line(&buf[start..start + len]) {
+                    return Ok(true);
+                }
+                start += len + 1;
+            }
+            buf.drain(..start);
+        }
+    }
 }
 
 /// The first `"resourceVersion":"N"` of a watch line.

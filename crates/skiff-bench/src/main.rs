@@ -2,9 +2,12 @@
 //! side on this machine and prints a Markdown report for BENCHMARKS.md.
 //!
 //! Usage: `skiff-bench --skiff target/release/skiff [--etcd /usr/bin/etcd] [--quick]`, or
-//! `skiff-bench --scheduler [--nodes 5000] [--pods 50000]` for the scheduler's throughput alone.
+//! `skiff-bench --scheduler [--nodes 5000] [--pods 50000]` for the scheduler's throughput alone,
+//! `skiff-bench --deployment-1000` for one Deployment of 1,000 replicas on 100 hollow nodes, or
+//! `skiff-bench --scale [--nodes 5000] [--pods 150000]` for a cluster of hollow nodes under load.
 
 mod client;
+mod cluster;
 
 use client::Client;
 use std::path::{Path, PathBuf};
@@ -20,8 +23,13 @@ struct Args {
     creates_only: bool,
     /// Run only the scheduler scenario: `nodes` Node objects, then `pods` pods.
     scheduler: bool,
-    nodes: usize,
-    pods: usize,
+    /// Run only a Deployment of 1,000 replicas on 100 hollow nodes.
+    deployment_1000: bool,
+    /// Run only the scale scenario: `nodes` hollow nodes, then `pods` pods.
+    scale: bool,
+    /// Nodes and pods of --scheduler and --scale (each mode has its own defaults).
+    nodes: Option<usize>,
+    pods: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -31,8 +39,10 @@ fn parse_args() -> Result<Args, String> {
         quick: false,
         creates_only: false,
         scheduler: false,
-        nodes: 5_000,
-        pods: 50_000,
+        deployment_1000: false,
+        scale: false,
+        nodes: None,
+        pods: None,
     };
     let count = |v: Option<String>, flag: &str| -> Result<usize, String> {
         v.ok_or(format!("{flag} needs a number"))?
@@ -48,10 +58,12 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => args.quick = true,
             "--creates-only" => args.creates_only = true,
             "--scheduler" => args.scheduler = true,
-            "--nodes" => args.nodes = count(it.next(), "--nodes")?,
-            "--pods" => args.pods = count(it.next(), "--pods")?,
+            "--deployment-1000" => args.deployment_1000 = true,
+            "--scale" => args.scale = true,
+            "--nodes" => args.nodes = Some(count(it.next(), "--nodes")?),
+            "--pods" => args.pods = Some(count(it.next(), "--pods")?),
             "-h" | "--help" => {
-                return Err("usage: skiff-bench [--skiff PATH] [--etcd PATH] [--quick] [--scheduler [--nodes N] [--pods M]]".into());
+                return Err("usage: skiff-bench [--skiff PATH] [--etcd PATH] [--quick] [--scheduler [--nodes N] [--pods M]] [--deployment-1000] [--scale [--nodes N] [--pods M]]".into());
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -103,8 +115,20 @@ struct Server {
 }
 
 async fn start_skiff(bin: &Path) -> Result<Server, String> {
+    start_skiff_with(bin, &[], false).await
+}
+
+/// Starts `skiff server` with `extra` arguments; with `log`, its stderr goes to DATA/server.log.
+async fn start_skiff_with(bin: &Path, extra: &[&str], log: bool) -> Result<Server, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let port = free_port();
+    let stderr = if log {
+        std::fs::File::create(dir.path().join("server.log"))
+            .map_err(|e| e.to_string())?
+            .into()
+    } else {
+        Stdio::null()
+    };
     let t0 = Instant::now();
     let child = Command::new(bin)
         .args([
@@ -117,8 +141,9 @@ async fn start_skiff(bin: &Path) -> Result<Server, String> {
             "--data-dir",
         ])
         .arg(dir.path())
+        .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
     let proc = Proc(child);
@@ -492,7 +517,10 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
     for _ in 0..8 {
         conns.push(Arc::new(s.client().await?));
     }
-    let (n_nodes, n_pods) = (args.nodes.max(1), args.pods);
+    let (n_nodes, n_pods) = (
+        args.nodes.unwrap_or(5_000).max(1),
+        args.pods.unwrap_or(50_000),
+    );
     // Room for every pod with a margin: 10m cpu and 10Mi memory each, 110 pods per node.
     let pods_per_node = (n_pods.div_ceil(n_nodes) * 2).max(110);
     let node_body = move |i: usize| {
@@ -607,6 +635,13 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
 async fn run(args: Args) -> Result<String, String> {
     if args.scheduler {
         return scheduler_throughput(&args).await;
+    }
+    if args.deployment_1000 {
+        return cluster::deployment_1000(&args.skiff).await;
+    }
+    if args.scale {
+        let nodes = args.nodes.unwrap_or(5_000).max(1);
+        return cluster::scale(&args.skiff, nodes, args.pods.unwrap_or(150_000)).await;
     }
     let mut out = String::new();
     let scale = if args.quick { 1 } else { 4 };

@@ -165,9 +165,19 @@ def test_deployment_crud(api_client, namespace):
     scale = apps.read_namespaced_deployment_scale("web", namespace, _request_timeout=TIMEOUT)
     assert scale.spec.replicas == 3
 
-    current = apps.read_namespaced_deployment("web", namespace, _request_timeout=TIMEOUT)
-    current.spec.template.spec.containers[0].image = "nginx:1.28"
-    replaced = apps.replace_namespaced_deployment("web", namespace, current, _request_timeout=TIMEOUT)
+    # The deployment controller writes status meanwhile: read-modify-write until no conflict,
+    # as clients do against any cluster.
+    for _ in range(20):
+        current = apps.read_namespaced_deployment("web", namespace, _request_timeout=TIMEOUT)
+        current.spec.template.spec.containers[0].image = "nginx:1.28"
+        try:
+            replaced = apps.replace_namespaced_deployment("web", namespace, current, _request_timeout=TIMEOUT)
+            break
+        except client.exceptions.ApiException as e:
+            if e.status != 409:
+                raise
+    else:
+        raise AssertionError("replace kept conflicting")
     assert replaced.spec.template.spec.containers[0].image == "nginx:1.28"
     assert replaced.metadata.generation == 3
 

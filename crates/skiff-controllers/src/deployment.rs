@@ -610,8 +610,12 @@ async fn reconcile_old(
         rss[i] = rs;
         cleaned += down;
     }
-    // Then available ones, keeping minAvailable.
-    let available: i32 = rss.iter().map(rs_available).sum();
+    // Then available ones, keeping minAvailable. A set just scaled down may still report the
+    // pods it is deleting as available: count at most its new size.
+    let available: i32 = rss
+        .iter()
+        .map(|r| rs_available(r).min(rs_replicas(r)))
+        .sum();
     let mut scaled = 0;
     if available > min_available {
         let total = available - min_available;

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
 
 struct Watcher {
     info: &'static ResourceInfo,
@@ -108,6 +107,100 @@ impl Watcher {
     }
 }
 
+/// One watch in progress: what is left to send and where it reads from.
+struct WatchState {
+    server: Arc<ApiServer>,
+    w: Watcher,
+    /// Live events of the watched resource; None once the watch can only end.
+    rx: Option<tokio::sync::broadcast::Receiver<Arc<CachedEvent>>>,
+    /// Lines ready to go (replayed history, errors).
+    pending: std::collections::VecDeque<Bytes>,
+    /// The initial list (ADDED events), rendered one at a time.
+    initial: std::vec::IntoIter<skiff_store::KeyValue>,
+    /// With sendInitialEvents: the revision of the bookmark that ends the initial list.
+    initial_end: Option<i64>,
+    last: i64,
+    bookmarks: bool,
+    bookmark_tick: tokio::time::Interval,
+    deadline: tokio::time::Instant,
+    cancel: tokio_util::sync::CancellationToken,
+    /// Keeps the server's watch tracker open while this watch lives (shutdown waits for it).
+    _tracked: tokio_util::task::task_tracker::TaskTrackerToken,
+}
+
+impl WatchState {
+    /// The next chunk of the response body, or None when the watch ends.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(b) = self.pending.pop_front() {
+                return Some(b);
+            }
+            if let Some(kv) = self.initial.next() {
+                if self
+                    .w
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| kv.key.rsplit('/').next() != Some(n))
+                {
+                    continue;
+                }
+                let Some(obj) = crate::cache::decode(&kv.value, kv.mod_revision) else {
+                    continue;
+                };
+                if self.w.matches(&obj) {
+                    return Some(self.w.line("ADDED", convert_out(self.w.info, obj)));
+                }
+                continue;
+            }
+            if let Some(rev) = self.initial_end.take() {
+                return Some(self.w.bookmark(rev, true));
+            }
+            let rx = self.rx.as_mut()?;
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(ev) => {
+                        if ev.revision <= self.last {
+                            continue;
+                        }
+                        self.last = ev.revision;
+                        if let Some(line) = self.w.render(&ev) {
+                            return Some(line);
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        // Catch up from history; if it is gone, the client must re-list.
+                        *rx = rx.resubscribe();
+                        match self.server.cache.history_after(self.last) {
+                            Some(evs) => {
+                                for ev in evs {
+                                    self.last = ev.revision;
+                                    if let Some(line) = self.w.render(&ev) {
+                                        self.pending.push_back(line);
+                                    }
+                                }
+                            }
+                            None => {
+                                self.rx = None;
+                                return Some(error_line(&ApiError::gone(format!(
+                                    "too old resource version: {}",
+                                    self.last
+                                ))));
+                            }
+                        }
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = self.bookmark_tick.tick(), if self.bookmarks => {
+                    let rev = self.server.cache.revision().max(self.last);
+                    return Some(self.w.bookmark(rev, false));
+                }
+                _ = tokio::time::sleep_until(self.deadline) => return None,
+                _ = self.cancel.cancelled() => return None,
+            }
+        }
+    }
+}
+
 fn error_line(e: &ApiError) -> Bytes {
     let mut v =
         serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
@@ -170,8 +263,6 @@ pub async fn serve(
             )],
         ));
     }
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(256);
-    let server2 = server.clone();
     server.metrics.watches.fetch_add(1, Ordering::Relaxed);
     // Initial state: "" or "0" (or sendInitialEvents) start with the current objects as ADDED.
     let start_after: Option<i64> = if rv.is_empty() || rv == "0" || send_initial {
@@ -182,129 +273,66 @@ pub async fn serve(
                 .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?,
         )
     };
-    let ns_owned = ns.map(str::to_string);
-    let cancel = server.cancel.clone();
-    server.watches.spawn(async move {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let run = async {
-            let (mut rx_events, replay, mut last) = match start_after {
-                None => {
-                    let (rev, rx_events) = server2
-                        .cache
-                        .subscribe_now(crate::cache::resource_prefix(&w.prefix));
-                    let list = server2.store.range(&w.prefix, None, 0, rev.max(0)).await;
-                    let list = match list {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let _ = tx
-                                .send(Ok(error_line(&ApiError::internal(e.to_string()))))
-                                .await;
-                            return;
-                        }
-                    };
-                    for kv in list.kvs {
-                        if w.name
-                            .as_deref()
-                            .is_some_and(|n| kv.key.rsplit('/').next() != Some(n))
-                        {
-                            continue;
-                        }
-                        let Some(obj) = crate::cache::decode(&kv.value, kv.mod_revision) else {
-                            continue;
-                        };
-                        if w.matches(&obj)
-                            && tx
-                                .send(Ok(w.line("ADDED", convert_out(w.info, obj))))
-                                .await
-                                .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    if send_initial && tx.send(Ok(w.bookmark(rev, true))).await.is_err() {
-                        return;
-                    }
-                    (rx_events, Vec::new(), rev)
-                }
-                Some(after) => match server2
-                    .cache
-                    .subscribe_after(after, crate::cache::resource_prefix(&w.prefix))
-                {
-                    Start::Events(rx_events, replay) => (rx_events, replay, after),
-                    Start::TooOld { oldest } => {
-                        let _ = tx
-                            .send(Ok(error_line(&ApiError::gone(format!(
-                                "too old resource version: {after} ({oldest})"
-                            )))))
-                            .await;
-                        return;
-                    }
-                },
-            };
-            let _ = &ns_owned;
-            for ev in replay {
-                last = ev.revision;
-                if let Some(line) = w.render(&ev)
-                    && tx.send(Ok(line)).await.is_err()
-                {
-                    return;
-                }
+    let resource = crate::cache::resource_prefix(&w.prefix).to_string();
+    let mut pending: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
+    let mut initial = Vec::new().into_iter();
+    let mut initial_end = None;
+    let (rx_events, last) = match start_after {
+        None => {
+            let (rev, rx_events) = server.cache.subscribe_now(&resource);
+            match server.store.range(&w.prefix, None, 0, rev.max(0)).await {
+                Ok(l) => initial = l.kvs.into_iter(),
+                Err(e) => pending.push_back(error_line(&ApiError::internal(e.to_string()))),
             }
-            let mut bookmark_tick = tokio::time::interval(Duration::from_secs(30));
-            bookmark_tick.tick().await;
-            loop {
-                tokio::select! {
-                    ev = rx_events.recv() => match ev {
-                        Ok(ev) => {
-                            if ev.revision <= last {
-                                continue;
-                            }
-                            last = ev.revision;
-                            if let Some(line) = w.render(&ev)
-                                && tx.send(Ok(line)).await.is_err()
-                            {
-                                return;
-                            }
-                        }
-                        Err(RecvError::Lagged(_)) => {
-                            // Catch up from history; if it is gone, the client must re-list.
-                            rx_events = rx_events.resubscribe();
-                                            match server2.cache.history_after(last) {
-                                Some(evs) => {
-                                    for ev in evs {
-                                        last = ev.revision;
-                                        if let Some(line) = w.render(&ev)
-                                            && tx.send(Ok(line)).await.is_err()
-                                        {
-                                            return;
-                                        }
-                                    }
-                                }
-                                None => {
-                                    let _ = tx.send(Ok(error_line(&ApiError::gone(format!("too old resource version: {last}"))))).await;
-                                    return;
-                                }
-                            }
-                        }
-                        Err(RecvError::Closed) => return,
-                    },
-                    _ = bookmark_tick.tick(), if bookmarks => {
-                        let rev = server2.cache.revision().max(last);
-                        if tx.send(Ok(w.bookmark(rev, false))).await.is_err() {
-                            return;
-                        }
-                    }
-                    _ = tx.closed() => return,
-                }
+            if send_initial {
+                initial_end = Some(rev);
             }
-        };
-        tokio::select! {
-            _ = run => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = cancel.cancelled() => {}
+            (Some(rx_events), rev)
         }
+        Some(after) => match server.cache.subscribe_after(after, &resource) {
+            Start::Events(rx_events, replay) => {
+                let mut last = after;
+                for ev in replay {
+                    last = ev.revision;
+                    if let Some(line) = w.render(&ev) {
+                        pending.push_back(line);
+                    }
+                }
+                (Some(rx_events), last)
+            }
+            Start::TooOld { oldest } => {
+                pending.push_back(error_line(&ApiError::gone(format!(
+                    "too old resource version: {after} ({oldest})"
+                ))));
+                (None, after)
+            }
+        },
+    };
+    let mut bookmark_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(30),
+        Duration::from_secs(30),
+    );
+    bookmark_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The response body is the watch itself: the connection's stream task polls it, so an
+    // event wakes one task per watcher and no channel sits in between.
+    let state = WatchState {
+        server: server.clone(),
+        w,
+        rx: rx_events,
+        pending,
+        initial,
+        initial_end,
+        last,
+        bookmarks,
+        bookmark_tick,
+        deadline: tokio::time::Instant::now() + timeout,
+        cancel: server.cancel.clone(),
+        _tracked: server.watches.token(),
+    };
+    let stream = futures::stream::unfold(state, |mut st| async move {
+        let item = st.next_chunk().await?;
+        Some((Ok::<Bytes, std::io::Error>(item), st))
     });
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let ct = if table.is_some() {
         "application/json;as=Table;v=v1;g=meta.k8s.io"
     } else {

@@ -1,107 +1,12 @@
 //! `skiff agent --hollow N` against a real `skiff server`, checked with the real kubectl 1.35.
 
-use skiff_testkit::{TestServer, kubectl_135, run_with_timeout};
+use skiff_testkit::{Agent, TestServer, kubectl_135, run_with_timeout, wait_for};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 fn bin() -> &'static Path {
     env!("CARGO_BIN_EXE_skiff").as_ref()
-}
-
-/// A `skiff agent` child process; killed by PID on drop.
-struct Agent {
-    child: Option<Child>,
-    log: std::path::PathBuf,
-}
-
-impl Agent {
-    fn start(server: &TestServer, extra: &[&str]) -> Agent {
-        // The server writes its join token shortly after its kubeconfig.
-        let token = wait_for(30, "node-token", || {
-            std::fs::read_to_string(server.dir.path().join("node-token"))
-                .ok()
-                .filter(|t| !t.trim().is_empty())
-        });
-        Agent::start_with_token(server, token.trim(), extra)
-    }
-
-    fn start_with_token(server: &TestServer, token: &str, extra: &[&str]) -> Agent {
-        let log = server.dir.path().join(format!(
-            "agent-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default()
-        ));
-        let child = Command::new(bin())
-            .args([
-                "agent",
-                "--server",
-                &format!("https://127.0.0.1:{}", server.port),
-                "--token",
-                token,
-                "--kubelet-port",
-                "0",
-            ])
-            .args(extra)
-            .env("SKIFF_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("agent log"))
-            .spawn()
-            .expect("spawn skiff agent");
-        Agent {
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM by PID, then wait (SIGKILL after 10 s).
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Polls `check` until it returns `Some`, for at most `secs`.
-#[track_caller]
-fn wait_for<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn get(s: &TestServer, args: &[&str]) -> String {
@@ -208,6 +113,7 @@ fn hollow_nodes_register_renew_leases_and_run_pods() {
     let s = TestServer::start(bin());
     let k = kubectl_135();
     let mut agent = Agent::start(
+        bin(),
         &s,
         &[
             "--hollow",
@@ -335,7 +241,12 @@ fn hollow_nodes_register_renew_leases_and_run_pods() {
 #[test]
 fn a_token_for_another_ca_is_refused_in_one_line() {
     let s = TestServer::start(bin());
-    let token = std::fs::read_to_string(s.dir.path().join("node-token")).expect("node-token");
+    // The server writes its join token just after its kubeconfig.
+    let token = wait_for(30, "node-token", || {
+        std::fs::read_to_string(s.dir.path().join("node-token"))
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+    });
     let secret = token
         .trim()
         .split_once("::")
@@ -402,7 +313,12 @@ fn cacerts_is_served_without_credentials_and_matches_the_token() {
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
     let ca = std::fs::read_to_string(s.dir.path().join("tls/ca.crt")).expect("ca.crt");
     assert_eq!(pem, ca);
-    let token = std::fs::read_to_string(s.dir.path().join("node-token")).expect("node-token");
+    // The server writes its join token just after its kubeconfig.
+    let token = wait_for(30, "node-token", || {
+        std::fs::read_to_string(s.dir.path().join("node-token"))
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+    });
     assert!(
         token.starts_with("K10") && token.contains("::node:"),
         "{token}"
@@ -413,7 +329,7 @@ fn cacerts_is_served_without_credentials_and_matches_the_token() {
 fn kubectl_top_shows_annotated_usage() {
     let s = TestServer::start_with(bin(), &["--metrics-resolution", "1s"]);
     let k = kubectl_135();
-    let _agent = Agent::start(&s, &["--hollow", "1", "--node-name", "metered"]);
+    let _agent = Agent::start(bin(), &s, &["--hollow", "1", "--node-name", "metered"]);
     wait_for(30, "node metered Ready", || {
         let out = get(&s, &["get", "node", "metered", "--no-headers"]);
         (out.split_whitespace().nth(1) == Some("Ready")).then_some(())
@@ -458,8 +374,8 @@ fn kubectl_top_shows_annotated_usage() {
 #[test]
 fn two_agents_give_pods_distinct_ips() {
     let s = TestServer::start(bin());
-    let a = Agent::start(&s, &["--hollow", "2", "--node-name", "a"]);
-    let b = Agent::start(&s, &["--hollow", "1", "--node-name", "b"]);
+    let a = Agent::start(bin(), &s, &["--hollow", "2", "--node-name", "a"]);
+    let b = Agent::start(bin(), &s, &["--hollow", "1", "--node-name", "b"]);
     let nodes = ["a-0", "a-1", "b"];
     let cidrs: Vec<String> = nodes
         .iter()
@@ -494,9 +410,9 @@ fn pods_wait_for_their_node_pod_cidr() {
     // Room for one node's /24 only.
     let s = TestServer::start_with(bin(), &["--cluster-cidr", "10.42.0.0/24"]);
     let k = kubectl_135();
-    let mut first = Agent::start(&s, &["--hollow", "1", "--node-name", "first"]);
+    let mut first = Agent::start(bin(), &s, &["--hollow", "1", "--node-name", "first"]);
     wait_for(30, "node first has the range", || pod_cidr(&s, "first"));
-    let second = Agent::start(&s, &["--hollow", "1", "--node-name", "second"]);
+    let second = Agent::start(bin(), &s, &["--hollow", "1", "--node-name", "second"]);
     wait_for(30, "node second Ready", || {
         (ready_condition(&s, "second") == "True").then_some(())
     });
@@ -527,6 +443,7 @@ fn node_status_is_written_when_it_changes_not_on_every_check() {
     let s = TestServer::start(bin());
     let k = kubectl_135();
     let agent = Agent::start(
+        bin(),
         &s,
         &[
             "--hollow",

@@ -112,7 +112,9 @@ impl Out {
             if i == 0 {
                 self.kv(level, k, format!("{key}{sep}{v}"));
             } else {
-                self.line(level, &format!("\t{key}{sep}{v}"));
+                // Unindented, as kubectl writes it: the same once aligned, and `rollout
+                // history --revision` prints it unaligned.
+                self.line(0, &format!("\t{key}{sep}{v}"));
             }
         }
     }
@@ -431,6 +433,15 @@ fn controlled_by(o: &mut Out, obj: &Value) {
     }
 }
 
+/// kubectl's `DescribePodTemplate` untabbed: `rollout history --revision` prints it raw.
+pub(crate) fn pod_template_text(t: &Value) -> String {
+    let mut o = Out {
+        text: String::new(),
+    };
+    pod_template(&mut o, t);
+    o.text
+}
+
 fn pod_template(o: &mut Out, t: &Value) {
     o.line(0, "Pod Template:");
     o.map(1, "Labels", &obj_map(t, "/metadata/labels"), "=", &[]);
@@ -693,7 +704,7 @@ fn tolerations(o: &mut Out, level: usize, ts: &[&Value]) {
         if i == 0 {
             o.kv(level, "Tolerations", text);
         } else {
-            o.line(level, &format!("\t{text}"));
+            o.line(0, &format!("\t{text}"));
         }
     }
 }

@@ -1,5 +1,5 @@
 //! kubectl-style commands: `skiff get|apply|create|delete|describe|label|annotate|scale|
-//! edit|api-resources|version|wait`, talking to the API server like kubectl does.
+//! edit|api-resources|version|wait|rollout`, talking to the API server like kubectl does.
 
 mod apply;
 mod client;
@@ -13,6 +13,7 @@ mod label;
 mod manifest;
 mod printer;
 mod resource;
+mod rollout;
 mod scale;
 mod wait;
 mod yaml;
@@ -48,6 +49,8 @@ pub enum Verb {
     Version(info::VersionArgs),
     /// Wait for a specific condition on one or many resources.
     Wait(wait::WaitArgs),
+    /// Manage the rollout of deployments, daemon sets and stateful sets.
+    Rollout(rollout::RolloutArgs),
 }
 
 /// A failed command, printed as one line like kubectl prints it.
@@ -99,6 +102,7 @@ pub async fn run(verb: Verb) -> ExitCode {
         Verb::ApiResources(a) => info::api_resources(a).await,
         Verb::Version(a) => info::version(a).await,
         Verb::Wait(a) => wait::run(a).await,
+        Verb::Rollout(a) => rollout::run(a).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use skiff_testkit::{TestServer, kubectl_135, run_with_timeout};
+use skiff_testkit::{Agent, TestServer, kubectl_135, run_with_timeout, wait_for};
 
 const APP: &str = "\
 apiVersion: apps/v1
@@ -548,4 +548,438 @@ fn edit_puts_back_and_reopens_on_error() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     assert!(!text(&out.stderr).contains("panicked"));
+}
+
+const ROLLOUT: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.25
+        ports:
+        - containerPort: 80
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: stuck
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: stuck
+  template:
+    metadata:
+      labels:
+        app: stuck
+    spec:
+      nodeSelector:
+        nowhere: \"true\"
+      containers:
+      - name: nginx
+        image: nginx:1.25
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: plain
+";
+
+const SETS: &str = "\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels:
+      app: agent
+  template:
+    metadata:
+      labels:
+        app: agent
+    spec:
+      containers:
+      - name: a
+        image: busybox:1.36
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  replicas: 2
+  serviceName: db
+  selector:
+    matchLabels:
+      app: db
+  template:
+    metadata:
+      labels:
+        app: db
+    spec:
+      containers:
+      - name: d
+        image: postgres:16
+";
+
+/// A server with two hollow nodes, so pods run and become Ready.
+fn server_with_nodes() -> (TestServer, Agent) {
+    let s = TestServer::start(skiff_bin().as_ref());
+    let agent = Agent::start(
+        skiff_bin().as_ref(),
+        &s,
+        &["--hollow", "2", "--node-name", "n"],
+    );
+    let kubectl = kubectl_135();
+    wait_for(30, "2 Ready hollow nodes", || {
+        let nodes = s.ok(&kubectl, &["get", "nodes", "--no-headers"]);
+        (nodes.lines().filter(|l| l.contains(" Ready ")).count() == 2).then_some(())
+    });
+    (s, agent)
+}
+
+/// stdout, stderr and exit code, to compare a skiff run with a kubectl run.
+fn outcome(out: &Output) -> (String, String, Option<i32>) {
+    (text(&out.stdout), text(&out.stderr), out.status.code())
+}
+
+/// The same command from skiff and kubectl, on an unchanged cluster, prints the same.
+#[track_caller]
+fn same(s: &TestServer, kubectl: &std::path::Path, args: &[&str]) -> String {
+    let theirs = outcome(&s.run(kubectl, args));
+    let mine = outcome(&skiff(s, args));
+    assert_eq!(mine, theirs, "{args:?}");
+    mine.0
+}
+
+/// A command that changes deployment `web`: kubectl's run, then `reverse` by kubectl, then
+/// skiff's run must print the same.
+#[track_caller]
+fn same_change(
+    s: &TestServer,
+    kubectl: &std::path::Path,
+    args: &[&str],
+    reverse: &[&str],
+) -> String {
+    let theirs = outcome(&s.run(kubectl, args));
+    s.ok(kubectl, reverse);
+    // The controller renumbers revisions after an undo: let it catch up first.
+    settle_deployment(s, kubectl, "web");
+    let mine = outcome(&skiff(s, args));
+    assert_eq!(mine, theirs, "{args:?}");
+    mine.0
+}
+
+/// `rollout status` from both: the same last line, stderr and exit code (the number of
+/// progress lines depends on timing).
+#[track_caller]
+fn same_status(s: &TestServer, kubectl: &std::path::Path, args: &[&str]) -> String {
+    let last = |o: (String, String, Option<i32>)| {
+        let line = o.0.lines().last().unwrap_or_default().to_string();
+        (line, o.1, o.2)
+    };
+    let theirs = last(outcome(&s.run(kubectl, args)));
+    let mine = last(outcome(&skiff(s, args)));
+    assert_eq!(mine, theirs, "{args:?}");
+    mine.0
+}
+
+#[test]
+fn rollout_deployments_like_kubectl() {
+    let (s, _agent) = server_with_nodes();
+    let kubectl = kubectl_135();
+    let out = skiff_stdin(&s, &["apply", "-f", "-"], Some(ROLLOUT));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let status = ["rollout", "status", "deploy/web", "--timeout=60s"];
+    assert_eq!(
+        same_status(&s, &kubectl, &status),
+        "deployment \"web\" successfully rolled out"
+    );
+    same(&s, &kubectl, &["rollout", "history", "deploy/web"]);
+    s.ok(
+        &kubectl,
+        &["set", "image", "deploy/web", "nginx=nginx:1.26"],
+    );
+    s.ok(
+        &kubectl,
+        &[
+            "annotate",
+            "deploy/web",
+            "kubernetes.io/change-cause=image 1.26",
+        ],
+    );
+    assert_eq!(
+        same_status(&s, &kubectl, &status),
+        "deployment \"web\" successfully rolled out"
+    );
+    let history = same(&s, &kubectl, &["rollout", "history", "deploy/web"]);
+    assert_eq!(
+        history,
+        "deployment.apps/web \nREVISION  CHANGE-CAUSE\n1         <none>\n2         image 1.26\n\n"
+    );
+    let rev2 = same(
+        &s,
+        &kubectl,
+        &["rollout", "history", "deploy/web", "--revision=2"],
+    );
+    assert!(
+        rev2.starts_with("deployment.apps/web with revision #2\nPod Template:\n"),
+        "{rev2}"
+    );
+    assert!(rev2.contains("\tpod-template-hash="), "{rev2}");
+    for args in [
+        &["rollout", "history", "deploy/web", "--revision=1"][..],
+        &["rollout", "history", "deploy"],
+        &["rollout", "history", "deploy/web", "-o", "name"],
+        &["rollout", "history", "deploy/web", "--revision=9"],
+        &["rollout", "history", "deploy/web", "--revision=-1"],
+        &["rollout", "history", "cm/plain"],
+        &["rollout", "history", "deploy/nope"],
+        &["rollout", "history"],
+        &["rollout", "status", "cm/plain"],
+        &["rollout", "undo", "cm/plain"],
+        &["rollout", "pause", "cm/plain"],
+        &["rollout", "restart", "cm/plain"],
+        &["rollout", "status", "deploy", "-n", "kube-system"],
+        &["rollout", "pause", "deploy", "-n", "kube-system"],
+        &["rollout", "undo", "deploy/web", "--to-revision=7"],
+        &["rollout", "undo", "deploy/web", "--to-revision=2"],
+        &["rollout", "undo", "deploy/web", "--dry-run=client"],
+        &["rollout", "status", "deploy/web", "--revision=1"],
+    ] {
+        same(&s, &kubectl, args);
+    }
+
+    // pause and resume, and what a paused deployment refuses.
+    let paused = same_change(
+        &s,
+        &kubectl,
+        &["rollout", "pause", "deploy/web"],
+        &["rollout", "resume", "deploy/web"],
+    );
+    assert_eq!(paused, "deployment.apps/web paused\n");
+    for args in [
+        &["rollout", "pause", "deploy/web"][..],
+        &["rollout", "restart", "deploy/web"],
+        &["rollout", "undo", "deploy/web"],
+    ] {
+        same(&s, &kubectl, args);
+        fails(&s, args);
+    }
+    let resumed = same_change(
+        &s,
+        &kubectl,
+        &["rollout", "resume", "deploy/web"],
+        &["rollout", "pause", "deploy/web"],
+    );
+    assert_eq!(resumed, "deployment.apps/web resumed\n");
+    same(&s, &kubectl, &["rollout", "resume", "deploy/web"]);
+
+    // restart stamps the template and rolls every pod.
+    assert_eq!(
+        ok(&s, &["rollout", "restart", "deploy/web"]),
+        "deployment.apps/web restarted\n"
+    );
+    let stamp = s.ok(
+        &kubectl,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}",
+        ],
+    );
+    // RFC 3339 to the second, as kubectl stamps it: 2006-01-02T15:04:05Z07:00.
+    assert!(
+        stamp.len() >= 20 && stamp.as_bytes()[10] == b'T' && !stamp.contains('.'),
+        "{stamp}"
+    );
+    assert_eq!(
+        same_status(&s, &kubectl, &status),
+        "deployment \"web\" successfully rolled out"
+    );
+    same(&s, &kubectl, &["rollout", "history", "deploy/web"]);
+    same(
+        &s,
+        &kubectl,
+        &["rollout", "history", "deploy/web", "--revision=3"],
+    );
+
+    // undo goes back to the revision before, and to a chosen one.
+    let undone = same_change(
+        &s,
+        &kubectl,
+        &["rollout", "undo", "deploy/web"],
+        &["rollout", "undo", "deploy/web"],
+    );
+    assert_eq!(undone, "deployment.apps/web rolled back\n");
+    assert_eq!(
+        same_status(&s, &kubectl, &status),
+        "deployment \"web\" successfully rolled out"
+    );
+    same(&s, &kubectl, &["rollout", "history", "deploy/web"]);
+    assert_eq!(
+        ok(&s, &["rollout", "undo", "deploy/web", "--to-revision=1"]),
+        "deployment.apps/web rolled back\n"
+    );
+    wait_for(30, "the first image back in the template", || {
+        let image = s.ok(
+            &kubectl,
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image}",
+            ],
+        );
+        (image == "nginx:1.25").then_some(())
+    });
+    assert_eq!(
+        same_status(&s, &kubectl, &status),
+        "deployment \"web\" successfully rolled out"
+    );
+    let history = same(&s, &kubectl, &["rollout", "history", "deploy/web"]);
+    let newest = history.trim_end().lines().last().unwrap_or_default();
+    assert!(newest.ends_with("<none>"), "{history}");
+    // The change cause left with the revision it belonged to.
+    let cause = s.ok(
+        &kubectl,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.metadata.annotations}",
+        ],
+    );
+    assert!(!cause.contains("change-cause"), "{cause}");
+
+    // A rollout that cannot finish: the timeout, --watch=false, then the progress deadline.
+    let stuck = ["rollout", "status", "deploy/stuck", "--timeout=2s"];
+    let line = same_status(&s, &kubectl, &stuck);
+    assert!(
+        line.ends_with("0 of 2 updated replicas are available..."),
+        "{line}"
+    );
+    assert_eq!(
+        text(&skiff(&s, &stuck).stderr),
+        "error: timed out waiting for the condition\n"
+    );
+    same(
+        &s,
+        &kubectl,
+        &["rollout", "status", "deploy/stuck", "--watch=false"],
+    );
+    s.ok(
+        &kubectl,
+        &[
+            "patch",
+            "deploy",
+            "stuck",
+            "-p",
+            "{\"spec\":{\"progressDeadlineSeconds\":1}}",
+        ],
+    );
+    wait_for(30, "the progress deadline to pass", || {
+        let reason = s.ok(
+            &kubectl,
+            &[
+                "get",
+                "deploy",
+                "stuck",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}",
+            ],
+        );
+        (reason == "ProgressDeadlineExceeded").then_some(())
+    });
+    let args = ["rollout", "status", "deploy/stuck", "--timeout=10s"];
+    same(&s, &kubectl, &args);
+    assert_eq!(
+        fails(&s, &args),
+        "error: deployment \"stuck\" exceeded its progress deadline\n"
+    );
+}
+
+#[test]
+fn rollout_daemon_and_stateful_sets_like_kubectl() {
+    let (s, _agent) = server_with_nodes();
+    let kubectl = kubectl_135();
+    let out = skiff_stdin(&s, &["apply", "-f", "-"], Some(SETS));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for name in ["ds/agent", "sts/db"] {
+        same_status(&s, &kubectl, &["rollout", "status", name, "--timeout=60s"]);
+    }
+    s.ok(&kubectl, &["set", "image", "ds/agent", "a=busybox:1.37"]);
+    s.ok(&kubectl, &["set", "image", "sts/db", "d=postgres:17"]);
+    for name in ["ds/agent", "sts/db"] {
+        let line = same_status(&s, &kubectl, &["rollout", "status", name, "--timeout=60s"]);
+        assert!(
+            line.contains("complete") || line.contains("successfully"),
+            "{line}"
+        );
+        wait_for(30, "the second revision", || {
+            let h = s.ok(&kubectl, &["rollout", "history", name]);
+            h.contains("\n2 ").then_some(())
+        });
+        for args in [
+            &["rollout", "history", name][..],
+            &["rollout", "history", name, "--revision=1"],
+            &["rollout", "history", name, "--revision=2"],
+            &["rollout", "history", name, "--revision=5"],
+            &["rollout", "undo", name, "--dry-run=client"],
+            &["rollout", "undo", name, "--to-revision=9"],
+            &["rollout", "pause", name],
+            &["rollout", "resume", name],
+        ] {
+            same(&s, &kubectl, args);
+        }
+    }
+    same(&s, &kubectl, &["rollout", "history", "ds,sts"]);
+    assert_eq!(
+        ok(&s, &["rollout", "undo", "ds/agent"]),
+        "daemonset.apps/agent rolled back\n"
+    );
+    wait_for(30, "the first image back", || {
+        let image = s.ok(
+            &kubectl,
+            &[
+                "get",
+                "ds",
+                "agent",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image}",
+            ],
+        );
+        (image == "busybox:1.36").then_some(())
+    });
+    same_status(
+        &s,
+        &kubectl,
+        &["rollout", "status", "ds/agent", "--timeout=60s"],
+    );
+    assert_eq!(
+        ok(&s, &["rollout", "restart", "ds/agent", "sts/db"]),
+        "daemonset.apps/agent restarted\nstatefulset.apps/db restarted\n"
+    );
+    for name in ["ds/agent", "sts/db"] {
+        same_status(&s, &kubectl, &["rollout", "status", name, "--timeout=60s"]);
+        same(&s, &kubectl, &["rollout", "history", name]);
+    }
 }

@@ -166,53 +166,20 @@ async fn claim_replica_sets(
     d: &Deployment,
     sel: &Selector,
 ) -> Result<Vec<ReplicaSet>, Error> {
-    let uid = d.metadata.uid.clone().unwrap_or_default();
     let ns = d.metadata.namespace.clone().unwrap_or_default();
     let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let owner = pod_util::controller_ref("apps/v1", "Deployment", &d.metadata);
     let deleting = d.metadata.deletion_timestamp.is_some();
-    let mut out = Vec::new();
-    for rs in ctx.replica_sets.list_namespace(&ns) {
-        let controller = rs
-            .metadata
-            .owner_references
-            .as_ref()
-            .and_then(|o| o.iter().find(|r| r.controller == Some(true)));
-        let matches = sel.matches(rs.metadata.labels.as_ref());
-        match controller {
-            Some(r) if r.uid == uid => {
-                if matches || deleting {
-                    out.push((*rs).clone());
-                } else if rs.metadata.deletion_timestamp.is_none() {
-                    let patch = json!({"metadata": {"ownerReferences": [{"$patch": "delete", "uid": uid}], "uid": rs.metadata.uid}});
-                    ignore_gone(
-                        api.patch(
-                            &rs.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Strategic(patch),
-                        )
-                        .await,
-                    )?;
-                }
-            }
-            Some(_) => {}
-            None if matches && !deleting && rs.metadata.deletion_timestamp.is_none() => {
-                let r = pod_util::controller_ref("apps/v1", "Deployment", &d.metadata);
-                let patch = json!({"metadata": {"ownerReferences": [r], "uid": rs.metadata.uid}});
-                if let Some(adopted) = ignore_gone(
-                    api.patch(
-                        &rs.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Strategic(patch),
-                    )
-                    .await,
-                )? {
-                    out.push(adopted);
-                }
-            }
-            None => {}
-        }
-    }
-    Ok(out)
+    let claimed = crate::claim::claim(
+        &api,
+        ctx.replica_sets.list_namespace(&ns),
+        sel,
+        &owner,
+        deleting,
+        |_| true,
+    )
+    .await?;
+    Ok(claimed.into_iter().map(|rs| (*rs).clone()).collect())
 }
 
 fn ignore_gone<T>(r: Result<T, kube::Error>) -> Result<Option<T>, Error> {

@@ -254,34 +254,18 @@ async fn sync<K: ReplicaOwner>(ctx: &Ctx<K>, key: &Key) -> Result<Option<Duratio
             return Ok(None);
         }
     };
-    let uid = owner.meta().uid.clone().unwrap_or_default();
     let deleting = owner.meta().deletion_timestamp.is_some();
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let mut owned: Vec<Arc<Pod>> = Vec::new();
-    for pod in ctx.pods.list_namespace(&key.namespace) {
-        let controller = pod
-            .metadata
-            .owner_references
-            .as_ref()
-            .and_then(|o| o.iter().find(|r| r.controller == Some(true)));
-        let matches = selector.matches(pod.metadata.labels.as_ref());
-        match controller {
-            Some(r) if r.uid == uid => {
-                if matches || deleting {
-                    owned.push(pod);
-                } else if !pod_util::is_terminating(&pod) {
-                    release(&pods_api, &pod, &uid).await?;
-                }
-            }
-            Some(_) => {}
-            None if matches && !deleting && !pod_util::is_terminating(&pod) => {
-                if let Some(p) = adopt(&pods_api, &pod, &*owner).await? {
-                    owned.push(Arc::new(p));
-                }
-            }
-            None => {}
-        }
-    }
+    let owner_ref = pod_util::controller_ref(K::API_VERSION, K::KIND, owner.meta());
+    let owned = crate::claim::claim(
+        &pods_api,
+        ctx.pods.list_namespace(&key.namespace),
+        &selector,
+        &owner_ref,
+        deleting,
+        |_| true,
+    )
+    .await?;
     let active: Vec<&Pod> = owned
         .iter()
         .map(|p| &**p)
@@ -315,37 +299,6 @@ async fn sync<K: ReplicaOwner>(ctx: &Ctx<K>, key: &Key) -> Result<Option<Duratio
         return Ok(Some(next + Duration::from_millis(50)));
     }
     Ok(None)
-}
-
-async fn adopt<K: ReplicaOwner>(
-    pods: &Api<Pod>,
-    pod: &Pod,
-    owner: &K,
-) -> Result<Option<Pod>, Error> {
-    let r = pod_util::controller_ref(K::API_VERSION, K::KIND, owner.meta());
-    let patch = json!({"metadata": {"ownerReferences": [r], "uid": pod.metadata.uid}});
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    match pods
-        .patch(&name, &PatchParams::default(), &Patch::Strategic(patch))
-        .await
-    {
-        Ok(p) => Ok(Some(p)),
-        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 || e.code == 422 => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn release(pods: &Api<Pod>, pod: &Pod, owner_uid: &str) -> Result<(), Error> {
-    let patch = json!({"metadata": {"ownerReferences": [{"$patch": "delete", "uid": owner_uid}], "uid": pod.metadata.uid}});
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    match pods
-        .patch(&name, &PatchParams::default(), &Patch::Strategic(patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 || e.code == 422 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 async fn manage_replicas<K: ReplicaOwner>(

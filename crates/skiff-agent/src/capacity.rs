@@ -41,7 +41,10 @@ impl std::str::FromStr for Capacity {
                 .map(|(k, v)| (k.trim(), v.trim()))
                 .filter(|(k, v)| !k.is_empty() && !v.is_empty())
                 .ok_or_else(|| CapacityError::Entry(entry.to_string()))?;
-            if crate::quantity::parse(value).is_none() {
+            if skiff_api::quantity::as_f64(value)
+                .filter(|x| *x >= 0.0)
+                .is_none()
+            {
                 return Err(CapacityError::Quantity(name.into(), value.into()));
             }
             resources.insert(name.to_string(), value.to_string());

@@ -6,7 +6,6 @@ pub mod hollow;
 pub mod ipam;
 pub mod join;
 pub mod kubelet_server;
-pub mod quantity;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;

@@ -12,7 +12,6 @@ pub mod framework;
 pub mod plugins;
 pub mod pod_info;
 pub mod preemption;
-pub mod quantity;
 pub mod queue;
 pub mod resources;
 pub mod scheduler;

@@ -1,8 +1,8 @@
 //! Resource amounts (cpu in millicores, bytes, counts) and a pod's effective requests.
 
-use crate::quantity::{self, QuantityError};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use skiff_api::quantity::{self, QuantityError};
 use std::collections::BTreeMap;
 
 pub const CPU: &str = "cpu";

@@ -32,7 +32,7 @@ pub fn rates(pod: &Pod) -> Vec<ContainerRate> {
             .annotations
             .as_ref()
             .and_then(|a| a.get(key))
-            .and_then(|v| crate::quantity::parse(v))
+            .and_then(|v| skiff_api::quantity::as_f64(v).filter(|x| *x >= 0.0))
     };
     let (cpu, memory) = (annotated(ANNOTATION_CPU), annotated(ANNOTATION_MEMORY));
     pod.spec
@@ -46,7 +46,7 @@ pub fn rates(pod: &Pod) -> Vec<ContainerRate> {
                     .as_ref()
                     .and_then(|res| res.requests.as_ref())
                     .and_then(|req| req.get(r))
-                    .and_then(|q| crate::quantity::parse(&q.0))
+                    .and_then(|q| skiff_api::quantity::as_f64(&q.0).filter(|x| *x >= 0.0))
                     .map_or(0.0, |v| v * DEFAULT_SHARE)
             };
             ContainerRate {

@@ -1,4 +1,5 @@
-//! Parses resource quantities (`100m`, `1.5Gi`, `2e3`) into the integers the scheduler counts in.
+//! Resource quantities (`100m`, `1.5Gi`, `2e3`): exact integers as upstream's `Value` and
+//! `MilliValue` count them (the scheduler), and floats of base units (usage, autoscaling).
 
 /// A quantity that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,9 +125,29 @@ pub fn value(s: &str) -> Result<i64, QuantityError> {
     scaled(s, 0)
 }
 
+/// The value in base units (cores, bytes) as a float, or None when malformed: for usage and
+/// ratios, where upstream also leaves exact arithmetic.
+pub fn as_f64(s: &str) -> Option<f64> {
+    let p = parse(s).ok()?;
+    let v = p.mantissa as f64 * 10f64.powi(p.exp10) * 2f64.powi(p.exp2 as i32);
+    let v = if p.negative { -v } else { v };
+    v.is_finite().then_some(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_of_base_units() {
+        assert_eq!(as_f64("250m"), Some(0.25));
+        assert_eq!(as_f64("16Gi"), Some(17_179_869_184.0));
+        assert_eq!(as_f64("1.5Mi"), Some(1_572_864.0));
+        assert_eq!(as_f64("1e3"), Some(1000.0));
+        assert_eq!(as_f64("-2"), Some(-2.0));
+        assert_eq!(as_f64("12x"), None);
+        assert_eq!(as_f64(""), None);
+    }
 
     #[test]
     fn milli_values() {

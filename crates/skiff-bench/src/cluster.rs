@@ -10,11 +10,19 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-const NAMESPACE: &str = "bench";
+/// Label on every Deployment and pod the scenarios create (URL-encoded selector below).
+const LABEL: &str = "skiff-bench";
+const SELECTOR: &str = "skiff-bench%3D1";
 /// Hollow nodes carry this label (URL-encoded for a label selector).
 const HOLLOW_SELECTOR: &str = "node.kubernetes.io/instance-type%3Dhollow";
-/// Pods in one Deployment, at most.
+/// Pods in one Deployment, at most. Each Deployment has a namespace of its own, as
+/// clusterloader2 spreads its load: controllers list pods per namespace, so one namespace of
+/// 150,000 pods would measure that listing more than the cluster.
 const REPLICAS_PER_DEPLOYMENT: usize = 1_000;
+
+fn namespace(deployment: usize) -> String {
+    format!("bench-{deployment}")
+}
 /// Pod addresses in a node's /24.
 const MAX_PODS_PER_NODE: usize = 250;
 
@@ -168,7 +176,12 @@ impl Progress {
         if let Some(rv) = obj["metadata"]["resourceVersion"].as_str() {
             self.resource_version = rv.to_string();
         }
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        let name = format!(
+            "{}/{}",
+            obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+            obj["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        let name = name.as_str();
         match ev["type"].as_str() {
             Some("ADDED" | "MODIFIED") => {
                 if self.first_pod.is_none() {
@@ -225,13 +238,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Watches the namespace's pods from `resource_version` until all expected pods are ready,
+/// Watches the scenario's pods from `resource_version` until all expected pods are ready,
 /// resuming where it left off when the server ends a watch.
 async fn track(c: Arc<Client>, progress: Arc<Mutex<Progress>>) -> Result<(), String> {
     loop {
         let rv = lock(&progress).resource_version.clone();
         let path = format!(
-            "/api/v1/namespaces/{NAMESPACE}/pods?watch=1&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=600"
+            "/api/v1/pods?watch=1&labelSelector={SELECTOR}&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=600"
         );
         let stopped = c
             .watch_each(&path, |line| lock(&progress).apply(line))
@@ -306,7 +319,10 @@ async fn sample(
         let Some(pod) = lock(&progress).first_pod.clone() else {
             continue;
         };
-        let pod_path = format!("/api/v1/namespaces/{NAMESPACE}/pods/{pod}");
+        let Some((ns, name)) = pod.split_once('/') else {
+            continue;
+        };
+        let pod_path = format!("/api/v1/namespaces/{ns}/pods/{name}");
         let got_pod = timed(&c, &pod_path, &mut s.get_pod).await;
         let listed = timed(&c, "/api/v1/pods?limit=500", &mut s.list_pods).await;
         let got_node = timed(&c, "/api/v1/nodes/hollow-0", &mut s.get_node).await;
@@ -319,16 +335,16 @@ async fn sample(
     }
 }
 
-fn deployment(name: &str, replicas: usize) -> String {
+fn deployment(name: &str, namespace: &str, replicas: usize) -> String {
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": namespace, "labels": {LABEL: "1"}},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
             "template": {
-                "metadata": {"labels": {"app": name}},
+                "metadata": {"labels": {"app": name, LABEL: "1"}},
                 "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]},
             },
         },
@@ -336,12 +352,12 @@ fn deployment(name: &str, replicas: usize) -> String {
     .to_string()
 }
 
-/// Sum of `status.availableReplicas` over the namespace's Deployments.
+/// Sum of `status.availableReplicas` over the scenario's Deployments.
 async fn available(c: &Client) -> Result<usize, String> {
     let (code, body) = c
         .status(
             http::Method::GET,
-            &format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments"),
+            &format!("/apis/apps/v1/deployments?labelSelector={SELECTOR}"),
             None,
         )
         .await?;
@@ -371,8 +387,8 @@ struct Outcome {
     samples: Option<Samples>,
 }
 
-/// Starts the cluster, creates `pods` pods as Deployments of at most 1,000 replicas and waits
-/// until all run and are available.
+/// Starts the cluster, creates `pods` pods as Deployments of at most 1,000 replicas (one
+/// namespace each) and waits until all run and are available.
 async fn workload(
     skiff: &Path,
     nodes: usize,
@@ -421,26 +437,28 @@ async fn drive(
         rss_mb(cluster.agent_pid())
     );
 
-    let (code, body) = c
-        .status(
-            http::Method::POST,
-            "/api/v1/namespaces",
-            Some(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-                    .to_string(),
-            ),
-        )
-        .await?;
-    if code != 201 {
-        return Err(format!(
-            "namespace create answered {code}: {}",
-            String::from_utf8_lossy(&body)
-        ));
+    let deployments = pods.div_ceil(REPLICAS_PER_DEPLOYMENT).max(1);
+    for d in 0..deployments {
+        let ns =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace(d)}});
+        let (code, body) = c
+            .status(
+                http::Method::POST,
+                "/api/v1/namespaces",
+                Some(ns.to_string()),
+            )
+            .await?;
+        if code != 201 {
+            return Err(format!(
+                "namespace create answered {code}: {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
     }
     let (code, body) = c
         .status(
             http::Method::GET,
-            &format!("/api/v1/namespaces/{NAMESPACE}/pods?limit=1"),
+            &format!("/api/v1/pods?limit=1&labelSelector={SELECTOR}"),
             None,
         )
         .await?;
@@ -471,15 +489,15 @@ async fn drive(
         sampler.spawn(sample(conn, progress.clone(), stop_rx, every, 200));
     }
 
-    let deployments = pods.div_ceil(REPLICAS_PER_DEPLOYMENT).max(1);
     let t0 = Instant::now();
     for d in 0..deployments {
         let replicas = pods / deployments + usize::from(d < pods % deployments);
+        let ns = namespace(d);
         let (code, body) = c
             .status(
                 http::Method::POST,
-                &format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments"),
-                Some(deployment(&format!("web-{d}"), replicas)),
+                &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+                Some(deployment(&format!("web-{d}"), &ns, replicas)),
             )
             .await?;
         if code != 201 {
@@ -490,7 +508,7 @@ async fn drive(
         }
     }
     eprintln!(
-        "{deployments} Deployments ({pods} pods) created in {:.1} s",
+        "{deployments} Deployments ({pods} pods, one namespace each) created in {:.1} s",
         t0.elapsed().as_secs_f64()
     );
     let mut rss_peak = rss_mb(cluster.server_pid());

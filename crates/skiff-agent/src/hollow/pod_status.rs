@@ -267,8 +267,10 @@ pub fn rejected(reason: &str, message: &str) -> Value {
     json!({"phase": "Failed", "reason": reason, "message": message})
 }
 
-/// What decides whether a status must be written again: phase, addresses, and each container's
-/// state kind, readiness and restart count. Timestamps and formatting do not count.
+/// What decides whether a status must be written again: phase, addresses, the Ready and
+/// ContainersReady conditions (the node lifecycle controller sets Ready to False on pods of an
+/// unreachable node; the agent puts it back once it reports again), and each container's state
+/// kind, readiness and restart count. Timestamps and formatting do not count.
 pub fn signature(status: &Value) -> String {
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let mut out = format!(
@@ -278,6 +280,17 @@ pub fn signature(status: &Value) -> String {
         s(status, "podIP"),
         s(status, "hostIP")
     );
+    for ty in ["Ready", "ContainersReady"] {
+        let value = status
+            .get("conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| c.get("type").and_then(Value::as_str) == Some(ty))
+            .map(|c| s(c, "status"))
+            .unwrap_or_default();
+        out.push_str(&format!("|{ty}={value}"));
+    }
     for list in ["initContainerStatuses", "containerStatuses"] {
         out.push('|');
         for c in status
@@ -465,6 +478,14 @@ mod tests {
         assert_eq!(signature(&a), signature(&b));
         assert_ne!(signature(&a), signature(&c));
         assert_ne!(signature(&a), signature(&json!({"phase": "Pending"})));
+        // The node lifecycle controller marked the pod not ready: write the status again.
+        let mut marked = a.clone();
+        for c in marked["conditions"].as_array_mut().unwrap() {
+            if c["type"] == "Ready" {
+                c["status"] = json!("False");
+            }
+        }
+        assert_ne!(signature(&a), signature(&marked));
         assert!(!all_terminated(&a));
         assert!(all_terminated(&json!({"phase": "Pending"})));
     }

@@ -172,7 +172,7 @@ async fn claim_replica_sets(
     let deleting = d.metadata.deletion_timestamp.is_some();
     let claimed = crate::claim::claim(
         &api,
-        ctx.replica_sets.list_namespace(&ns),
+        ctx.replica_sets.list_claimable(&ns, &owner.uid),
         sel,
         &owner,
         deleting,

@@ -259,7 +259,7 @@ async fn sync<K: ReplicaOwner>(ctx: &Ctx<K>, key: &Key) -> Result<Option<Duratio
     let owner_ref = pod_util::controller_ref(K::API_VERSION, K::KIND, owner.meta());
     let owned = crate::claim::claim(
         &pods_api,
-        ctx.pods.list_namespace(&key.namespace),
+        ctx.pods.list_claimable(&key.namespace, &owner_ref.uid),
         &selector,
         &owner_ref,
         deleting,

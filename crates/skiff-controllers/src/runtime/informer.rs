@@ -7,7 +7,7 @@ use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use tokio::sync::{mpsc, watch};
@@ -38,9 +38,92 @@ type Handlers<K> = Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<Change<K>>>>>>;
 /// Objects of one kind by namespace ("" for cluster-scoped ones) and name.
 type Objects<K> = HashMap<String, BTreeMap<String, Arc<K>>>;
 
+/// The cache proper: objects by namespace and name, and an index by controlling owner.
+struct Cache<K> {
+    objects: Objects<K>,
+    /// Controller UID ("" for objects without a controller) → (namespace, name).
+    by_controller: HashMap<String, BTreeSet<(String, String)>>,
+}
+
+impl<K> Default for Cache<K> {
+    fn default() -> Cache<K> {
+        Cache {
+            objects: Objects::default(),
+            by_controller: HashMap::new(),
+        }
+    }
+}
+
+fn controller_uid<K: Resource>(obj: &K) -> String {
+    obj.meta()
+        .owner_references
+        .as_ref()
+        .and_then(|o| o.iter().find(|r| r.controller == Some(true)))
+        .map(|r| r.uid.clone())
+        .unwrap_or_default()
+}
+
+impl<K: Resource> Cache<K> {
+    fn from_objects(objects: Objects<K>) -> Cache<K> {
+        let mut by_controller: HashMap<String, BTreeSet<(String, String)>> = HashMap::new();
+        for m in objects.values() {
+            for o in m.values() {
+                by_controller
+                    .entry(controller_uid(&**o))
+                    .or_default()
+                    .insert(ns_name(&**o));
+            }
+        }
+        Cache {
+            objects,
+            by_controller,
+        }
+    }
+
+    fn unindex(&mut self, obj: &K) {
+        let uid = controller_uid(obj);
+        if let Some(set) = self.by_controller.get_mut(&uid) {
+            set.remove(&ns_name(obj));
+            if set.is_empty() {
+                self.by_controller.remove(&uid);
+            }
+        }
+    }
+
+    fn insert(&mut self, obj: Arc<K>) -> Option<Arc<K>> {
+        let (ns, name) = ns_name(&*obj);
+        let old = self
+            .objects
+            .entry(ns.clone())
+            .or_default()
+            .insert(name.clone(), obj.clone());
+        if let Some(o) = &old {
+            self.unindex(o);
+        }
+        self.by_controller
+            .entry(controller_uid(&*obj))
+            .or_default()
+            .insert((ns, name));
+        old
+    }
+
+    fn remove(&mut self, obj: &K) -> Option<Arc<K>> {
+        let (ns, name) = ns_name(obj);
+        let m = self.objects.get_mut(&ns)?;
+        let old = m.remove(&name);
+        if m.is_empty() {
+            self.objects.remove(&ns);
+        }
+        if let Some(o) = &old {
+            self.unindex(o);
+        }
+        old
+    }
+}
+
 /// A cache of one kind, kept current by one watch, and a fan-out of its changes.
 pub struct Informer<K> {
-    objects: RwLock<Objects<K>>,
+    cache: RwLock<Cache<K>>,
     handlers: Handlers<K>,
     synced: watch::Receiver<bool>,
 }
@@ -60,7 +143,7 @@ where
     pub fn start(api: Api<K>, tasks: &TaskTracker, cancel: CancellationToken) -> Arc<Informer<K>> {
         let (synced_tx, synced) = watch::channel(false);
         let informer = Arc::new(Informer {
-            objects: RwLock::default(),
+            cache: RwLock::default(),
             handlers: Handlers::default(),
             synced,
         });
@@ -88,22 +171,23 @@ where
         rx
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Objects<K>> {
-        self.objects.read().unwrap_or_else(PoisonError::into_inner)
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache<K>> {
+        self.cache.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Objects<K>> {
-        self.objects.write().unwrap_or_else(PoisonError::into_inner)
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Cache<K>> {
+        self.cache.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// One object (namespace "" for cluster-scoped kinds).
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
-        self.read().get(namespace)?.get(name).cloned()
+        self.read().objects.get(namespace)?.get(name).cloned()
     }
 
     /// Every object of the kind.
     pub fn list(&self) -> Vec<Arc<K>> {
         self.read()
+            .objects
             .values()
             .flat_map(|m| m.values().cloned())
             .collect()
@@ -112,13 +196,31 @@ where
     /// The objects of one namespace.
     pub fn list_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
         self.read()
+            .objects
             .get(namespace)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
     }
 
+    /// The objects of `namespace` controlled by the owner with `uid`, and those with no
+    /// controller at all (the ones it may adopt): what a controller claims from, without a
+    /// pass over the whole namespace.
+    pub fn list_claimable(&self, namespace: &str, uid: &str) -> Vec<Arc<K>> {
+        let c = self.read();
+        let Some(objs) = c.objects.get(namespace) else {
+            return Vec::new();
+        };
+        [uid, ""]
+            .iter()
+            .filter_map(|u| c.by_controller.get(*u))
+            .flat_map(|set| set.iter())
+            .filter(|(ns, _)| ns == namespace)
+            .filter_map(|(_, name)| objs.get(name).cloned())
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
-        self.read().values().map(BTreeMap::len).sum()
+        self.read().objects.values().map(BTreeMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,19 +228,11 @@ where
     }
 
     fn insert(&self, obj: Arc<K>) -> Option<Arc<K>> {
-        let (ns, name) = ns_name(&*obj);
-        self.write().entry(ns).or_default().insert(name, obj)
+        self.write().insert(obj)
     }
 
     fn remove(&self, obj: &K) -> Option<Arc<K>> {
-        let (ns, name) = ns_name(obj);
-        let mut w = self.write();
-        let m = w.get_mut(&ns)?;
-        let old = m.remove(&name);
-        if m.is_empty() {
-            w.remove(&ns);
-        }
-        old
+        self.write().remove(obj)
     }
 }
 
@@ -184,7 +278,9 @@ async fn drive<K>(
             }
             Event::InitDone => {
                 let new = relist.take().unwrap_or_default();
-                let mut old = std::mem::replace(&mut *informer.write(), new.clone());
+                let mut old =
+                    std::mem::replace(&mut *informer.write(), Cache::from_objects(new.clone()))
+                        .objects;
                 for (ns, objs) in new {
                     let mut old_ns = old.remove(&ns).unwrap_or_default();
                     for (name, obj) in objs {
@@ -282,5 +378,65 @@ impl Informers {
     pub async fn stopped(&self) {
         self.tasks.close();
         self.tasks.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    fn pod(name: &str, controller: Option<&str>) -> Arc<Pod> {
+        Arc::new(Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                owner_references: controller.map(|uid| {
+                    vec![OwnerReference {
+                        uid: uid.into(),
+                        controller: Some(true),
+                        ..OwnerReference::default()
+                    }]
+                }),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        })
+    }
+
+    fn names(pods: Vec<Arc<Pod>>) -> Vec<String> {
+        let mut n: Vec<String> = pods
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn the_controller_index_follows_ownership() {
+        let mut c: Cache<Pod> = Cache::default();
+        c.insert(pod("mine", Some("a")));
+        c.insert(pod("orphan", None));
+        c.insert(pod("theirs", Some("b")));
+        let i = Informer {
+            cache: RwLock::new(c),
+            handlers: Handlers::default(),
+            synced: watch::channel(true).1,
+        };
+        assert_eq!(names(i.list_claimable("default", "a")), ["mine", "orphan"]);
+        assert!(i.list_claimable("other", "a").is_empty());
+        // Adopted by a, released by b, deleted: the index moves with the object.
+        i.insert(pod("orphan", Some("a")));
+        i.insert(pod("theirs", None));
+        i.remove(&pod("mine", Some("a")));
+        assert_eq!(
+            names(i.list_claimable("default", "a")),
+            ["orphan", "theirs"]
+        );
+        assert_eq!(names(i.list_claimable("default", "b")), ["theirs"]);
+        let rebuilt = Cache::from_objects(i.read().objects.clone());
+        assert_eq!(rebuilt.by_controller, i.read().by_controller);
     }
 }

@@ -76,6 +76,9 @@ struct Ctx {
     client: kube::Client,
     nodes: Arc<Informer<Node>>,
     range: ClusterCidr,
+    /// Subnets the cache shows assigned, kept current by the node handler (no pass over
+    /// every node per sync).
+    used: Mutex<BTreeSet<u32>>,
     /// Subnets handed out but perhaps not yet in the cache.
     claimed: Mutex<BTreeSet<u32>>,
     recorder: Recorder,
@@ -86,22 +89,46 @@ pub async fn run(informers: Arc<Informers>, range: ClusterCidr, cancel: Cancella
         client: informers.client().clone(),
         nodes: informers.get::<Node>(),
         range,
+        used: Mutex::default(),
         claimed: Mutex::default(),
         recorder: Recorder::new(informers.client().clone(), "node-ipam-controller"),
     });
     let queue = Queue::new();
     let changes = ctx.nodes.subscribe();
     ctx.nodes.synced().await;
-    for n in ctx.nodes.list() {
-        queue.add(Key::of(&*n));
+    {
+        let mut used = ctx.used.lock().unwrap_or_else(PoisonError::into_inner);
+        for n in ctx.nodes.list() {
+            if let Some(i) = index_of(&range, &n) {
+                used.insert(i);
+            }
+            queue.add(Key::of(&*n));
+        }
     }
+    let ctx_fed = ctx.clone();
     let fed = runtime::enqueue_changes(
         changes,
         queue.clone(),
         cancel.clone(),
-        |c: &Change<Node>| match c {
-            Change::Applied { new, .. } => Some(Key::of(&**new)),
-            Change::Deleted(_) => None,
+        move |c: &Change<Node>| {
+            let mut used = ctx_fed.used.lock().unwrap_or_else(PoisonError::into_inner);
+            match c {
+                Change::Applied { old, new } => {
+                    if let Some(i) = old.as_ref().and_then(|o| index_of(&range, o)) {
+                        used.remove(&i);
+                    }
+                    if let Some(i) = index_of(&range, new) {
+                        used.insert(i);
+                    }
+                    Some(Key::of(&**new))
+                }
+                Change::Deleted(gone) => {
+                    if let Some(i) = index_of(&range, gone) {
+                        used.remove(&i);
+                    }
+                    None
+                }
+            }
         },
     );
     let ctx2 = ctx.clone();
@@ -111,6 +138,14 @@ pub async fn run(informers: Arc<Informers>, range: ClusterCidr, cancel: Cancella
         async move { sync(&ctx, &key).await }
     });
     tokio::join!(fed, workers);
+}
+
+fn index_of(range: &ClusterCidr, n: &Node) -> Option<u32> {
+    n.spec
+        .as_ref()?
+        .pod_cidr
+        .as_deref()
+        .and_then(|c| range.index_of(c))
 }
 
 async fn sync(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
@@ -125,24 +160,12 @@ async fn sync(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
     {
         return Ok(None);
     }
-    let mut used: BTreeSet<u32> = ctx
-        .nodes
-        .list()
-        .iter()
-        .filter_map(|n| {
-            n.spec
-                .as_ref()?
-                .pod_cidr
-                .as_deref()
-                .and_then(|c| ctx.range.index_of(c))
-        })
-        .collect();
     let next = {
+        let used = ctx.used.lock().unwrap_or_else(PoisonError::into_inner);
         let mut claimed = ctx.claimed.lock().unwrap_or_else(PoisonError::into_inner);
         // Claims the cache has caught up with are no longer needed.
         claimed.retain(|i| !used.contains(i));
-        used.extend(claimed.iter().copied());
-        let next = (0..ctx.range.capacity()).find(|i| !used.contains(i));
+        let next = (0..ctx.range.capacity()).find(|i| !used.contains(i) && !claimed.contains(i));
         if let Some(i) = next {
             claimed.insert(i);
         }

@@ -1,43 +1,21 @@
 //! The garbage collector and the namespace controller against an in-process API server.
 
+mod common;
+
+use common::{Cluster, api_server, eventually};
+
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// An API server over a memory store with the controllers running; stops on drop.
-struct Cluster {
-    client: Client,
-    cancel: CancellationToken,
-    _tasks: JoinSet<()>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
 async fn cluster() -> Cluster {
     let cancel = CancellationToken::new();
-    let config = skiff_apiserver::Config {
-        advertise_address: "127.0.0.1:6443".into(),
-        service_cidr: "10.43.0.0/16".into(),
-        admin_token: "admin".into(),
-        node_token: "node".into(),
-    };
-    let (api, feeder) =
-        skiff_apiserver::ApiServer::new(skiff_store::Store::memory(), config, cancel.clone())
-            .await
-            .expect("api server starts");
-    let client = Client::new(api.router(), "default");
     let mut tasks = JoinSet::new();
-    tasks.spawn(async move {
-        let _ = feeder.await;
-    });
+    let client = api_server(&cancel, &mut tasks).await;
     tasks.spawn(skiff_controllers::run(client.clone(), cancel.clone()));
     Cluster {
         client,
@@ -73,19 +51,6 @@ async fn create(api: &Api<ConfigMap>, c: ConfigMap) -> ConfigMap {
     api.create(&PostParams::default(), &c)
         .await
         .expect("create configmap")
-}
-
-/// Polls `check` every 50 ms until it holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn gone(api: &Api<ConfigMap>, name: &str) -> bool {

@@ -3,6 +3,10 @@
 //! with `hollow.skiff.dev/exit-code` (the annotations hollow nodes read), and kills deleted pods.
 //! The CronJob controller runs on a clock sixty times faster than real time.
 
+mod common;
+
+use common::{Cluster, api_server, eventually};
+
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Event, Pod};
@@ -23,18 +27,6 @@ const RUN_SECONDS: &str = "hollow.skiff.dev/run-seconds";
 const EXIT_CODE: &str = "hollow.skiff.dev/exit-code";
 const FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 
-struct Cluster {
-    client: Client,
-    cancel: CancellationToken,
-    _tasks: JoinSet<()>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
 /// Real time sped up: one real second is a minute.
 struct FastClock {
     start: Timestamp,
@@ -52,23 +44,6 @@ impl Clock for FastClock {
     fn real(&self, d: Duration) -> Duration {
         d / self.speed
     }
-}
-
-async fn api_server(cancel: &CancellationToken, tasks: &mut JoinSet<()>) -> Client {
-    let config = skiff_apiserver::Config {
-        advertise_address: "127.0.0.1:6443".into(),
-        service_cidr: "10.43.0.0/16".into(),
-        admin_token: "admin".into(),
-        node_token: "node".into(),
-    };
-    let (api, feeder) =
-        skiff_apiserver::ApiServer::new(skiff_store::Store::memory(), config, cancel.clone())
-            .await
-            .expect("api server starts");
-    tasks.spawn(async move {
-        let _ = feeder.await;
-    });
-    Client::new(api.router(), "default")
 }
 
 fn annotation(p: &Pod, k: &str) -> Option<String> {
@@ -210,18 +185,6 @@ async fn cluster() -> Cluster {
         client,
         cancel,
         _tasks: tasks,
-    }
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -1,45 +1,24 @@
 //! Node lifecycle (heartbeats, taints, NoExecute eviction), pod GC and the disruption
 //! controller against an in-process API server.
 
+mod common;
+
+use common::{Cluster, api_server, eventually};
+
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
 use kube::api::{Api, EvictParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::json;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-struct Cluster {
-    client: Client,
-    cancel: CancellationToken,
-    _tasks: JoinSet<()>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
 async fn cluster() -> Cluster {
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    let config = skiff_apiserver::Config {
-        advertise_address: "127.0.0.1:6443".into(),
-        service_cidr: "10.43.0.0/16".into(),
-        admin_token: "admin".into(),
-        node_token: "node".into(),
-    };
-    let (api, feeder) =
-        skiff_apiserver::ApiServer::new(skiff_store::Store::memory(), config, cancel.clone())
-            .await
-            .expect("api server starts");
-    tasks.spawn(async move {
-        let _ = feeder.await;
-    });
-    let client = Client::new(api.router(), "default");
+    let client = api_server(&cancel, &mut tasks).await;
     let settings = skiff_controllers::Settings {
         node_lifecycle: skiff_controllers::nodelifecycle::Settings {
             grace_period: Duration::from_secs(1),
@@ -61,18 +40,6 @@ async fn cluster() -> Cluster {
         client,
         cancel,
         _tasks: tasks,
-    }
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -2,6 +2,10 @@
 //! in-process API server. A small task plays the kubelet: it marks pods Running and Ready and
 //! finishes graceful deletions, so that rollouts can progress without nodes.
 
+mod common;
+
+use common::{Cluster, api_server, eventually};
+
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -16,35 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-struct Cluster {
-    client: Client,
-    cancel: CancellationToken,
-    _tasks: JoinSet<()>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
-async fn api_server(cancel: &CancellationToken, tasks: &mut JoinSet<()>) -> Client {
-    let config = skiff_apiserver::Config {
-        advertise_address: "127.0.0.1:6443".into(),
-        service_cidr: "10.43.0.0/16".into(),
-        admin_token: "admin".into(),
-        node_token: "node".into(),
-    };
-    let (api, feeder) =
-        skiff_apiserver::ApiServer::new(skiff_store::Store::memory(), config, cancel.clone())
-            .await
-            .expect("api server starts");
-    tasks.spawn(async move {
-        let _ = feeder.await;
-    });
-    Client::new(api.router(), "default")
-}
 
 /// Marks every pod Running and Ready (after `ready_delay`) and deletes terminating pods, as a
 /// node agent would.
@@ -110,18 +85,6 @@ async fn cluster(ready_delay: Duration) -> Cluster {
         client,
         cancel,
         _tasks: tasks,
-    }
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -1,6 +1,8 @@
 //! The watch cache: one store watch feeds a bounded in-memory history that every API watcher
 //! reads from, so thousands of watchers cost one store watch.
 
+use crate::objects::{Attrs, resource_of_key};
+use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::Value;
 use skiff_store::{EventKind, Revision, Store};
@@ -29,21 +31,78 @@ impl EventType {
     }
 }
 
-/// One change, decoded once and shared by every watcher.
+/// One change, serialized once and shared by every watcher. The cache keeps the event's watch
+/// line and what selectors need (labels, selectable fields), not decoded objects: a decoded
+/// object costs several times its JSON.
 #[derive(Debug)]
 pub struct CachedEvent {
     pub revision: Revision,
     pub key: String,
     pub kind: EventType,
-    /// The object after the change (for Deleted: its last state, at the delete's revision).
-    pub object: Arc<Value>,
-    /// The object before the change, when there was one.
-    pub prev: Option<Arc<Value>>,
-    /// The watch line for this event as most watchers send it (plain JSON, its own type),
-    /// serialized once for all of them.
-    pub line: std::sync::OnceLock<bytes::Bytes>,
-    /// The same for metadata-only watchers (`as=PartialObjectMetadata`).
-    pub partial_line: std::sync::OnceLock<bytes::Bytes>,
+    /// `apiVersion` and `kind` of the stored object.
+    pub api_version: Box<str>,
+    pub object_kind: Box<str>,
+    /// `{"type":…,"object":…}` and a newline: the line most watchers send, with the object
+    /// after the change (for Deleted: its last state), stamped with the event's revision.
+    line: Bytes,
+    /// Where the object starts in `line`.
+    object_start: usize,
+    /// Labels and selectable fields of the object after the change.
+    pub attrs: Attrs,
+    /// The same for the object before the change, when there was one.
+    pub prev_attrs: Option<Attrs>,
+    /// The line for metadata-only watchers (`as=PartialObjectMetadata`), made on first use.
+    pub partial_line: std::sync::OnceLock<Bytes>,
+}
+
+impl CachedEvent {
+    /// Builds the event from the decoded object after the change and the attributes before it.
+    pub fn new(
+        revision: Revision,
+        key: String,
+        kind: EventType,
+        object: &Value,
+        prev_attrs: Option<Attrs>,
+    ) -> CachedEvent {
+        let (group, plural) = resource_of_key(&key).unwrap_or_default();
+        let attrs = Attrs::of(group, plural, object);
+        let field =
+            |f: &str| -> Box<str> { object.get(f).and_then(Value::as_str).unwrap_or("").into() };
+        let head = format!("{{\"type\":\"{}\",\"object\":", kind.as_str());
+        let mut line = head.clone().into_bytes();
+        if serde_json::to_writer(&mut line, object).is_err() {
+            line.truncate(head.len());
+            line.extend_from_slice(b"{}");
+        }
+        line.extend_from_slice(b"}\n");
+        CachedEvent {
+            revision,
+            api_version: field("apiVersion"),
+            object_kind: field("kind"),
+            key,
+            kind,
+            line: Bytes::from(line),
+            object_start: head.len(),
+            attrs,
+            prev_attrs,
+            partial_line: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The watch line of this event as it happened.
+    pub fn line(&self) -> Bytes {
+        self.line.clone()
+    }
+
+    /// The object's JSON, stamped with the event's revision.
+    pub fn object_json(&self) -> Bytes {
+        self.line.slice(self.object_start..self.line.len() - 2)
+    }
+
+    /// The object, decoded anew on every call.
+    pub fn object(&self) -> Option<Value> {
+        serde_json::from_slice(&self.object_json()).ok()
+    }
 }
 
 struct Inner {
@@ -159,33 +218,27 @@ impl WatchCache {
 
     fn push(&self, ev: skiff_store::Event) {
         let revision = ev.revision();
-        let (kind, object) = match ev.kind {
-            EventKind::Put if ev.prev.is_none() => {
-                (EventType::Added, decode(&ev.kv.value, revision))
-            }
-            EventKind::Put => (EventType::Modified, decode(&ev.kv.value, revision)),
-            EventKind::Delete => (EventType::Deleted, decode(&ev.kv.value, revision)),
+        let kind = match ev.kind {
+            EventKind::Put if ev.prev.is_none() => EventType::Added,
+            EventKind::Put => EventType::Modified,
+            EventKind::Delete => EventType::Deleted,
         };
-        let prev = ev
+        let object = decode(&ev.kv.value, revision);
+        let (group, plural) = resource_of_key(&ev.kv.key).unwrap_or_default();
+        let prev_attrs = ev
             .prev
             .as_ref()
-            .and_then(|p| decode(&p.value, p.mod_revision))
-            .map(Arc::new);
+            .and_then(|p| serde_json::from_slice::<Value>(&p.value).ok())
+            .map(|p| Attrs::of(group, plural, &p));
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if revision <= inner.revision {
             return;
         }
         inner.revision = revision;
         if let Some(object) = object {
-            let ev = Arc::new(CachedEvent {
-                revision,
-                key: ev.kv.key,
-                kind,
-                object: Arc::new(object),
-                prev,
-                line: std::sync::OnceLock::new(),
-                partial_line: std::sync::OnceLock::new(),
-            });
+            let ev = Arc::new(CachedEvent::new(
+                revision, ev.kv.key, kind, &object, prev_attrs,
+            ));
             if inner.history.len() >= HISTORY {
                 inner.history.pop_front();
             }

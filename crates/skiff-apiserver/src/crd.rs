@@ -154,9 +154,10 @@ impl Resources {
                 };
                 match ev {
                     Ok(ev) if ev.key.starts_with(CRD_PREFIX) && ev.revision > rev => {
-                        match ev.kind {
-                            EventType::Deleted => r.undefine(&ev.object),
-                            _ => r.define(&ev.object),
+                        match (ev.kind, ev.object()) {
+                            (EventType::Deleted, Some(crd)) => r.undefine(&crd),
+                            (_, Some(crd)) => r.define(&crd),
+                            (_, None) => {}
                         }
                     }
                     Ok(_) => {}

@@ -57,7 +57,9 @@ impl Namespaces {
                 };
                 match ev {
                     Ok(ev) if ev.revision > rev => {
-                        n.observe(&ev.object, ev.kind == EventType::Deleted)
+                        if let Some(obj) = ev.object() {
+                            n.observe(&obj, ev.kind == EventType::Deleted)
+                        }
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {

@@ -227,20 +227,10 @@ pub fn encode(obj: &Value) -> bytes::Bytes {
     bytes::Bytes::from(serde_json::to_vec(&o).unwrap_or_default())
 }
 
-/// `metadata.*`, `spec.*` and the per-kind field-selector fields upstream supports.
-pub fn field_value(
-    info: &ResourceInfo,
-    obj: &Value,
-    field: &str,
-) -> Result<Option<String>, ApiError> {
-    let s = |p: &str| {
-        obj.pointer(p).map(|v| match v {
-            Value::String(s) => s.clone(),
-            Value::Null => String::new(),
-            other => other.to_string(),
-        })
-    };
-    let supported: &[&str] = match (info.group, info.plural) {
+/// The per-kind field-selector fields upstream supports, beyond `metadata.name` and
+/// `metadata.namespace` (which every kind has). `group` is "" for the core group.
+fn selectable_fields(group: &str, plural: &str) -> &'static [&'static str] {
+    match (group, plural) {
         ("", "pods") => &[
             "spec.nodeName",
             "spec.restartPolicy",
@@ -280,24 +270,96 @@ pub fn field_value(
         ("batch", "jobs") => &["status.successful"],
         ("certificates.k8s.io", "certificatesigningrequests") => &["spec.signerName"],
         _ => &[],
+    }
+}
+
+/// The value a field selector compares for `field`, one of `selectable_fields`.
+fn selectable_value(plural: &str, obj: &Value, field: &str) -> String {
+    let s = |p: &str| {
+        obj.pointer(p).map(|v| match v {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        })
     };
     match field {
-        "metadata.name" => Ok(s("/metadata/name")),
-        "metadata.namespace" => Ok(Some(s("/metadata/namespace").unwrap_or_default())),
-        "source" if info.plural == "events" => Ok(Some(s("/source/component").unwrap_or_default())),
-        f if supported.contains(&f) => {
-            let ptr = format!("/{}", f.replace('.', "/"));
-            let v = s(&ptr).unwrap_or_else(|| {
-                if f == "spec.hostNetwork" || f == "spec.unschedulable" {
-                    "false".into()
-                } else {
-                    String::new()
-                }
-            });
-            Ok(Some(v))
+        "metadata.name" => s("/metadata/name").unwrap_or_default(),
+        "metadata.namespace" => s("/metadata/namespace").unwrap_or_default(),
+        "source" if plural == "events" => s("/source/component").unwrap_or_default(),
+        f => s(&format!("/{}", f.replace('.', "/"))).unwrap_or_else(|| {
+            if f == "spec.hostNetwork" || f == "spec.unschedulable" {
+                "false".into()
+            } else {
+                String::new()
+            }
+        }),
+    }
+}
+
+/// `metadata.*`, `spec.*` and the per-kind field-selector fields upstream supports.
+pub fn field_value(
+    info: &ResourceInfo,
+    obj: &Value,
+    field: &str,
+) -> Result<Option<String>, ApiError> {
+    match field {
+        "metadata.name" if obj.pointer("/metadata/name").is_none() => Ok(None),
+        "metadata.name" | "metadata.namespace" => {
+            Ok(Some(selectable_value(info.plural, obj, field)))
+        }
+        f if selectable_fields(info.group, info.plural).contains(&f) => {
+            Ok(Some(selectable_value(info.plural, obj, f)))
         }
         f => Err(ApiError::bad_request(format!(
             "field label not supported: {f}"
         ))),
     }
+}
+
+/// What label and field selectors look at, taken from an object once: its labels and the
+/// values of its selectable fields. The watch cache keeps these instead of the object.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Attrs {
+    pub labels: std::collections::BTreeMap<String, String>,
+    name: Option<String>,
+    namespace: String,
+    fields: Vec<(&'static str, String)>,
+}
+
+impl Attrs {
+    /// Takes the attributes of `obj`, an object of resource `plural` in `group` ("" for core).
+    pub fn of(group: &str, plural: &str, obj: &Value) -> Attrs {
+        Attrs {
+            labels: skiff_api::selector::labels_of(obj),
+            name: obj
+                .pointer("/metadata/name")
+                .map(|_| selectable_value(plural, obj, "metadata.name")),
+            namespace: selectable_value(plural, obj, "metadata.namespace"),
+            fields: selectable_fields(group, plural)
+                .iter()
+                .map(|f| (*f, selectable_value(plural, obj, f)))
+                .collect(),
+        }
+    }
+
+    /// The value of a selectable field; None for fields the kind does not support.
+    pub fn field(&self, field: &str) -> Option<String> {
+        match field {
+            "metadata.name" => self.name.clone(),
+            "metadata.namespace" => Some(self.namespace.clone()),
+            f => self
+                .fields
+                .iter()
+                .find(|(k, _)| *k == f)
+                .map(|(_, v)| v.clone()),
+        }
+    }
+}
+
+/// The group ("" for core) and plural of a storage key or key prefix.
+pub fn resource_of_key(key: &str) -> Option<(&str, &str)> {
+    let mut parts = key.strip_prefix("/registry/")?.splitn(3, '/');
+    let group = parts.next()?;
+    let plural = parts.next()?;
+    Some((if group == "core" { "" } else { group }, plural))
 }

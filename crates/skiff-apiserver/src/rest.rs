@@ -449,6 +449,11 @@ impl Filter {
                 .fields
                 .matches(|f| objects::field_value(info, obj, f).ok().flatten())
     }
+
+    /// The same test on attributes taken from the object beforehand.
+    pub fn matches_attrs(&self, attrs: &objects::Attrs) -> bool {
+        self.labels.matches(&attrs.labels) && self.fields.matches(|f| attrs.field(f))
+    }
 }
 
 pub async fn list(

@@ -45,8 +45,11 @@ impl Watcher {
         if !self.relevant(ev) {
             return None;
         }
-        let now = self.matches(&ev.object);
-        let before = ev.prev.as_ref().is_some_and(|p| self.matches(p));
+        let now = self.filter.matches_attrs(&ev.attrs);
+        let before = ev
+            .prev_attrs
+            .as_ref()
+            .is_some_and(|p| self.filter.matches_attrs(p));
         let ty = match ev.kind {
             EventType::Added => now.then_some(EventType::Added)?,
             EventType::Deleted => before.then_some(EventType::Deleted)?,
@@ -57,20 +60,34 @@ impl Watcher {
                 (false, false) => return None,
             },
         };
-        let same_version = ev.object.get("apiVersion").and_then(Value::as_str)
-            == Some(self.info.api_version().as_str())
-            && ev.object.get("kind").and_then(Value::as_str) == Some(self.info.kind);
-        if ty == ev.kind && same_version && self.table.is_none() && !self.partial_metadata {
-            return Some(
-                ev.line
-                    .get_or_init(|| self.line(ty.as_str(), (*ev.object).clone()))
-                    .clone(),
-            );
+        let same_version = *ev.object_kind == *self.info.kind
+            && is_api_version(&ev.api_version, self.info.group, self.info.version);
+        if same_version && self.table.is_none() && !self.partial_metadata {
+            if ty == ev.kind {
+                return Some(ev.line());
+            }
+            // The same object under another event type: splice, no need to decode it.
+            let object = ev.object_json();
+            let head = format!("{{\"type\":\"{}\",\"object\":", ty.as_str());
+            let mut v = Vec::with_capacity(head.len() + object.len() + 2);
+            v.extend_from_slice(head.as_bytes());
+            v.extend_from_slice(&object);
+            v.extend_from_slice(b"}\n");
+            return Some(Bytes::from(v));
         }
         if self.partial_metadata && self.table.is_none() {
+            if ty == ev.kind
+                && let Some(line) = ev.partial_line.get()
+            {
+                return Some(line.clone());
+            }
+            let object = ev.object()?;
             // Metadata does not depend on the version: one line per event for all of them.
             let render = || {
-                let mut v = serde_json::to_vec(&json!({"type": ty.as_str(), "object": crate::rest::partial_metadata(&ev.object)})).unwrap_or_default();
+                let mut v = serde_json::to_vec(
+                    &json!({"type": ty.as_str(), "object": crate::rest::partial_metadata(&object)}),
+                )
+                .unwrap_or_default();
                 v.push(b'\n');
                 Bytes::from(v)
             };
@@ -79,7 +96,8 @@ impl Watcher {
             }
             return Some(render());
         }
-        Some(self.line(ty.as_str(), convert_out(self.info, (*ev.object).clone())))
+        let object = ev.object()?;
+        Some(self.line(ty.as_str(), convert_out(self.info, object)))
     }
 
     fn line(&self, ty: &str, obj: Value) -> Bytes {
@@ -199,6 +217,17 @@ impl WatchState {
             }
         }
     }
+}
+
+/// Whether `api_version` is `group/version` ("version" for the core group), without building it.
+fn is_api_version(api_version: &str, group: &str, version: &str) -> bool {
+    if group.is_empty() {
+        return api_version == version;
+    }
+    api_version
+        .strip_prefix(group)
+        .and_then(|rest| rest.strip_prefix('/'))
+        == Some(version)
 }
 
 fn error_line(e: &ApiError) -> Bytes {
@@ -344,4 +373,87 @@ pub async fn serve(
         .header(header::CACHE_CONTROL, "no-cache, private")
         .body(Body::from_stream(stream))
         .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::{Attrs, Query};
+
+    fn configmap(labels: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "a", "namespace": "default", "labels": labels,
+                            "resourceVersion": "7"}})
+    }
+
+    fn watcher(query: &str) -> Watcher {
+        let info =
+            skiff_api::registry::find("", "v1", "configmaps").expect("configmaps are served");
+        Watcher {
+            info,
+            prefix: crate::objects::prefix(info, Some("default")),
+            name: None,
+            filter: Filter::from_query(info, &Query::parse(Some(query))).expect("a valid selector"),
+            table: None,
+            partial_metadata: false,
+        }
+    }
+
+    fn modified(now: Value, before: Value) -> CachedEvent {
+        CachedEvent::new(
+            7,
+            "/registry/core/configmaps/default/a".into(),
+            EventType::Modified,
+            &configmap(now),
+            Some(Attrs::of("", "configmaps", &configmap(before))),
+        )
+    }
+
+    fn event_type(line: &Bytes) -> (String, Value) {
+        let v: Value = serde_json::from_slice(line).expect("a JSON line");
+        (
+            v["type"].as_str().expect("a type").to_string(),
+            v["object"].clone(),
+        )
+    }
+
+    #[test]
+    fn selector_transitions_become_added_and_deleted() {
+        let w = watcher("labelSelector=app%3Dweb");
+        let entering = w
+            .render(&modified(json!({"app": "web"}), json!({"app": "db"})))
+            .expect("a line");
+        let (ty, obj) = event_type(&entering);
+        assert_eq!(ty, "ADDED");
+        assert_eq!(obj, configmap(json!({"app": "web"})));
+        let leaving = w
+            .render(&modified(json!({"app": "db"}), json!({"app": "web"})))
+            .expect("a line");
+        assert_eq!(event_type(&leaving).0, "DELETED");
+        let staying = w
+            .render(&modified(json!({"app": "web"}), json!({"app": "web"})))
+            .expect("a line");
+        assert_eq!(event_type(&staying).0, "MODIFIED");
+        assert!(
+            w.render(&modified(json!({"app": "db"}), json!({"app": "db"})))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn field_selectors_read_the_kept_attributes() {
+        let w = watcher("fieldSelector=metadata.name%3Da");
+        assert!(w.render(&modified(json!({}), json!({}))).is_some());
+        let other = watcher("fieldSelector=metadata.name%21%3Da");
+        assert!(other.render(&modified(json!({}), json!({}))).is_none());
+    }
+
+    #[test]
+    fn api_versions_compare_without_building_them() {
+        assert!(is_api_version("v1", "", "v1"));
+        assert!(is_api_version("apps/v1", "apps", "v1"));
+        assert!(!is_api_version("apps/v1beta1", "apps", "v1"));
+        assert!(!is_api_version("v1", "apps", "v1"));
+        assert!(!is_api_version("appsx/v1", "apps", "v1"));
+    }
 }

@@ -230,15 +230,18 @@ impl WatchCache {
             .as_ref()
             .and_then(|p| serde_json::from_slice::<Value>(&p.value).ok())
             .map(|p| Attrs::of(group, plural, &p));
+        // Serialized before taking the lock, which subscribers share.
+        let event = object.map(|object| {
+            Arc::new(CachedEvent::new(
+                revision, ev.kv.key, kind, &object, prev_attrs,
+            ))
+        });
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if revision <= inner.revision {
             return;
         }
         inner.revision = revision;
-        if let Some(object) = object {
-            let ev = Arc::new(CachedEvent::new(
-                revision, ev.kv.key, kind, &object, prev_attrs,
-            ));
+        if let Some(ev) = event {
             if inner.history.len() >= HISTORY {
                 inner.history.pop_front();
             }

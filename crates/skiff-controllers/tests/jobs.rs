@@ -108,9 +108,7 @@ async fn fake_kubelet(client: Client, cancel: CancellationToken) {
             let running = json!({"status": {"phase": "Running", "conditions": [
                 {"type": "Ready", "status": "True", "lastTransitionTime": now()}
             ]}});
-            let _ = api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(running))
-                .await;
+            patch_status(&api, &name, running).await;
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs_f64(run)) => {}
@@ -122,15 +120,24 @@ async fn fake_kubelet(client: Client, cancel: CancellationToken) {
                 .is_ok_and(|p| p.metadata.deletion_timestamp.is_none())
             {
                 let phase = if code == 0 { "Succeeded" } else { "Failed" };
-                let _ = api
-                    .patch_status(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(terminated(phase, code, &now())),
-                    )
-                    .await;
+                patch_status(&api, &name, terminated(phase, code, &now())).await;
             }
         });
+    }
+}
+
+/// Patches a pod's status as a kubelet does: a failed write (other than the pod being gone) is
+/// tried again, so a slow server under the whole suite's load cannot lose a phase change.
+async fn patch_status(api: &Api<Pod>, name: &str, status: Value) {
+    for _ in 0..100 {
+        match api
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+        {
+            Ok(_) => return,
+            Err(kube::Error::Api(e)) if e.code == 404 => return,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
     }
 }
 

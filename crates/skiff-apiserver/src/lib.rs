@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod cache;
+mod cork;
 pub mod crd;
 pub mod discovery;
 pub mod metrics_api;

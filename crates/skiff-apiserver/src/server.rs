@@ -463,8 +463,10 @@ pub async fn serve_https(
                 });
             let builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let conn =
-                builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service);
+            let conn = builder.serve_connection_with_upgrades(
+                hyper_util::rt::TokioIo::new(crate::cork::Corked::new(tls)),
+                service,
+            );
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {

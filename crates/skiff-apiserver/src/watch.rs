@@ -140,8 +140,9 @@ struct WatchState {
     last: i64,
     bookmarks: bool,
     bookmark_tick: tokio::time::Interval,
-    deadline: tokio::time::Instant,
-    cancel: tokio_util::sync::CancellationToken,
+    /// The watch's timeout and the server's shutdown, registered once for the whole watch.
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    cancelled: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     /// Keeps the server's watch tracker open while this watch lives (shutdown waits for it).
     _tracked: tokio_util::task::task_tracker::TaskTrackerToken,
 }
@@ -212,8 +213,8 @@ impl WatchState {
                     let rev = self.server.cache.revision().max(self.last);
                     return Some(self.w.bookmark(rev, false));
                 }
-                _ = tokio::time::sleep_until(self.deadline) => return None,
-                _ = self.cancel.cancelled() => return None,
+                _ = &mut self.deadline => return None,
+                _ = &mut self.cancelled => return None,
             }
         }
     }
@@ -354,8 +355,8 @@ pub async fn serve(
         last,
         bookmarks,
         bookmark_tick,
-        deadline: tokio::time::Instant::now() + timeout,
-        cancel: server.cancel.clone(),
+        deadline: Box::pin(tokio::time::sleep(timeout)),
+        cancelled: Box::pin(server.cancel.clone().cancelled_owned()),
         _tracked: server.watches.token(),
     };
     let stream = futures::stream::unfold(state, |mut st| async move {

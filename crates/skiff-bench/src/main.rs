@@ -4,7 +4,8 @@
 //! Usage: `skiff-bench --skiff target/release/skiff [--etcd /usr/bin/etcd] [--quick]`, or
 //! `skiff-bench --scheduler [--nodes 5000] [--pods 50000]` for the scheduler's throughput alone,
 //! `skiff-bench --deployment-1000` for one Deployment of 1,000 replicas on 100 hollow nodes, or
-//! `skiff-bench --scale [--nodes 5000] [--pods 150000]` for a cluster of hollow nodes under load.
+//! `skiff-bench --scale [--nodes 5000] [--pods 150000]` for a cluster of hollow nodes under load, or
+//! `skiff-bench --watch-only 10000` for the watch fan-out alone (three runs).
 
 mod client;
 mod cluster;
@@ -27,6 +28,8 @@ struct Args {
     deployment_1000: bool,
     /// Run only the scale scenario: `nodes` hollow nodes, then `pods` pods.
     scale: bool,
+    /// Run only the watch fan-out with this many watchers, three times.
+    watch_only: Option<usize>,
     /// Nodes and pods of --scheduler and --scale (each mode has its own defaults).
     nodes: Option<usize>,
     pods: Option<usize>,
@@ -41,6 +44,7 @@ fn parse_args() -> Result<Args, String> {
         scheduler: false,
         deployment_1000: false,
         scale: false,
+        watch_only: None,
         nodes: None,
         pods: None,
     };
@@ -60,10 +64,11 @@ fn parse_args() -> Result<Args, String> {
             "--scheduler" => args.scheduler = true,
             "--deployment-1000" => args.deployment_1000 = true,
             "--scale" => args.scale = true,
+            "--watch-only" => args.watch_only = Some(count(it.next(), "--watch-only")?),
             "--nodes" => args.nodes = Some(count(it.next(), "--nodes")?),
             "--pods" => args.pods = Some(count(it.next(), "--pods")?),
             "-h" | "--help" => {
-                return Err("usage: skiff-bench [--skiff PATH] [--etcd PATH] [--quick] [--scheduler [--nodes N] [--pods M]] [--deployment-1000] [--scale [--nodes N] [--pods M]]".into());
+                return Err("usage: skiff-bench [--skiff PATH] [--etcd PATH] [--quick] [--scheduler [--nodes N] [--pods M]] [--deployment-1000] [--scale [--nodes N] [--pods M]] [--watch-only WATCHERS]".into());
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -98,6 +103,29 @@ fn rss_mb(pid: u32) -> f64 {
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// User and system CPU seconds `pid` has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Write system calls `pid` has made so far.
+fn write_calls(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("syscw:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn free_port() -> u16 {
@@ -372,13 +400,23 @@ async fn list_10k(server: &Server) -> Result<(Duration, usize), String> {
     Ok((best, size))
 }
 
-/// Opens `n` watches, then makes `events` changes; returns the delivery latencies (write
-/// acknowledged → watcher received) and the server's RSS with the watchers open.
-async fn watch_fanout(
-    server: &Server,
-    n: usize,
-    events: usize,
-) -> Result<(Vec<Duration>, f64, f64), String> {
+/// What a watch fan-out measured.
+struct FanOut {
+    /// Delivery latencies (write acknowledged → watcher received), sorted.
+    lat: Vec<Duration>,
+    /// Server RSS before and with the watchers open, MB.
+    rss_before: f64,
+    rss_with: f64,
+    /// CPU seconds the server and this load generator used from the first write to the last
+    /// delivery.
+    server_cpu: f64,
+    client_cpu: f64,
+    /// Write system calls the server made in that time.
+    server_writes: u64,
+}
+
+/// Opens `n` watches, then makes `events` changes and waits for every delivery.
+async fn watch_fanout(server: &Server, n: usize, events: usize) -> Result<FanOut, String> {
     let per_conn = 100;
     let mut conns = Vec::new();
     for _ in 0..n.div_ceil(per_conn) {
@@ -420,6 +458,11 @@ async fn watch_fanout(
         ready_rx.recv().await.ok_or("a watcher failed to start")?;
     }
     let rss_with = rss_mb(server.proc.0.id());
+    let cpu_before = (
+        cpu_secs(server.proc.0.id()),
+        cpu_secs(std::process::id()),
+        write_calls(server.proc.0.id()),
+    );
     let mut sent = Vec::new();
     for e in 0..events {
         let t = Instant::now();
@@ -471,9 +514,19 @@ async fn watch_fanout(
             _ => break,
         }
     }
+    let server_cpu = cpu_secs(server.proc.0.id()) - cpu_before.0;
+    let client_cpu = cpu_secs(std::process::id()) - cpu_before.1;
+    let server_writes = write_calls(server.proc.0.id()) - cpu_before.2;
     watchers.abort_all();
     lat.sort();
-    Ok((lat, rss_before, rss_with))
+    Ok(FanOut {
+        lat,
+        rss_before,
+        rss_with,
+        server_cpu,
+        client_cpu,
+        server_writes,
+    })
 }
 
 /// Runs `f(i)` for `i` in `0..n` over `conns` connections with `per_conn` requests in flight on
@@ -644,6 +697,28 @@ async fn run(args: Args) -> Result<String, String> {
         return cluster::scale(&args.skiff, nodes, args.pods.unwrap_or(150_000)).await;
     }
     let mut out = String::new();
+    if let Some(n) = args.watch_only {
+        for _ in 0..3 {
+            let s = start_skiff(&args.skiff).await?;
+            eprintln!("skiff server pid {}", s.proc.0.id());
+            let f = watch_fanout(&s, n, 5).await?;
+            let lat = &f.lat;
+            out.push_str(&format!(
+                "{n} watchers: delivered {}/{}; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; RSS {:.0} -> {:.0} MB; CPU server {:.2} s, bench {:.2} s; server write calls {}\n",
+                lat.len(),
+                n * 5,
+                percentile(lat, 0.5).as_secs_f64() * 1000.0,
+                percentile(lat, 0.99).as_secs_f64() * 1000.0,
+                lat.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+                f.rss_before,
+                f.rss_with,
+                f.server_cpu,
+                f.client_cpu,
+                f.server_writes,
+            ));
+        }
+        return Ok(out);
+    }
     let scale = if args.quick { 1 } else { 4 };
     if args.creates_only {
         let s = start_skiff(&args.skiff).await?;
@@ -697,7 +772,12 @@ async fn run(args: Args) -> Result<String, String> {
 
     for n in [1_000usize, 10_000] {
         let s = start_skiff(&args.skiff).await?;
-        let (lat, before, with) = watch_fanout(&s, n, 5).await?;
+        let FanOut {
+            lat,
+            rss_before: before,
+            rss_with: with,
+            ..
+        } = watch_fanout(&s, n, 5).await?;
         let delivered = lat.len();
         out.push_str(&format!(
             "| watch fan-out, {n} watchers × 5 events | delivered {delivered}/{}; p50 {:.1} ms, p99 {:.1} ms; RSS {before:.0} → {with:.0} MB | etcd designs for 10k watchers | p99 ≤ 100 ms |\n",

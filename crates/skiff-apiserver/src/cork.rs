@@ -72,16 +72,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Corked<T> {
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Corked<T> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        if this.buf.len() >= FLUSH_NOW {
-            ready!(this.poll_drain(cx))?;
-        }
-        this.buf.extend_from_slice(data);
-        Poll::Ready(Ok(data.len()))
+        self.poll_write_vectored(cx, &[io::IoSlice::new(data)])
     }
 
     fn poll_write_vectored(

@@ -92,17 +92,18 @@ impl Drop for Proc {
     }
 }
 
+/// The number after `key` in `/proc/{pid}/{file}` (a `key: value` file such as status or io).
+fn proc_value(pid: u32, file: &str, key: &str) -> Option<f64> {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
 fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
+    proc_value(pid, "status", "VmRSS:").map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// User and system CPU seconds `pid` has used so far.
@@ -118,14 +119,7 @@ fn cpu_secs(pid: u32) -> f64 {
 
 /// Write system calls `pid` has made so far.
 fn write_calls(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/io"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("syscw:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    proc_value(pid, "io", "syscw:").unwrap_or(0.0) as u64
 }
 
 fn free_port() -> u16 {

@@ -22,7 +22,9 @@ set -Eeuo pipefail
 
 DIR=${SKIFF_PEERS_DIR:-/var/cache/skiff-peers}
 HOST_PYTHON=${SKIFF_HOST_PYTHON:-python3}
-APT_PACKAGES=(etcd-server pkg-config protobuf-compiler curl)
+# libprotobuf-dev carries the well-known .proto files etcd-client's build script imports; it is
+# only a Recommends of protobuf-compiler, which --no-install-recommends skips.
+APT_PACKAGES=(etcd-server pkg-config protobuf-compiler libprotobuf-dev curl)
 
 STEP="setup"
 log() { printf 'install-peers: %s\n' "$*" >&2; }

@@ -220,6 +220,10 @@ struct Load {
     ops: usize,
     elapsed: Duration,
     lat: Vec<Duration>,
+    /// CPU seconds the serving process (skiff or etcd) used during the load.
+    server_cpu: f64,
+    /// CPU seconds this load generator used during the load.
+    client_cpu: f64,
 }
 
 impl Load {
@@ -228,6 +232,11 @@ impl Load {
     }
     fn p(&self, q: f64) -> f64 {
         percentile(&self.lat, q).as_secs_f64() * 1000.0
+    }
+    /// Server and load-generator CPU microseconds per operation.
+    fn cpu_us(&self) -> (f64, f64) {
+        let per = |s: f64| s * 1e6 / self.ops as f64;
+        (per(self.server_cpu), per(self.client_cpu))
     }
 }
 
@@ -241,6 +250,8 @@ async fn skiff_creates(
     for _ in 0..clients {
         conns.push(Arc::new(server.client().await?));
     }
+    let pid = server.proc.0.id();
+    let cpu0 = (cpu_secs(pid), cpu_secs(std::process::id()));
     let t0 = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (c, conn) in conns.into_iter().enumerate() {
@@ -269,6 +280,8 @@ async fn skiff_creates(
         ops: clients * per_client,
         elapsed,
         lat,
+        server_cpu: cpu_secs(pid) - cpu0.0,
+        client_cpu: cpu_secs(std::process::id()) - cpu0.1,
     })
 }
 
@@ -310,6 +323,8 @@ async fn etcd_puts(etcd: &Path, clients: usize, per_client: usize) -> Result<Loa
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut tasks = tokio::task::JoinSet::new();
+    let pid = _proc.0.id();
+    let cpu0 = (cpu_secs(pid), cpu_secs(std::process::id()));
     let t0 = Instant::now();
     for c in 0..clients {
         let endpoint = endpoint.clone();
@@ -341,6 +356,8 @@ async fn etcd_puts(etcd: &Path, clients: usize, per_client: usize) -> Result<Loa
         ops: clients * per_client,
         elapsed,
         lat,
+        server_cpu: cpu_secs(pid) - cpu0.0,
+        client_cpu: cpu_secs(std::process::id()) - cpu0.1,
     })
 }
 
@@ -717,17 +734,27 @@ async fn run(args: Args) -> Result<String, String> {
     if args.creates_only {
         let s = start_skiff(&args.skiff).await?;
         eprintln!("skiff server pid {}", s.proc.0.id());
+        let mut out = String::new();
+        let line = |who: &str, clients: usize, l: &Load| {
+            let (server, client) = l.cpu_us();
+            format!(
+                "{who}, {clients} client(s): {:.0}/s p50 {:.2} ms p99 {:.2} ms; CPU per op: server {server:.0} us, load generator {client:.0} us\n",
+                l.rate(),
+                l.p(0.5),
+                l.p(0.99)
+            )
+        };
         let one = skiff_creates(&s, 1, 500 * scale, "one").await?;
+        out.push_str(&line("skiff create", 1, &one));
         let many = skiff_creates(&s, 16, 250 * scale, "many").await?;
-        return Ok(format!(
-            "1 client: {:.0}/s p50 {:.2} ms p99 {:.2} ms\n16 clients: {:.0}/s p50 {:.2} ms p99 {:.2} ms\n",
-            one.rate(),
-            one.p(0.5),
-            one.p(0.99),
-            many.rate(),
-            many.p(0.5),
-            many.p(0.99)
-        ));
+        out.push_str(&line("skiff create", 16, &many));
+        drop(s);
+        let e_one = etcd_puts(&args.etcd, 1, 500 * scale).await?;
+        out.push_str(&line("etcd put", 1, &e_one));
+        let e_many = etcd_puts(&args.etcd, 16, 250 * scale).await?;
+        out.push_str(&line("etcd put", 16, &e_many));
+        out.push_str(&format!("16 clients: skiff/etcd = {:.2}\n", many.rate() / e_many.rate()));
+        return Ok(out);
     }
     // Cold start, five times, best and median.
     let mut starts = Vec::new();

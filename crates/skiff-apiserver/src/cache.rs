@@ -52,7 +52,7 @@ pub struct CachedEvent {
     /// The same for the object before the change, when there was one.
     pub prev_attrs: Option<Attrs>,
     /// The line for metadata-only watchers (`as=PartialObjectMetadata`), made on first use.
-    pub partial_line: std::sync::OnceLock<Bytes>,
+    partial_line: std::sync::OnceLock<Bytes>,
 }
 
 impl CachedEvent {
@@ -102,6 +102,40 @@ impl CachedEvent {
     /// The object, decoded anew on every call.
     pub fn object(&self) -> Option<Value> {
         serde_json::from_slice(&self.object_json()).ok()
+    }
+
+    /// The line a metadata-only watcher (`as=PartialObjectMetadata`) gets for this event as
+    /// `ty`. The object's `metadata` is copied as it was serialized, without decoding the
+    /// object; the line for the event's own type is made once and shared.
+    pub fn partial_line(&self, ty: EventType) -> Option<Bytes> {
+        if ty == self.kind
+            && let Some(line) = self.partial_line.get()
+        {
+            return Some(line.clone());
+        }
+        #[derive(serde::Deserialize)]
+        struct Object<'a> {
+            #[serde(borrow)]
+            metadata: Option<&'a serde_json::value::RawValue>,
+        }
+        let json = self.object_json();
+        let object: Object<'_> = serde_json::from_slice(&json).ok()?;
+        let metadata = object.metadata.map_or("{}", |m| m.get());
+        let render = || {
+            let mut v = Vec::with_capacity(metadata.len() + 96);
+            v.extend_from_slice(b"{\"type\":\"");
+            v.extend_from_slice(ty.as_str().as_bytes());
+            v.extend_from_slice(
+                b"\",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
+            );
+            v.extend_from_slice(metadata.as_bytes());
+            v.extend_from_slice(b"}}\n");
+            Bytes::from(v)
+        };
+        if ty == self.kind {
+            return Some(self.partial_line.get_or_init(render).clone());
+        }
+        Some(render())
     }
 }
 
@@ -316,5 +350,62 @@ impl WatchCache {
                 .cloned()
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(kind: EventType, object: &Value) -> CachedEvent {
+        CachedEvent::new(
+            7,
+            "/registry/core/configmaps/default/a".into(),
+            kind,
+            object,
+            None,
+        )
+    }
+
+    /// What a metadata-only watcher must receive: the metadata as decoding and re-encoding gives it.
+    fn decoded_line(ty: EventType, object: &Value) -> Value {
+        json!({"type": ty.as_str(), "object": {
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        }})
+    }
+
+    #[test]
+    fn partial_line_copies_metadata_for_any_event_type() {
+        let object = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "default", "labels": {"x": "a \"quoted\" é"},
+                          "ownerReferences": [{"uid": "u", "kind": "K", "name": "o"}]},
+            "data": {"metadata": "not this one"},
+        });
+        let ev = event(EventType::Added, &object);
+        for ty in [EventType::Added, EventType::Deleted, EventType::Added] {
+            let line = ev.partial_line(ty).expect("a line");
+            assert!(line.ends_with(b"\n"));
+            let got: Value = serde_json::from_slice(&line).expect("JSON");
+            assert_eq!(got, decoded_line(ty, &object));
+        }
+        // The line of the event's own type is made once.
+        let a = ev.partial_line(EventType::Added).expect("a line");
+        let b = ev.partial_line(EventType::Added).expect("a line");
+        assert_eq!(a.as_ptr(), b.as_ptr());
+    }
+
+    #[test]
+    fn partial_line_without_metadata_is_empty_metadata() {
+        let object = json!({"apiVersion": "v1", "kind": "ConfigMap"});
+        let ev = event(EventType::Modified, &object);
+        let got: Value =
+            serde_json::from_slice(&ev.partial_line(EventType::Modified).expect("a line"))
+                .expect("JSON");
+        assert_eq!(got, decoded_line(EventType::Modified, &object));
     }
 }

@@ -64,13 +64,9 @@ pub fn track_update(
         ignored_fields: ignored(info, subresource),
     };
     let existing = old.map(managed_fields_of).unwrap_or_default();
-    let mut clean = new.clone();
-    if let Some(md) = clean.get_mut("metadata").and_then(Value::as_object_mut) {
-        md.remove("managedFields");
-    }
     match patch::update_managed_fields(
         old,
-        &clean,
+        new,
         &ctx,
         &existing,
         Schema::for_kind(info.group, info.kind),

@@ -76,25 +76,7 @@ impl Watcher {
             return Some(Bytes::from(v));
         }
         if self.partial_metadata && self.table.is_none() {
-            if ty == ev.kind
-                && let Some(line) = ev.partial_line.get()
-            {
-                return Some(line.clone());
-            }
-            let object = ev.object()?;
-            // Metadata does not depend on the version: one line per event for all of them.
-            let render = || {
-                let mut v = serde_json::to_vec(
-                    &json!({"type": ty.as_str(), "object": crate::rest::partial_metadata(&object)}),
-                )
-                .unwrap_or_default();
-                v.push(b'\n');
-                Bytes::from(v)
-            };
-            if ty == ev.kind {
-                return Some(ev.partial_line.get_or_init(render).clone());
-            }
-            return Some(render());
+            return ev.partial_line(ty);
         }
         let object = ev.object()?;
         Some(self.line(ty.as_str(), convert_out(self.info, object)))

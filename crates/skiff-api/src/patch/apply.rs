@@ -396,12 +396,10 @@ pub fn update_managed_fields(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let old_value = old
-        .map(without_managed_fields)
-        .unwrap_or(Value::Object(Map::new()));
-    let new_value = without_managed_fields(new);
+    let empty = Value::Object(Map::new());
     let mut managers = decode_managers(managed_fields)?;
-    let (changed, removed) = compare(&old_value, &new_value, schema);
+    // `compare` skips metadata.managedFields, so neither version needs a copy without them.
+    let (changed, removed) = compare(old.unwrap_or(&empty), new, schema);
     let changed = owned_fields(changed, ctx);
     let mine = managers
         .iter()
@@ -518,6 +516,11 @@ pub(super) fn to_field_set(v: &Value, schema: Schema) -> FieldSet {
 
 /// Every path of a value, each node a member (how upstream records an added or removed
 /// subtree), except declared struct fields, which Go's zero values make always present.
+/// `metadata.managedFields` is the bookkeeping itself, never a managed field.
+fn is_managed_fields(path: &[PathElement], key: &str) -> bool {
+    key == "managedFields" && matches!(path, [PathElement::Field(f)] if f == "metadata")
+}
+
 fn all_paths(v: &Value, s: Schema, path: &mut Vec<PathElement>, out: &mut FieldSet) {
     if is_leaf(v, s) {
         out.insert(path.clone());
@@ -529,6 +532,9 @@ fn all_paths(v: &Value, s: Schema, path: &mut Vec<PathElement>, out: &mut FieldS
     match v {
         Value::Object(m) => {
             for (k, child) in m {
+                if is_managed_fields(path, k) {
+                    continue;
+                }
                 path.push(PathElement::Field(k.clone()));
                 all_paths(child, s.field(k), path, out);
                 path.pop();
@@ -547,9 +553,9 @@ fn all_paths(v: &Value, s: Schema, path: &mut Vec<PathElement>, out: &mut FieldS
 
 /// Compares two versions of an object: (added or modified paths, removed paths).
 pub(super) fn compare(old: &Value, new: &Value, schema: Schema) -> (FieldSet, FieldSet) {
-    fn walk(
-        old: Option<&Value>,
-        new: Option<&Value>,
+    fn walk<'a>(
+        old: Option<&'a Value>,
+        new: Option<&'a Value>,
         s: Schema,
         path: &mut Vec<PathElement>,
         changed: &mut FieldSet,
@@ -564,12 +570,15 @@ pub(super) fn compare(old: &Value, new: &Value, schema: Schema) -> (FieldSet, Fi
                 match (o, n) {
                     (Value::Object(om), Value::Object(nm)) if granular => {
                         for (k, ov) in om {
+                            if is_managed_fields(path, k) {
+                                continue;
+                            }
                             path.push(PathElement::Field(k.clone()));
                             walk(Some(ov), nm.get(k), s.field(k), path, changed, removed);
                             path.pop();
                         }
                         for (k, nv) in nm {
-                            if !om.contains_key(k) {
+                            if !om.contains_key(k) && !is_managed_fields(path, k) {
                                 path.push(PathElement::Field(k.clone()));
                                 walk(None, Some(nv), s.field(k), path, changed, removed);
                                 path.pop();
@@ -577,17 +586,17 @@ pub(super) fn compare(old: &Value, new: &Value, schema: Schema) -> (FieldSet, Fi
                         }
                     }
                     (Value::Array(ol), Value::Array(nl)) if granular => {
-                        let index = |l: &Vec<Value>| -> Vec<(PathElement, Value)> {
+                        let index = |l: &'a Vec<Value>| -> Vec<(PathElement, &'a Value)> {
                             let mut seen = HashSet::new();
                             l.iter()
                                 .enumerate()
-                                .map(|(i, v)| (item_element(s, v, i), v.clone()))
+                                .map(|(i, v)| (item_element(s, v, i), v))
                                 .filter(|(pe, _)| seen.insert(pe.clone()))
                                 .collect()
                         };
                         let (oi, ni) = (index(ol), index(nl));
                         for (pe, ov) in &oi {
-                            let nv = ni.iter().find(|(p, _)| p == pe).map(|(_, v)| v);
+                            let nv = ni.iter().find(|(p, _)| p == pe).map(|(_, v)| *v);
                             path.push(pe.clone());
                             walk(Some(ov), nv, s.elem(), path, changed, removed);
                             path.pop();

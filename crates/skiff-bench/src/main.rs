@@ -753,7 +753,10 @@ async fn run(args: Args) -> Result<String, String> {
         out.push_str(&line("etcd put", 1, &e_one));
         let e_many = etcd_puts(&args.etcd, 16, 250 * scale).await?;
         out.push_str(&line("etcd put", 16, &e_many));
-        out.push_str(&format!("16 clients: skiff/etcd = {:.2}\n", many.rate() / e_many.rate()));
+        out.push_str(&format!(
+            "16 clients: skiff/etcd = {:.2}\n",
+            many.rate() / e_many.rate()
+        ));
         return Ok(out);
     }
     // Cold start, five times, best and median.

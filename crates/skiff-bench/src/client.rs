@@ -139,7 +139,13 @@ impl Client {
     }
     /// Watches pods until `expected` distinct pods were seen with `spec.nodeName` set; returns
     /// when the last of them arrived.
-    pub async fn watch_bound(&self, path: &str, expected: usize) -> Result<Instant, String> {
+    /// `bound_so_far` counts the bindings seen, for progress reports.
+    pub async fn watch_bound(
+        &self,
+        path: &str,
+        expected: usize,
+        bound_so_far: &std::sync::atomic::AtomicUsize,
+    ) -> Result<Instant, String> {
         let mut send = self.send.clone();
         send.ready().await.map_err(|e| e.to_string())?;
         let resp = send
@@ -179,6 +185,7 @@ impl Client {
                     .unwrap_or_default();
                 if !node.is_empty() && bound.insert(name.to_string()) {
                     last = Instant::now();
+                    bound_so_far.store(bound.len(), std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }

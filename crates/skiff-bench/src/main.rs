@@ -82,6 +82,15 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// A task aborted when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A child process killed (by PID) when dropped.
 struct Proc(Child);
 
@@ -656,18 +665,44 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
         })
         .unwrap_or_default();
     let watcher = Arc::new(s.client().await?);
-    let watch = tokio::spawn(async move {
-        watcher
-            .watch_bound(
-                &format!(
-                    "/api/v1/namespaces/bench/pods?watch=1&resourceVersion={rv}&timeoutSeconds=3600"
-                ),
-                n_pods,
-            )
-            .await
+    let bound = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let created_so_far = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let watch = tokio::spawn({
+        let bound = bound.clone();
+        async move {
+            watcher
+                .watch_bound(
+                    &format!(
+                        "/api/v1/namespaces/bench/pods?watch=1&resourceVersion={rv}&timeoutSeconds=3600"
+                    ),
+                    n_pods,
+                    &bound,
+                )
+                .await
+        }
     });
     let t0 = Instant::now();
-    fan_out(&conns, 4, n_pods, |c, i| async move {
+    // Progress every 10 s on stderr, so a run that stalls shows where.
+    let progress = tokio::spawn({
+        let (bound, created) = (bound.clone(), created_so_far.clone());
+        let pid = s.proc.0.id();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                eprintln!(
+                    "{:>7.0} s: {:>7} created, {:>7} bound; server RSS {:.0} MB",
+                    t0.elapsed().as_secs_f64(),
+                    created.load(std::sync::atomic::Ordering::Relaxed),
+                    bound.load(std::sync::atomic::Ordering::Relaxed),
+                    rss_mb(pid),
+                );
+            }
+        }
+    });
+    let _stop_progress = AbortOnDrop(progress);
+    fan_out(&conns, 4, n_pods, move |c, i| {
+        let created = created_so_far.clone();
+        async move {
         let body = format!(
             r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"pod-{i}"}},"spec":{{"containers":[{{"name":"c","image":"registry.k8s.io/pause:3.10","resources":{{"requests":{{"cpu":"10m","memory":"10Mi"}}}}}}]}}}}"#
         );
@@ -677,7 +712,9 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
         if code != 201 {
             return Err(format!("pod create answered {code}: {}", String::from_utf8_lossy(&resp)));
         }
+        created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+        }
     })
     .await?;
     let created = t0.elapsed();

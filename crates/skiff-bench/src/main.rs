@@ -82,15 +82,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// A task aborted when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// A child process killed (by PID) when dropped.
 struct Proc(Child);
 
@@ -124,6 +115,29 @@ fn cpu_secs(pid: u32) -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds a server process and this load generator use from `start` to `elapsed`.
+struct CpuMeter {
+    server: u32,
+    start: (f64, f64),
+}
+
+impl CpuMeter {
+    fn start(server: u32) -> CpuMeter {
+        CpuMeter {
+            server,
+            start: (cpu_secs(server), cpu_secs(std::process::id())),
+        }
+    }
+
+    /// (server, load generator) CPU seconds so far.
+    fn elapsed(&self) -> (f64, f64) {
+        (
+            cpu_secs(self.server) - self.start.0,
+            cpu_secs(std::process::id()) - self.start.1,
+        )
+    }
 }
 
 /// Write system calls `pid` has made so far.
@@ -259,8 +273,7 @@ async fn skiff_creates(
     for _ in 0..clients {
         conns.push(Arc::new(server.client().await?));
     }
-    let pid = server.proc.0.id();
-    let cpu0 = (cpu_secs(pid), cpu_secs(std::process::id()));
+    let cpu = CpuMeter::start(server.proc.0.id());
     let t0 = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (c, conn) in conns.into_iter().enumerate() {
@@ -284,20 +297,21 @@ async fn skiff_creates(
         lat.extend(r.map_err(|e| e.to_string())??);
     }
     let elapsed = t0.elapsed();
+    let (server_cpu, client_cpu) = cpu.elapsed();
     lat.sort();
     Ok(Load {
         ops: clients * per_client,
         elapsed,
         lat,
-        server_cpu: cpu_secs(pid) - cpu0.0,
-        client_cpu: cpu_secs(std::process::id()) - cpu0.1,
+        server_cpu,
+        client_cpu,
     })
 }
 
 async fn etcd_puts(etcd: &Path, clients: usize, per_client: usize) -> Result<Load, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (cport, pport) = (free_port(), free_port());
-    let _proc = Proc(
+    let etcd_proc = Proc(
         Command::new(etcd)
             .args([
                 "--data-dir",
@@ -332,8 +346,7 @@ async fn etcd_puts(etcd: &Path, clients: usize, per_client: usize) -> Result<Loa
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut tasks = tokio::task::JoinSet::new();
-    let pid = _proc.0.id();
-    let cpu0 = (cpu_secs(pid), cpu_secs(std::process::id()));
+    let cpu = CpuMeter::start(etcd_proc.0.id());
     let t0 = Instant::now();
     for c in 0..clients {
         let endpoint = endpoint.clone();
@@ -360,13 +373,14 @@ async fn etcd_puts(etcd: &Path, clients: usize, per_client: usize) -> Result<Loa
         lat.extend(r.map_err(|e| e.to_string())??);
     }
     let elapsed = t0.elapsed();
+    let (server_cpu, client_cpu) = cpu.elapsed();
     lat.sort();
     Ok(Load {
         ops: clients * per_client,
         elapsed,
         lat,
-        server_cpu: cpu_secs(pid) - cpu0.0,
-        client_cpu: cpu_secs(std::process::id()) - cpu0.1,
+        server_cpu,
+        client_cpu,
     })
 }
 
@@ -478,11 +492,8 @@ async fn watch_fanout(server: &Server, n: usize, events: usize) -> Result<FanOut
         ready_rx.recv().await.ok_or("a watcher failed to start")?;
     }
     let rss_with = rss_mb(server.proc.0.id());
-    let cpu_before = (
-        cpu_secs(server.proc.0.id()),
-        cpu_secs(std::process::id()),
-        write_calls(server.proc.0.id()),
-    );
+    let cpu = CpuMeter::start(server.proc.0.id());
+    let writes_before = write_calls(server.proc.0.id());
     let mut sent = Vec::new();
     for e in 0..events {
         let t = Instant::now();
@@ -534,9 +545,8 @@ async fn watch_fanout(server: &Server, n: usize, events: usize) -> Result<FanOut
             _ => break,
         }
     }
-    let server_cpu = cpu_secs(server.proc.0.id()) - cpu_before.0;
-    let client_cpu = cpu_secs(std::process::id()) - cpu_before.1;
-    let server_writes = write_calls(server.proc.0.id()) - cpu_before.2;
+    let (server_cpu, client_cpu) = cpu.elapsed();
+    let server_writes = write_calls(server.proc.0.id()) - writes_before;
     watchers.abort_all();
     lat.sort();
     Ok(FanOut {
@@ -699,7 +709,7 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
             }
         }
     });
-    let _stop_progress = AbortOnDrop(progress);
+    let _stop_progress = tokio_util::task::AbortOnDropHandle::new(progress);
     fan_out(&conns, 4, n_pods, move |c, i| {
         let created = created_so_far.clone();
         async move {
@@ -771,7 +781,6 @@ async fn run(args: Args) -> Result<String, String> {
     if args.creates_only {
         let s = start_skiff(&args.skiff).await?;
         eprintln!("skiff server pid {}", s.proc.0.id());
-        let mut out = String::new();
         let line = |who: &str, clients: usize, l: &Load| {
             let (server, client) = l.cpu_us();
             format!(

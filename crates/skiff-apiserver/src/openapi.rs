@@ -217,20 +217,35 @@ pub fn unknown_fields(info: &ResourceInfo, obj: &Value) -> Vec<String> {
     out
 }
 
-fn type_error(schema: &'static Value, v: &Value, path: &str, depth: usize) -> Option<String> {
+/// A value of the wrong JSON type: where (path segments, innermost first) and what.
+struct TypeMismatch {
+    /// `.name` or `[index]` segments from the value up to the object, innermost first.
+    path: Vec<String>,
+    expected: &'static str,
+    got: &'static str,
+}
+
+impl TypeMismatch {
+    fn message(mut self) -> String {
+        self.path.reverse();
+        let path = self.path.concat();
+        let field = if path.is_empty() {
+            "the object".to_string()
+        } else {
+            path.trim_start_matches('.').to_string()
+        };
+        format!("{field}: expected {}, got {}", self.expected, self.got)
+    }
+}
+
+/// The first value of the wrong type under `v`. The path is built only for the mismatch, on
+/// the way out: this runs on every write, over every field.
+fn type_error(schema: &'static Value, v: &Value, depth: usize) -> Option<TypeMismatch> {
     if depth > 64 || v.is_null() {
         return None;
     }
     let schema = resolve(schema);
     let ty = schema.get("type").and_then(Value::as_str);
-    let got = match v {
-        Value::Object(_) => "object",
-        Value::Array(_) => "array",
-        Value::String(_) => "string",
-        Value::Number(_) => "number",
-        Value::Bool(_) => "boolean",
-        Value::Null => "null",
-    };
     let mismatch = match ty {
         Some("object") => !v.is_object(),
         Some("array") => !v.is_array(),
@@ -241,15 +256,28 @@ fn type_error(schema: &'static Value, v: &Value, path: &str, depth: usize) -> Op
         _ => false,
     };
     if mismatch {
-        let field = if path.is_empty() {
-            "the object".to_string()
-        } else {
-            path.trim_start_matches('.').to_string()
+        let got = match v {
+            Value::Object(_) => "object",
+            Value::Array(_) => "array",
+            Value::String(_) => "string",
+            Value::Number(_) => "number",
+            Value::Bool(_) => "boolean",
+            Value::Null => "null",
         };
-        return Some(format!(
-            "{field}: expected {}, got {got}",
-            ty.unwrap_or("value")
-        ));
+        let expected = match ty {
+            Some("object") => "object",
+            Some("array") => "array",
+            Some("string") => "string",
+            Some("integer") => "integer",
+            Some("number") => "number",
+            Some("boolean") => "boolean",
+            _ => "value",
+        };
+        return Some(TypeMismatch {
+            path: Vec::new(),
+            expected,
+            got,
+        });
     }
     match v {
         Value::Object(m) => {
@@ -258,8 +286,9 @@ fn type_error(schema: &'static Value, v: &Value, path: &str, depth: usize) -> Op
             for (k, child) in m {
                 let child_schema = props.and_then(|p| p.get(k)).or(ap);
                 if let Some(cs) = child_schema
-                    && let Some(e) = type_error(cs, child, &format!("{path}.{k}"), depth + 1)
+                    && let Some(mut e) = type_error(cs, child, depth + 1)
                 {
+                    e.path.push(format!(".{k}"));
                     return Some(e);
                 }
             }
@@ -267,10 +296,12 @@ fn type_error(schema: &'static Value, v: &Value, path: &str, depth: usize) -> Op
         }
         Value::Array(items) => {
             let is = schema.get("items")?;
-            items
-                .iter()
-                .enumerate()
-                .find_map(|(i, child)| type_error(is, child, &format!("{path}[{i}]"), depth + 1))
+            items.iter().enumerate().find_map(|(i, child)| {
+                type_error(is, child, depth + 1).map(|mut e| {
+                    e.path.push(format!("[{i}]"));
+                    e
+                })
+            })
         }
         _ => None,
     }
@@ -290,5 +321,38 @@ pub fn decode_error(info: &ResourceInfo, obj: &Value) -> Option<String> {
     {
         return Some("metadata: expected object".into());
     }
-    type_error(definition_for(info)?, obj, "", 0)
+    type_error(definition_for(info)?, obj, 0).map(TypeMismatch::message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pods() -> &'static ResourceInfo {
+        skiff_api::registry::find("", "v1", "pods").expect("pods are registered")
+    }
+
+    #[test]
+    fn type_errors_name_the_innermost_field() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i"},
+                                     {"name": "d", "image": "i", "ports": [{"containerPort": "x"}]}]}});
+        assert_eq!(
+            decode_error(pods(), &pod).as_deref(),
+            Some("spec.containers[1].ports[0].containerPort: expected integer, got string")
+        );
+        let pod = json!({"metadata": {"name": "p", "labels": ["a"]}});
+        assert_eq!(
+            decode_error(pods(), &pod).as_deref(),
+            Some("metadata.labels: expected object, got array")
+        );
+        assert_eq!(
+            decode_error(pods(), &json!(["a"])).as_deref(),
+            Some("the body must be a JSON object describing a Pod")
+        );
+        let fine = json!({"metadata": {"name": "p"}, "spec": {"containers": [
+            {"name": "c", "image": "i", "resources": {"limits": {"cpu": 1}}}]}});
+        assert_eq!(decode_error(pods(), &fine), None);
+    }
 }

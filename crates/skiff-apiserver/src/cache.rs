@@ -31,6 +31,15 @@ impl EventType {
     }
 }
 
+/// What identifies an event, apart from its object.
+struct Head {
+    revision: Revision,
+    key: String,
+    kind: EventType,
+    api_version: Box<str>,
+    object_kind: Box<str>,
+}
+
 /// One change, serialized once and shared by every watcher. The cache keeps the event's watch
 /// line and what selectors need (labels, selectable fields), not decoded objects: a decoded
 /// object costs several times its JSON.
@@ -66,21 +75,62 @@ impl CachedEvent {
     ) -> CachedEvent {
         let (group, plural) = resource_of_key(&key).unwrap_or_default();
         let attrs = Attrs::of(group, plural, object);
-        let field =
-            |f: &str| -> Box<str> { object.get(f).and_then(Value::as_str).unwrap_or("").into() };
-        let head = format!("{{\"type\":\"{}\",\"object\":", kind.as_str());
-        let mut line = head.clone().into_bytes();
-        if serde_json::to_writer(&mut line, object).is_err() {
-            line.truncate(head.len());
-            line.extend_from_slice(b"{}");
-        }
-        line.extend_from_slice(b"}\n");
-        CachedEvent {
+        let field = |f: &str| object.get(f).and_then(Value::as_str).unwrap_or("").into();
+        let json = serde_json::to_vec(object).unwrap_or_else(|_| b"{}".to_vec());
+        CachedEvent::assemble(
+            Head {
+                revision,
+                key,
+                kind,
+                api_version: field("apiVersion"),
+                object_kind: field("kind"),
+            },
+            &json,
+            attrs,
+            prev_attrs,
+        )
+    }
+
+    /// Builds the event from the stored object after the change, stamping its resourceVersion
+    /// into the serialized object instead of decoding it. `None` when it is not a JSON object.
+    pub fn from_stored(
+        revision: Revision,
+        key: String,
+        kind: EventType,
+        value: &[u8],
+        prev_attrs: Option<Attrs>,
+    ) -> Option<CachedEvent> {
+        let (group, plural) = resource_of_key(&key).unwrap_or_default();
+        let Some((object, api_version, object_kind)) =
+            crate::rawjson::stamp_resource_version(value, revision)
+        else {
+            // Not something the splice reads: decode it (or give up as decoding does).
+            let object = decode(value, revision)?;
+            return Some(CachedEvent::new(revision, key, kind, &object, prev_attrs));
+        };
+        let attrs = Attrs::of_json(group, plural, &object)?;
+        let head = Head {
             revision,
-            api_version: field("apiVersion"),
-            object_kind: field("kind"),
             key,
             kind,
+            api_version: api_version.into(),
+            object_kind: object_kind.into(),
+        };
+        Some(CachedEvent::assemble(head, &object, attrs, prev_attrs))
+    }
+
+    fn assemble(h: Head, object: &[u8], attrs: Attrs, prev_attrs: Option<Attrs>) -> CachedEvent {
+        let head = format!("{{\"type\":\"{}\",\"object\":", h.kind.as_str());
+        let mut line = Vec::with_capacity(head.len() + object.len() + 2);
+        line.extend_from_slice(head.as_bytes());
+        line.extend_from_slice(object);
+        line.extend_from_slice(b"}\n");
+        CachedEvent {
+            revision: h.revision,
+            api_version: h.api_version,
+            object_kind: h.object_kind,
+            key: h.key,
+            kind: h.kind,
             line: Bytes::from(line),
             object_start: head.len(),
             attrs,
@@ -146,7 +196,13 @@ struct Inner {
     /// One channel per resource (`/registry/{group}/{plural}/`), so a watcher is woken only
     /// by changes to the resource it watches.
     channels: HashMap<String, broadcast::Sender<Arc<CachedEvent>>>,
+    /// Called for each event of their resource, in order, before the cache's revision moves
+    /// past it: see [`WatchCache::observe`].
+    observers: Vec<(String, Observer)>,
 }
+
+/// A synchronous follower of one resource's events; it must be quick.
+pub type Observer = Box<dyn Fn(&CachedEvent) + Send + Sync>;
 
 impl Inner {
     fn subscribe(&mut self, resource: &str) -> broadcast::Receiver<Arc<CachedEvent>> {
@@ -210,6 +266,7 @@ impl WatchCache {
                 history: VecDeque::new(),
                 revision: from,
                 channels: HashMap::new(),
+                observers: Vec::new(),
             })),
             rev_tx: Arc::new(rev_tx),
         };
@@ -257,19 +314,14 @@ impl WatchCache {
             EventKind::Put => EventType::Modified,
             EventKind::Delete => EventType::Deleted,
         };
-        let object = decode(&ev.kv.value, revision);
         let (group, plural) = resource_of_key(&ev.kv.key).unwrap_or_default();
         let prev_attrs = ev
             .prev
             .as_ref()
-            .and_then(|p| serde_json::from_slice::<Value>(&p.value).ok())
-            .map(|p| Attrs::of(group, plural, &p));
-        // Serialized before taking the lock, which subscribers share.
-        let event = object.map(|object| {
-            Arc::new(CachedEvent::new(
-                revision, ev.kv.key, kind, &object, prev_attrs,
-            ))
-        });
+            .and_then(|p| Attrs::of_json(group, plural, &p.value));
+        // Made before taking the lock, which subscribers share.
+        let event = CachedEvent::from_stored(revision, ev.kv.key, kind, &ev.kv.value, prev_attrs)
+            .map(Arc::new);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if revision <= inner.revision {
             return;
@@ -281,6 +333,11 @@ impl WatchCache {
             }
             inner.history.push_back(ev.clone());
             let resource = resource_prefix(&ev.key).to_string();
+            for (prefix, observe) in &inner.observers {
+                if *prefix == resource {
+                    observe(&ev);
+                }
+            }
             if let Some(tx) = inner.channels.get(&resource)
                 && tx.send(ev).is_err()
             {
@@ -320,6 +377,24 @@ impl WatchCache {
             .cloned()
             .collect();
         Start::Events(inner.subscribe(resource), replay)
+    }
+
+    /// Calls `observer` with every event of `resource` (a `/registry/{group}/{plural}/` prefix)
+    /// after the returned revision, in order and without gaps, each before
+    /// [`WatchCache::wait_for`] can see its revision.
+    pub fn observe(&self, resource: &str, observer: Observer) -> Revision {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.observers.push((resource.to_string(), observer));
+        inner.revision
+    }
+
+    /// Waits until the cache (and its observers) have seen `revision`, or `timeout` passed;
+    /// says whether they have.
+    pub async fn wait_for(&self, revision: Revision, timeout: std::time::Duration) -> bool {
+        let mut rx = self.rev_tx.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Subscribes at the current revision; returns it with the receiver.
@@ -397,6 +472,31 @@ mod tests {
         let a = ev.partial_line(EventType::Added).expect("a line");
         let b = ev.partial_line(EventType::Added).expect("a line");
         assert_eq!(a.as_ptr(), b.as_ptr());
+    }
+
+    #[test]
+    fn stored_events_match_decoded_ones() {
+        let key = "/registry/core/pods/default/p".to_string();
+        for stored in [
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "p", "namespace": "default", "labels": {"app": "web"}},
+                   "spec": {"nodeName": "n1", "hostNetwork": true, "containers": [{"name": "c"}]},
+                   "status": {"phase": "Running", "podIP": "10.0.0.1"}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}),
+            json!({"kind": "Pod", "metadata": "odd"}),
+        ] {
+            let bytes = serde_json::to_vec(&stored).expect("encode");
+            let from_stored =
+                CachedEvent::from_stored(9, key.clone(), EventType::Modified, &bytes, None)
+                    .expect("an event");
+            let object = decode(&bytes, 9).expect("decoded");
+            let decoded = CachedEvent::new(9, key.clone(), EventType::Modified, &object, None);
+            assert_eq!(from_stored.line(), decoded.line());
+            assert_eq!(from_stored.attrs, decoded.attrs);
+            assert_eq!(from_stored.api_version, decoded.api_version);
+            assert_eq!(from_stored.object_kind, decoded.object_kind);
+        }
+        assert!(CachedEvent::from_stored(9, key, EventType::Added, b"not json", None).is_none());
     }
 
     #[test]

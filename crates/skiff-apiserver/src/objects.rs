@@ -342,6 +342,24 @@ impl Attrs {
         }
     }
 
+    /// The attributes of a serialized object, decoding only the members they come from.
+    pub fn of_json(group: &str, plural: &str, json: &[u8]) -> Option<Attrs> {
+        let fields = selectable_fields(group, plural);
+        let split: Vec<Vec<&str>> = fields
+            .iter()
+            // `source` (of an event) is kept whole: it selects on `source.component`.
+            .map(|f| f.split('.').collect())
+            .collect();
+        let mut paths: Vec<&[&str]> = vec![
+            &["metadata", "name"],
+            &["metadata", "namespace"],
+            &["metadata", "labels"],
+        ];
+        paths.extend(split.iter().map(Vec::as_slice));
+        let pruned = crate::rawjson::decode_paths(json, &paths)?;
+        Some(Attrs::of(group, plural, &pruned))
+    }
+
     /// The value of a selectable field; None for fields the kind does not support.
     pub fn field(&self, field: &str) -> Option<String> {
         match field {

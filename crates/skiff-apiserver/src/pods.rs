@@ -241,6 +241,46 @@ pub async fn bind(
     Err(last.unwrap_or_else(|| ApiError::internal("binding did not converge")))
 }
 
+pub const PRIORITY_CLASS_PREFIX: &str = "/registry/scheduling.k8s.io/priorityclasses/";
+
+/// What pod admission needs of a PriorityClass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorityClass {
+    pub value: i64,
+    pub global_default: bool,
+    pub preemption_policy: String,
+}
+
+/// Every PriorityClass by name, followed through the watch cache.
+pub type PriorityClasses = crate::follow::Followed<PriorityClass>;
+
+/// A PriorityClass's name and what admission needs of it, for [`crate::follow::Followed`].
+pub fn priority_class(pc: &Value) -> Option<(String, PriorityClass)> {
+    let name = pc.pointer("/metadata/name").and_then(Value::as_str)?;
+    Some((
+        name.to_string(),
+        PriorityClass {
+            value: pc.get("value").and_then(Value::as_i64).unwrap_or(0),
+            global_default: pc.get("globalDefault") == Some(&json!(true)),
+            preemption_policy: pc
+                .get("preemptionPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("PreemptLowerPriority")
+                .to_string(),
+        },
+    ))
+}
+
+/// The global default class (upstream picks the lowest value when several claim to be it).
+fn default_class<'a>(
+    classes: impl Iterator<Item = (&'a String, &'a PriorityClass)>,
+) -> Option<(String, PriorityClass)> {
+    classes
+        .filter(|(_, pc)| pc.global_default)
+        .min_by_key(|(name, pc)| (pc.value, name.as_str()))
+        .map(|(n, pc)| (n.clone(), pc.clone()))
+}
+
 /// Fills `spec.priority` and `spec.preemptionPolicy` of a new pod from its PriorityClass (or the
 /// global default class), as upstream's Priority admission plugin does.
 pub async fn admit_priority(server: &ApiServer, pod: &mut Value) -> Result<(), ApiError> {
@@ -252,48 +292,35 @@ pub async fn admit_priority(server: &ApiServer, pod: &mut Value) -> Result<(), A
         .unwrap_or("")
         .to_string();
     let pod_name = objects::name_of(pod).to_string();
-    let (class_name, priority, policy) = if name.is_empty() {
-        let listed = server
-            .store
-            .range(&prefix(pc_info, None), None, 0, 0)
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let default = listed
-            .kvs
-            .iter()
-            .filter_map(|kv| crate::cache::decode(&kv.value, kv.mod_revision))
-            .filter(|pc| pc.get("globalDefault") == Some(&json!(true)))
-            // Upstream picks the lowest value when several claim to be the default.
-            .min_by_key(|pc| pc.get("value").and_then(Value::as_i64).unwrap_or(0));
-        match default {
-            Some(pc) => (
-                objects::name_of(&pc).to_string(),
-                pc.get("value").and_then(Value::as_i64).unwrap_or(0),
-                pc.get("preemptionPolicy")
-                    .and_then(Value::as_str)
-                    .unwrap_or("PreemptLowerPriority")
-                    .to_string(),
-            ),
-            None => (String::new(), 0, "PreemptLowerPriority".to_string()),
-        }
+    let found = if name.is_empty() {
+        // From the followed copy, as upstream's plugin reads its informer.
+        server
+            .priority_classes
+            .with_all(|all| default_class(all.iter()))
     } else {
-        let pc = match get_object(server, pc_info, None, &name).await {
-            Ok(pc) => pc,
-            Err(e) if e.code == 404 => {
-                return Err(ApiError::forbidden(format!(
-                    "pods \"{pod_name}\" is forbidden: no PriorityClass with name {name} was found"
-                )));
-            }
-            Err(e) => return Err(e),
+        let pc = match server.priority_classes.get(&name) {
+            Some(pc) => pc,
+            None => match get_object(server, pc_info, None, &name).await {
+                Ok(pc) => priority_class(&pc)
+                    .map(|(_, pc)| pc)
+                    .unwrap_or(PriorityClass {
+                        value: 0,
+                        global_default: false,
+                        preemption_policy: "PreemptLowerPriority".into(),
+                    }),
+                Err(e) if e.code == 404 => {
+                    return Err(ApiError::forbidden(format!(
+                        "pods \"{pod_name}\" is forbidden: no PriorityClass with name {name} was found"
+                    )));
+                }
+                Err(e) => return Err(e),
+            },
         };
-        (
-            name,
-            pc.get("value").and_then(Value::as_i64).unwrap_or(0),
-            pc.get("preemptionPolicy")
-                .and_then(Value::as_str)
-                .unwrap_or("PreemptLowerPriority")
-                .to_string(),
-        )
+        Some((name, pc))
+    };
+    let (class_name, priority, policy) = match found {
+        Some((name, pc)) => (name, pc.value, pc.preemption_policy),
+        None => (String::new(), 0, "PreemptLowerPriority".to_string()),
     };
     let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
         return Ok(());

@@ -106,6 +106,38 @@ pub async fn serve(
     r: ResourceRequest,
     req: Request<Body>,
     q: Query,
+    user: User,
+    accept: &str,
+) -> Result<Response<Body>, ApiError> {
+    // Admission reads namespaces and PriorityClasses from copies the watch cache keeps: a write
+    // to them answers once the copies have it, so that the writer's next request sees it.
+    let followed = matches!(
+        (r.info.group, r.info.plural),
+        ("", "namespaces") | ("scheduling.k8s.io", "priorityclasses")
+    ) && req.method() != Method::GET;
+    let res = serve_resource(server, r, req, q, user, accept).await;
+    if followed && res.is_ok() {
+        let written = server
+            .store
+            .current_revision()
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        if !server
+            .cache
+            .wait_for(written, std::time::Duration::from_secs(5))
+            .await
+        {
+            tracing::warn!(revision = written, "the watch cache is behind the store");
+        }
+    }
+    res
+}
+
+async fn serve_resource(
+    server: &Arc<ApiServer>,
+    r: ResourceRequest,
+    req: Request<Body>,
+    q: Query,
     _user: User,
     accept: &str,
 ) -> Result<Response<Body>, ApiError> {
@@ -635,38 +667,29 @@ impl ListSink {
 }
 
 async fn namespace_usable(server: &ApiServer, ns: &str) -> Result<(), ApiError> {
+    use crate::namespaces::State;
     // As upstream's NamespaceLifecycle admission: trust the cache, ask the store when it has not
     // seen the namespace (yet).
-    match server.namespaces.state(ns) {
-        Some(crate::namespaces::State::Active) => return Ok(()),
-        Some(crate::namespaces::State::Terminating) => {
-            return Err(ApiError::forbidden(format!(
-                "unable to create new content in namespace {ns} because it is being terminated"
-            )));
-        }
-        None => {}
-    }
-    let ns_info = registry::find("", "v1", "namespaces")
-        .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
-    match server
-        .store
-        .get(&key(ns_info, None, ns))
-        .await
-        .map_err(|e| store_error(ns_info, ns, e))?
-    {
-        None => Err(ApiError::not_found("", "namespaces", ns)),
-        Some(kv) => {
+    let state = match server.namespaces.get(ns) {
+        Some(state) => state,
+        None => {
+            let ns_info = registry::find("", "v1", "namespaces")
+                .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+            let kv = server
+                .store
+                .get(&key(ns_info, None, ns))
+                .await
+                .map_err(|e| store_error(ns_info, ns, e))?
+                .ok_or_else(|| ApiError::not_found("", "namespaces", ns))?;
             let v: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
-            if v.pointer("/metadata/deletionTimestamp").is_some()
-                || v.pointer("/status/phase") == Some(&json!("Terminating"))
-            {
-                Err(ApiError::forbidden(format!(
-                    "unable to create new content in namespace {ns} because it is being terminated"
-                )))
-            } else {
-                Ok(())
-            }
+            crate::namespaces::extract(&v).map_or(State::Active, |(_, s)| s)
         }
+    };
+    match state {
+        State::Active => Ok(()),
+        State::Terminating => Err(ApiError::forbidden(format!(
+            "unable to create new content in namespace {ns} because it is being terminated"
+        ))),
     }
 }
 

@@ -49,6 +49,8 @@ pub struct ApiServer {
     pub allocator: alloc::Allocators,
     pub resources: crd::Resources,
     pub namespaces: crate::namespaces::Namespaces,
+    /// Every PriorityClass, for the priority admission of each new pod.
+    pub priority_classes: crate::pods::PriorityClasses,
     pub metrics: Metrics,
     pub cancel: CancellationToken,
     /// Every API watch's task, so shutdown can wait for them.
@@ -78,10 +80,22 @@ impl ApiServer {
         let (resources, crd_watcher) = crd::Resources::start(&store, &cache, cancel.clone())
             .await
             .map_err(|e| error_chain(&e))?;
-        let (namespaces, ns_watcher) =
-            crate::namespaces::Namespaces::start(&store, &cache, cancel.clone())
-                .await
-                .map_err(|e| error_chain(&e))?;
+        let namespaces = crate::namespaces::Namespaces::start(
+            &store,
+            &cache,
+            crate::namespaces::NAMESPACE_PREFIX,
+            crate::namespaces::extract,
+        )
+        .await
+        .map_err(|e| error_chain(&e))?;
+        let priority_classes = crate::pods::PriorityClasses::start(
+            &store,
+            &cache,
+            crate::pods::PRIORITY_CLASS_PREFIX,
+            crate::pods::priority_class,
+        )
+        .await
+        .map_err(|e| error_chain(&e))?;
         let allocator = alloc::Allocators::load(&store, &config.service_cidr)
             .await
             .map_err(|e| error_chain(&e))?;
@@ -92,6 +106,7 @@ impl ApiServer {
             allocator,
             resources,
             namespaces,
+            priority_classes,
             metrics: Metrics {
                 requests: AtomicU64::new(0),
                 errors: AtomicU64::new(0),
@@ -116,11 +131,10 @@ impl ApiServer {
             })
             .map_err(|e| e.to_string())?;
         rest::bootstrap(&server).await.map_err(|e| e.message)?;
-        // One handle for the caller: both background readers end with the cancellation token.
+        // One handle for the caller: the background readers end with the cancellation token.
         let tasks = tokio::spawn(async move {
             let _ = feeder.await;
             let _ = crd_watcher.await;
-            let _ = ns_watcher.await;
         });
         Ok((server, tasks))
     }

@@ -38,6 +38,8 @@ use tokio_util::sync::CancellationToken;
 pub const SCHEDULER_NAME: &str = "default-scheduler";
 /// Bindings in flight at once.
 const MAX_BINDS_IN_FLIGHT: usize = 256;
+/// How long the loop schedules before it lets other tasks on its thread run.
+const TURN: Duration = Duration::from_millis(4);
 /// How often unschedulable pods are checked for the five-minute retry.
 const LEFTOVER_FLUSH: Duration = Duration::from_secs(30);
 
@@ -145,6 +147,8 @@ async fn forward<K>(
     while let Some(item) = stream.next().await {
         match item {
             Ok(ev) => {
+                // As upstream's scheduler, keep no managedFields: nothing reads them.
+                let ev = ev.modify(|o| o.meta_mut().managed_fields = None);
                 if tx.send(wrap(ev)).await.is_err() {
                     return;
                 }
@@ -193,6 +197,7 @@ impl Loop {
         cancel: CancellationToken,
     ) {
         let mut last_leftover_flush = Instant::now();
+        let mut turn = std::time::Instant::now();
         loop {
             if cancel.is_cancelled() {
                 return;
@@ -216,10 +221,15 @@ impl Loop {
             {
                 let decision = self.sched.schedule_one(qp, now);
                 self.act(decision);
-                // Let watch and write tasks run between cycles.
-                tokio::task::yield_now().await;
+                // Let watch and write tasks run once this turn has used its share: yielding
+                // after every cycle would let a busy server's other tasks starve the scheduler.
+                if turn.elapsed() >= TURN {
+                    tokio::task::yield_now().await;
+                    turn = std::time::Instant::now();
+                }
                 continue;
             }
+            turn = std::time::Instant::now();
             let wake = self
                 .sched
                 .queue

@@ -28,6 +28,9 @@ use tracing::Instrument;
 const SYNC_GRACE: Duration = Duration::from_secs(30);
 /// How often every object with owners or collector finalizers is looked at again.
 const RESYNC: Duration = Duration::from_secs(60);
+/// Resources the collector does not follow, as upstream's default `ignoredResources`: events
+/// are many, short-lived and owned by nobody.
+const IGNORED: &[(&str, &str)] = &[("", "events"), ("events.k8s.io", "events")];
 /// How often discovery is read again for resources that appeared (custom resources).
 const REDISCOVER: Duration = Duration::from_secs(30);
 
@@ -176,7 +179,11 @@ pub async fn run(client: kube::Client, cancel: CancellationToken) {
             }
         };
         for r in found {
-            if !r.list_watch || !r.delete || !watched.insert(r.id()) {
+            if !r.list_watch
+                || !r.delete
+                || IGNORED.contains(&(r.ar.group.as_str(), r.ar.plural.as_str()))
+                || !watched.insert(r.id())
+            {
                 continue;
             }
             let r = Arc::new(r);

@@ -269,6 +269,7 @@ async fn drive<K>(
         match ev {
             Event::Init => relist = Some(Objects::default()),
             Event::InitApply(obj) => {
+                let obj = trim(obj);
                 let (ns, name) = ns_name(&obj);
                 relist
                     .get_or_insert_with(Objects::default)
@@ -311,7 +312,7 @@ async fn drive<K>(
                 let _ = synced.send(true);
             }
             Event::Apply(obj) => {
-                let new = Arc::new(obj);
+                let new = Arc::new(trim(obj));
                 let old = informer.insert(new.clone());
                 notify(&informer.handlers, Change::Applied { old, new });
             }
@@ -321,6 +322,13 @@ async fn drive<K>(
             }
         }
     }
+}
+
+/// Drops what no controller reads from the cached copy, as client-go's informers of
+/// kube-controller-manager do: `managedFields` is often the largest part of an object.
+fn trim<K: Resource>(mut obj: K) -> K {
+    obj.meta_mut().managed_fields = None;
+    obj
 }
 
 fn watcher<K>(api: Api<K>) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>>

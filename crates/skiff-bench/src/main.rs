@@ -677,7 +677,8 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
         async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(10)).await;
-                let renewed = fan_out(&conns, 1, n_nodes, |c, i| async move {
+                let round = Instant::now();
+                let renewed = fan_out(&conns, 4, n_nodes, |c, i| async move {
                     let (code, body) = c
                         .status(
                             http::Method::PUT,
@@ -699,6 +700,12 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
                 if let Err(e) = renewed {
                     eprintln!("node heartbeats stopped: {e}");
                     return;
+                }
+                if round.elapsed() > Duration::from_secs(10) {
+                    eprintln!(
+                        "renewing {n_nodes} leases took {:.1} s",
+                        round.elapsed().as_secs_f64()
+                    );
                 }
             }
         }

@@ -344,18 +344,11 @@ impl Attrs {
 
     /// The attributes of a serialized object, decoding only the members they come from.
     pub fn of_json(group: &str, plural: &str, json: &[u8]) -> Option<Attrs> {
-        let fields = selectable_fields(group, plural);
-        let split: Vec<Vec<&str>> = fields
-            .iter()
-            // `source` (of an event) is kept whole: it selects on `source.component`.
-            .map(|f| f.split('.').collect())
+        // `source` (of an event) is kept whole: it selects on `source.component`.
+        let paths: Vec<&str> = ["metadata.name", "metadata.namespace", "metadata.labels"]
+            .into_iter()
+            .chain(selectable_fields(group, plural).iter().copied())
             .collect();
-        let mut paths: Vec<&[&str]> = vec![
-            &["metadata", "name"],
-            &["metadata", "namespace"],
-            &["metadata", "labels"],
-        ];
-        paths.extend(split.iter().map(Vec::as_slice));
         let pruned = crate::rawjson::decode_paths(json, &paths)?;
         Some(Attrs::of(group, plural, &pruned))
     }

@@ -114,9 +114,9 @@ pub fn stamp_resource_version(json: &[u8], revision: i64) -> Option<(Vec<u8>, St
     Some((out, api_version, kind))
 }
 
-/// Decodes only the parts of `json` under `paths` (each a list of member names; a path ends
+/// Decodes only the parts of `json` under `paths` (dotted member names, `spec.nodeName`; a path ends
 /// where the whole value is kept), skipping the rest without building it.
-pub fn decode_paths(json: &[u8], paths: &[&[&str]]) -> Option<Value> {
+pub fn decode_paths(json: &[u8], paths: &[&str]) -> Option<Value> {
     let mut d = serde_json::Deserializer::from_slice(json);
     let v = Pruned { paths }.deserialize(&mut d).ok()?;
     d.end().ok()?;
@@ -124,7 +124,8 @@ pub fn decode_paths(json: &[u8], paths: &[&[&str]]) -> Option<Value> {
 }
 
 struct Pruned<'p> {
-    paths: &'p [&'p [&'p str]],
+    /// What is left of each wanted path below this value; "" keeps the whole value.
+    paths: &'p [&'p str],
 }
 
 impl<'de> DeserializeSeed<'de> for Pruned<'_> {
@@ -167,15 +168,17 @@ impl<'de> Visitor<'de> for Pruned<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
-        let mut below: Vec<&[&str]> = Vec::new();
+        let mut below: Vec<&str> = Vec::new();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             below.clear();
-            below.extend(
-                self.paths
-                    .iter()
-                    .filter(|p| p.first() == Some(&key.0.as_ref()))
-                    .map(|p| &p[1..]),
-            );
+            below.extend(self.paths.iter().filter_map(|p| {
+                let rest = p.strip_prefix(key.0.as_ref())?;
+                if rest.is_empty() {
+                    Some(rest)
+                } else {
+                    rest.strip_prefix('.')
+                }
+            }));
             if below.is_empty() {
                 map.next_value::<IgnoredAny>()?;
             } else {
@@ -233,13 +236,13 @@ mod tests {
         let got = decode_paths(
             &serde_json::to_vec(&obj).expect("encode"),
             &[
-                &["metadata", "name"],
-                &["metadata", "labels"],
-                &["spec", "nodeName"],
-                &["spec", "hostNetwork"],
-                &["status", "phase"],
-                &["source"],
-                &["missing", "field"],
+                "metadata.name",
+                "metadata.labels",
+                "spec.nodeName",
+                "spec.hostNetwork",
+                "status.phase",
+                "source",
+                "missing.field",
             ],
         )
         .expect("decoded");
@@ -249,6 +252,6 @@ mod tests {
                    "spec": {"nodeName": "n", "hostNetwork": true},
                    "status": null, "source": {"component": "c", "host": "h"}})
         );
-        assert!(decode_paths(b"{\"a\":1} x", &[&["a"]]).is_none());
+        assert!(decode_paths(b"{\"a\":1} x", &["a"]).is_none());
     }
 }

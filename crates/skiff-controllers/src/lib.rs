@@ -61,9 +61,22 @@ pub async fn run(client: kube::Client, cancel: CancellationToken) {
 /// The caller decides when this runs: `skiff server` runs it while it holds the controller
 /// lease (see [`leader`]).
 pub async fn run_with(client: kube::Client, settings: Settings, cancel: CancellationToken) {
+    let informers = runtime::Informers::new(client, cancel.clone());
+    run_in(informers.clone(), settings, cancel).await;
+    informers.stopped().await;
+}
+
+/// Runs every controller on `informers` until `cancel` fires, and returns once all have
+/// stopped; the informers keep running. `skiff server` keeps one set of informers for the
+/// whole process, so that the scheduler shares the pod cache and a new lease term starts warm.
+pub async fn run_in(
+    informers: std::sync::Arc<runtime::Informers>,
+    settings: Settings,
+    cancel: CancellationToken,
+) {
     use k8s_openapi::api::apps::v1::ReplicaSet;
     use k8s_openapi::api::core::v1::ReplicationController;
-    let informers = runtime::Informers::new(client.clone(), cancel.clone());
+    let client = informers.client().clone();
     let mut tasks = JoinSet::new();
     tasks.spawn(garbage_collector::run(client.clone(), cancel.clone()));
     tasks.spawn(namespace::run(client, cancel.clone()));
@@ -130,5 +143,4 @@ pub async fn run_with(client: kube::Client, settings: Settings, cancel: Cancella
             tracing::error!("a controller stopped before shutdown");
         }
     }
-    informers.stopped().await;
 }

@@ -43,9 +43,26 @@ const TURN: Duration = Duration::from_millis(4);
 /// How often unschedulable pods are checked for the five-minute retry.
 const LEFTOVER_FLUSH: Duration = Duration::from_secs(30);
 
+/// A change to a pod in a cache the process keeps anyway.
+pub enum PodUpdate {
+    Applied(Arc<Pod>),
+    Deleted(Arc<Pod>),
+}
+
+/// Pods from a cache shared with other components: `skiff server` hands the scheduler the
+/// controllers' pod informer, so that each pod is decoded and kept once. `snapshot` is every
+/// pod when `changes` began; `changes` are the updates after it, in order (an update may
+/// repeat the snapshot's own version of a pod, never an older one).
+pub struct SharedPods {
+    pub snapshot: Vec<Arc<Pod>>,
+    pub changes: futures::stream::BoxStream<'static, PodUpdate>,
+}
+
 /// A watch event of one of the kinds the scheduler follows.
 enum Watched {
     Pod(Box<watcher::Event<Pod>>),
+    PodSnapshot(Vec<Arc<Pod>>),
+    PodUpdate(PodUpdate),
     Node(Box<watcher::Event<Node>>),
     Namespace(Box<watcher::Event<Namespace>>),
     Pvc(Box<watcher::Event<PersistentVolumeClaim>>),
@@ -68,14 +85,30 @@ enum Written {
 
 /// Schedules pods with `spec.schedulerName: default-scheduler` until `cancel` fires.
 pub async fn run(client: kube::Client, cancel: CancellationToken) {
+    run_with_pods(client, None, cancel).await
+}
+
+/// As [`run`], taking pods from `pods` when given instead of watching them itself.
+pub async fn run_with_pods(
+    client: kube::Client,
+    pods: Option<SharedPods>,
+    cancel: CancellationToken,
+) {
     let mut tasks = JoinSet::new();
     let (tx, rx) = mpsc::channel(4096);
-    tasks.spawn(forward(
-        Api::<Pod>::all(client.clone()),
-        |e| Watched::Pod(Box::new(e)),
-        tx.clone(),
-        cancel.clone(),
-    ));
+    match pods {
+        Some(pods) => {
+            tasks.spawn(forward_shared(pods, tx.clone(), cancel.clone()));
+        }
+        None => {
+            tasks.spawn(forward(
+                Api::<Pod>::all(client.clone()),
+                |e| Watched::Pod(Box::new(e)),
+                tx.clone(),
+                cancel.clone(),
+            ));
+        }
+    }
     tasks.spawn(forward(
         Api::<Node>::all(client.clone()),
         |e| Watched::Node(Box::new(e)),
@@ -154,6 +187,19 @@ async fn forward<K>(
                 }
             }
             Err(e) => tracing::debug!(error = %e, "scheduler watch failed; retrying"),
+        }
+    }
+}
+
+/// Forwards a shared pod cache's snapshot and changes to the scheduling loop.
+async fn forward_shared(pods: SharedPods, tx: mpsc::Sender<Watched>, cancel: CancellationToken) {
+    if tx.send(Watched::PodSnapshot(pods.snapshot)).await.is_err() {
+        return;
+    }
+    let mut changes = std::pin::pin!(pods.changes.take_until(cancel.cancelled_owned()));
+    while let Some(u) = changes.next().await {
+        if tx.send(Watched::PodUpdate(u)).await.is_err() {
+            return;
         }
     }
 }
@@ -375,6 +421,9 @@ impl Loop {
     fn watched(&mut self, ev: Watched) {
         match ev {
             Watched::Pod(e) => self.pod_event(*e),
+            Watched::PodSnapshot(pods) => self.pod_snapshot(pods),
+            Watched::PodUpdate(PodUpdate::Applied(p)) => self.pod_applied(p),
+            Watched::PodUpdate(PodUpdate::Deleted(p)) => self.pod_deleted(&pod_info::pod_key(&p)),
             Watched::Node(e) => self.node_event(*e),
             Watched::Namespace(e) => self.namespace_event(*e),
             Watched::Pvc(e) => self.pvc_event(*e),
@@ -390,31 +439,46 @@ impl Loop {
                 if let Some(seen) = self.relisting.pods.as_mut() {
                     seen.insert(pod_info::pod_key(&p));
                 }
-                self.pod_applied(p);
+                self.pod_applied(Arc::new(p));
             }
-            watcher::Event::Apply(p) => self.pod_applied(p),
+            watcher::Event::Apply(p) => self.pod_applied(Arc::new(p)),
             watcher::Event::Delete(p) => self.pod_deleted(&pod_info::pod_key(&p)),
             watcher::Event::InitDone => {
                 let seen = self.relisting.pods.take().unwrap_or_default();
-                let gone: Vec<PodKey> = self
-                    .sched
-                    .cache
-                    .pod_keys()
-                    .chain(self.sched.queue.keys())
-                    .filter(|k| !seen.contains(*k))
-                    .cloned()
-                    .collect();
-                for k in gone {
-                    self.pod_deleted(&k);
-                }
-                self.synced.insert(0);
+                self.pods_listed(&seen);
             }
         }
     }
 
-    fn pod_applied(&mut self, pod: Pod) {
+    /// Every pod of a shared cache, as a complete list.
+    fn pod_snapshot(&mut self, pods: Vec<Arc<Pod>>) {
+        let mut seen = HashSet::with_capacity(pods.len());
+        for p in pods {
+            seen.insert(pod_info::pod_key(&p));
+            self.pod_applied(p);
+        }
+        self.pods_listed(&seen);
+    }
+
+    /// A complete list of pods has been applied: pods not in it are gone.
+    fn pods_listed(&mut self, seen: &HashSet<PodKey>) {
+        let gone: Vec<PodKey> = self
+            .sched
+            .cache
+            .pod_keys()
+            .chain(self.sched.queue.keys())
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            self.pod_deleted(&k);
+        }
+        self.synced.insert(0);
+    }
+
+    fn pod_applied(&mut self, pod: Arc<Pod>) {
         let now = Instant::now();
-        let info = Arc::new(PodInfo::new(Arc::new(pod)));
+        let info = Arc::new(PodInfo::new(pod));
         let phase = info.pod.status.as_ref().and_then(|s| s.phase.as_deref());
         if matches!(phase, Some("Succeeded" | "Failed")) {
             // Finished pods hold no resources.

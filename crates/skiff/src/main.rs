@@ -28,6 +28,7 @@ enum Command {
 /// mimalloc, not glibc's malloc: the API server's request and watch paths are allocation-heavy
 /// (docs/adr/003-mimalloc.md). Built without transparent huge pages (`no_thp`): with them an
 /// idle server's RSS grows by ~40 MB of mostly empty 2 MiB pages.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

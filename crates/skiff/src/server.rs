@@ -243,10 +243,14 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     // sharing a datastore, only the holder of the controller lease runs them.
     let identity = format!("{host}_{}", uuid::Uuid::new_v4());
     let client = kube::Client::new(api.router(), "default");
+    // One set of informers for the process, so that the scheduler and the controllers keep one
+    // copy of each pod between them, and a new lease term starts from warm caches.
+    let informers = skiff_controllers::runtime::Informers::new(client.clone(), cancel.clone());
     let controllers = tokio::spawn({
         let client = client.clone();
         let identity = identity.clone();
         let cancel = cancel.clone();
+        let informers = informers.clone();
         async move {
             skiff_controllers::leader::run(
                 client.clone(),
@@ -254,7 +258,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
                 &identity,
                 skiff_controllers::leader::Timings::default(),
                 cancel,
-                |term| skiff_controllers::run_with(client.clone(), settings, term),
+                |term| skiff_controllers::run_in(informers.clone(), settings, term),
             )
             .await
         }
@@ -264,6 +268,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     let scheduler = tokio::spawn({
         let client = client.clone();
         let cancel = cancel.clone();
+        let pods = informers.get::<k8s_openapi::api::core::v1::Pod>();
         async move {
             skiff_controllers::leader::run(
                 client.clone(),
@@ -271,7 +276,18 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
                 &identity,
                 skiff_controllers::leader::Timings::default(),
                 cancel,
-                |term| skiff_scheduler::run(client.clone(), term),
+                |term| {
+                    let client = client.clone();
+                    let pods = pods.clone();
+                    async move {
+                        tokio::select! {
+                            _ = pods.synced() => {}
+                            _ = term.cancelled() => return,
+                        }
+                        let pods = shared_pods(&pods);
+                        skiff_scheduler::run_with_pods(client, Some(pods), term).await
+                    }
+                },
             )
             .await
         }
@@ -291,6 +307,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     let _ = serving.await;
     let _ = controllers.await;
     let _ = scheduler.await;
+    informers.stopped().await;
     let _ = cache_feeder.await;
     let _ = event_expiry.await;
     let _ = metrics_scraper.await;
@@ -312,5 +329,26 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// The scheduler's view of the shared pod informer.
+fn shared_pods(
+    pods: &skiff_controllers::runtime::Informer<k8s_openapi::api::core::v1::Pod>,
+) -> skiff_scheduler::SharedPods {
+    use skiff_controllers::runtime::Change;
+    use skiff_scheduler::PodUpdate;
+    let (snapshot, mut rx) = pods.snapshot_and_subscribe();
+    let changes = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|c| {
+            c.map(|c| match &*c {
+                Change::Applied { new, .. } => PodUpdate::Applied(new.clone()),
+                Change::Deleted(old) => PodUpdate::Deleted(old.clone()),
+            })
+        })
+    });
+    skiff_scheduler::SharedPods {
+        snapshot,
+        changes: Box::pin(changes),
     }
 }

@@ -171,6 +171,18 @@ where
         rx
     }
 
+    /// Every object now and a stream of every change after them, taken together: no change
+    /// is missed, and none in the stream is older than the object it changes in the snapshot
+    /// (the watch task stores each change before it notifies, so at worst the stream repeats
+    /// the snapshot's own version of an object). Call it once [`Informer::synced`].
+    pub fn snapshot_and_subscribe(&self) -> (Vec<Arc<K>>, mpsc::UnboundedReceiver<Arc<Change<K>>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut handlers = self.handlers.lock().unwrap_or_else(PoisonError::into_inner);
+        let snapshot = self.list();
+        handlers.push(tx);
+        (snapshot, rx)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache<K>> {
         self.cache.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -446,5 +458,39 @@ mod tests {
         assert_eq!(names(i.list_claimable("default", "b")), ["theirs"]);
         let rebuilt = Cache::from_objects(i.read().objects.clone());
         assert_eq!(rebuilt.by_controller, i.read().by_controller);
+    }
+
+    #[test]
+    fn a_snapshot_and_its_subscription_miss_nothing() {
+        let i: Informer<Pod> = Informer {
+            cache: RwLock::default(),
+            handlers: Handlers::default(),
+            synced: watch::channel(true).1,
+        };
+        i.insert(pod("a", None));
+        i.insert(pod("b", None));
+        let (snapshot, mut rx) = i.snapshot_and_subscribe();
+        assert_eq!(names(snapshot), ["a", "b"]);
+        assert!(
+            rx.try_recv().is_err(),
+            "nothing before the snapshot is repeated"
+        );
+        let new = pod("c", None);
+        let old = i.insert(new.clone());
+        notify(&i.handlers, Change::Applied { old, new });
+        let gone = i.remove(&pod("a", None)).expect("a is cached");
+        notify(&i.handlers, Change::Deleted(gone));
+        let mut seen = Vec::new();
+        while let Ok(c) = rx.try_recv() {
+            seen.push(match &*c {
+                Change::Applied { new, .. } => {
+                    format!("+{}", new.metadata.name.as_deref().unwrap_or_default())
+                }
+                Change::Deleted(o) => {
+                    format!("-{}", o.metadata.name.as_deref().unwrap_or_default())
+                }
+            });
+        }
+        assert_eq!(seen, ["+c", "-a"]);
     }
 }

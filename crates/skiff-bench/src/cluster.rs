@@ -163,6 +163,8 @@ struct Progress {
     all_created: Option<Instant>,
     all_bound: Option<Instant>,
     all_ready: Option<Instant>,
+    /// The server ended the watch with 410 Gone: it fell too far behind.
+    expired: bool,
     error: Option<String>,
 }
 
@@ -210,6 +212,10 @@ impl Progress {
                 self.bound.remove(name);
                 self.ready.remove(name);
             }
+            Some("ERROR") if obj["code"] == 410 => {
+                self.expired = true;
+                return true;
+            }
             Some("ERROR") => {
                 self.error = Some(format!(
                     "pod watch error: {}",
@@ -239,21 +245,38 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Watches the scenario's pods from `resource_version` until all expected pods are ready,
-/// resuming where it left off when the server ends a watch.
+/// resuming where it left off when the server ends a watch, and starting over from the
+/// current state (a watch that sends every pod first) when it ends it with 410 Gone, as an
+/// informer re-lists.
 async fn track(c: Arc<Client>, progress: Arc<Mutex<Progress>>) -> Result<(), String> {
+    let mut relist = false;
     loop {
-        let rv = lock(&progress).resource_version.clone();
-        let path = format!(
-            "/api/v1/pods?watch=1&labelSelector={SELECTOR}&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=600"
-        );
+        let path = if relist {
+            format!(
+                "/api/v1/pods?watch=1&labelSelector={SELECTOR}&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=600"
+            )
+        } else {
+            let rv = lock(&progress).resource_version.clone();
+            format!(
+                "/api/v1/pods?watch=1&labelSelector={SELECTOR}&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=600"
+            )
+        };
         let stopped = c
             .watch_each(&path, |line| lock(&progress).apply(line))
             .await?;
-        let p = lock(&progress);
+        let mut p = lock(&progress);
         if let Some(e) = &p.error {
             return Err(e.clone());
         }
-        if stopped {
+        relist = p.expired;
+        if relist {
+            // The watch that follows sends every pod again.
+            eprintln!("pod watch expired (410); watching again from the current state");
+            p.expired = false;
+            p.created.clear();
+            p.bound.clear();
+            p.ready.clear();
+        } else if stopped {
             return Ok(());
         }
     }

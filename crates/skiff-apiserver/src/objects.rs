@@ -275,18 +275,20 @@ fn selectable_fields(group: &str, plural: &str) -> &'static [&'static str] {
 
 /// The value a field selector compares for `field`, one of `selectable_fields`.
 fn selectable_value(plural: &str, obj: &Value, field: &str) -> String {
-    let s = |p: &str| {
-        obj.pointer(p).map(|v| match v {
-            Value::String(s) => s.clone(),
-            Value::Null => String::new(),
-            other => other.to_string(),
-        })
+    // Walks the dotted path as it is: this runs for every watch cache event.
+    let s = |dotted: &str| {
+        dotted
+            .split('.')
+            .try_fold(obj, |v, k| v.get(k))
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            })
     };
     match field {
-        "metadata.name" => s("/metadata/name").unwrap_or_default(),
-        "metadata.namespace" => s("/metadata/namespace").unwrap_or_default(),
-        "source" if plural == "events" => s("/source/component").unwrap_or_default(),
-        f => s(&format!("/{}", f.replace('.', "/"))).unwrap_or_else(|| {
+        "source" if plural == "events" => s("source.component").unwrap_or_default(),
+        f => s(f).unwrap_or_else(|| {
             if f == "spec.hostNetwork" || f == "spec.unschedulable" {
                 "false".into()
             } else {

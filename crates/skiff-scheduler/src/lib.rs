@@ -173,7 +173,12 @@ async fn forward<K>(
     tx: mpsc::Sender<Watched>,
     cancel: CancellationToken,
 ) where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
 {
     let stream = watcher(api, watcher::Config::default()).default_backoff();
     let mut stream = std::pin::pin!(stream.take_until(cancel.cancelled_owned()));
@@ -186,6 +191,10 @@ async fn forward<K>(
                     return;
                 }
             }
+            Err(watcher::Error::WatchError(s)) if s.code == 410 => tracing::warn!(
+                kind = %K::kind(&()),
+                "scheduler watch fell behind the watch cache's history; re-listing"
+            ),
             Err(e) => tracing::debug!(error = %e, "scheduler watch failed; retrying"),
         }
     }

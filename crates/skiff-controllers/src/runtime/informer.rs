@@ -273,6 +273,11 @@ async fn drive<K>(
         let Some(ev) = ev else { return };
         let ev = match ev {
             Ok(ev) => ev,
+            Err(watcher::Error::WatchError(s)) if s.code == 410 => {
+                // Worth knowing: a re-list of the whole kind follows.
+                tracing::warn!(kind = %K::kind(&()), "watch fell behind the watch cache's history; re-listing");
+                continue;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, kind = %K::kind(&()), "watch failed; retrying");
                 continue;

@@ -11,8 +11,13 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-/// How many events the cache keeps for watchers that resume from a resourceVersion.
+/// How many events the cache keeps in all, for watchers that resume from a resourceVersion.
 pub const HISTORY: usize = 20_000;
+/// At most this many of them are one resource's: each resource has a history of its own, so
+/// that a busy resource (pods, leases) cannot push a quiet one's out. A watcher of a quiet
+/// resource resumes from its last bookmark, however many other writes came since, as with
+/// upstream's per-resource watch caches.
+pub const HISTORY_PER_RESOURCE: usize = HISTORY / 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -189,8 +194,21 @@ impl CachedEvent {
     }
 }
 
+/// The recent events of one resource.
+struct History {
+    events: VecDeque<Arc<CachedEvent>>,
+    /// The history is complete after this revision: no event of the resource newer than it
+    /// was dropped.
+    floor: Revision,
+}
+
 struct Inner {
-    history: VecDeque<Arc<CachedEvent>>,
+    /// Per resource (`/registry/{group}/{plural}/`).
+    histories: HashMap<String, History>,
+    /// Events in all the histories.
+    history_len: usize,
+    /// The revision the cache started after: a resource without a history is complete after it.
+    start: Revision,
     /// The revision the cache has seen everything up to.
     revision: Revision,
     /// One channel per resource (`/registry/{group}/{plural}/`), so a watcher is woken only
@@ -205,6 +223,60 @@ struct Inner {
 pub type Observer = Box<dyn Fn(&CachedEvent) + Send + Sync>;
 
 impl Inner {
+    /// Keeps `ev` in its resource's history, dropping the oldest events of that resource or,
+    /// when all histories together are full, of the largest one.
+    fn record(&mut self, resource: &str, ev: Arc<CachedEvent>) {
+        let start = self.start;
+        let h = self
+            .histories
+            .entry(resource.to_string())
+            .or_insert_with(|| History {
+                events: VecDeque::new(),
+                floor: start,
+            });
+        h.events.push_back(ev);
+        self.history_len += 1;
+        if h.events.len() > HISTORY_PER_RESOURCE
+            && let Some(old) = h.events.pop_front()
+        {
+            h.floor = old.revision;
+            self.history_len -= 1;
+        }
+        while self.history_len > HISTORY {
+            let Some(h) = self.histories.values_mut().max_by_key(|h| h.events.len()) else {
+                break;
+            };
+            let Some(old) = h.events.pop_front() else {
+                break;
+            };
+            h.floor = old.revision;
+            self.history_len -= 1;
+        }
+    }
+
+    /// The events of `resource` after `after`, or `Err(floor)` when some are no longer kept.
+    fn history_after(
+        &self,
+        resource: &str,
+        after: Revision,
+    ) -> Result<Vec<Arc<CachedEvent>>, Revision> {
+        let Some(h) = self.histories.get(resource) else {
+            return if after < self.start {
+                Err(self.start)
+            } else {
+                Ok(Vec::new())
+            };
+        };
+        if after < h.floor {
+            return Err(h.floor);
+        }
+        Ok(h.events
+            .iter()
+            .filter(|e| e.revision > after)
+            .cloned()
+            .collect())
+    }
+
     fn subscribe(&mut self, resource: &str) -> broadcast::Receiver<Arc<CachedEvent>> {
         self.channels
             .entry(resource.to_string())
@@ -263,7 +335,9 @@ impl WatchCache {
         let (rev_tx, _) = watch::channel(from);
         let cache = WatchCache {
             inner: Arc::new(Mutex::new(Inner {
-                history: VecDeque::new(),
+                histories: HashMap::new(),
+                history_len: 0,
+                start: from,
                 revision: from,
                 channels: HashMap::new(),
                 observers: Vec::new(),
@@ -328,11 +402,8 @@ impl WatchCache {
         }
         inner.revision = revision;
         if let Some(ev) = event {
-            if inner.history.len() >= HISTORY {
-                inner.history.pop_front();
-            }
-            inner.history.push_back(ev.clone());
             let resource = resource_prefix(&ev.key).to_string();
+            inner.record(&resource, ev.clone());
             for (prefix, observe) in &inner.observers {
                 if *prefix == resource {
                     observe(&ev);
@@ -360,23 +431,10 @@ impl WatchCache {
     /// Subscribes to events after `after`, atomically with the history replay (no gap, no duplicate).
     pub fn subscribe_after(&self, after: Revision, resource: &str) -> Start {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let oldest_known = inner
-            .history
-            .front()
-            .map(|e| e.revision - 1)
-            .unwrap_or(inner.revision);
-        if after < oldest_known {
-            return Start::TooOld {
-                oldest: oldest_known,
-            };
+        match inner.history_after(resource, after) {
+            Ok(replay) => Start::Events(inner.subscribe(resource), replay),
+            Err(oldest) => Start::TooOld { oldest },
         }
-        let replay: Vec<_> = inner
-            .history
-            .iter()
-            .filter(|e| e.revision > after && e.key.starts_with(resource))
-            .cloned()
-            .collect();
-        Start::Events(inner.subscribe(resource), replay)
     }
 
     /// Calls `observer` with every event of `resource` (a `/registry/{group}/{plural}/` prefix)
@@ -406,25 +464,11 @@ impl WatchCache {
         (inner.revision, inner.subscribe(resource))
     }
 
-    /// Events after `after` still in the history (for a watcher that lagged behind the channel).
-    pub fn history_after(&self, after: Revision) -> Option<Vec<Arc<CachedEvent>>> {
+    /// The events of `resource` after `after`, if the history still has all of them (for a
+    /// watcher that lagged behind the channel).
+    pub fn history_after(&self, resource: &str, after: Revision) -> Option<Vec<Arc<CachedEvent>>> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let oldest_known = inner
-            .history
-            .front()
-            .map(|e| e.revision - 1)
-            .unwrap_or(inner.revision);
-        if after < oldest_known {
-            return None;
-        }
-        Some(
-            inner
-                .history
-                .iter()
-                .filter(|e| e.revision > after)
-                .cloned()
-                .collect(),
-        )
+        inner.history_after(resource, after).ok()
     }
 }
 
@@ -432,6 +476,86 @@ impl WatchCache {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn stored(kind: &str, name: &str) -> Bytes {
+        Bytes::from(
+            json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "default"}})
+                .to_string(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_resource_does_not_push_a_quiet_one_out_of_history() {
+        let run = async {
+            let store = Store::memory();
+            let cancel = CancellationToken::new();
+            let from = store.current_revision().await.expect("revision");
+            let (cache, feeder) = WatchCache::start(store.clone(), from, cancel.clone())
+                .await
+                .expect("cache starts");
+            let cm = store
+                .create(
+                    "/registry/core/configmaps/default/quiet",
+                    stored("ConfigMap", "quiet"),
+                )
+                .await
+                .expect("create");
+            let mut first_lease = 0;
+            let mut last = 0;
+            // More writes than the whole history holds, all to one resource.
+            for i in 0..HISTORY + 10 {
+                last = store
+                    .create(
+                        &format!("/registry/coordination.k8s.io/leases/default/l{i}"),
+                        stored("Lease", &format!("l{i}")),
+                    )
+                    .await
+                    .expect("create");
+                if i == 0 {
+                    first_lease = last;
+                }
+            }
+            assert!(
+                cache
+                    .wait_for(last, std::time::Duration::from_secs(10))
+                    .await
+            );
+            let configmaps = "/registry/core/configmaps/";
+            let leases = "/registry/coordination.k8s.io/leases/";
+            // The quiet resource resumes from before its one event, however much came since.
+            let replay = cache.history_after(configmaps, from).expect("complete");
+            assert_eq!(replay.len(), 1);
+            assert_eq!(replay[0].revision, cm);
+            assert!(
+                matches!(cache.subscribe_after(cm, configmaps), Start::Events(_, r) if r.is_empty())
+            );
+            // A resource never written resumes from the cache's start.
+            assert!(
+                cache
+                    .history_after("/registry/core/secrets/", from)
+                    .is_some_and(|r| r.is_empty())
+            );
+            assert!(
+                cache
+                    .history_after("/registry/core/secrets/", from - 1)
+                    .is_none()
+            );
+            // The busy one kept only its newest events.
+            assert!(cache.history_after(leases, first_lease).is_none());
+            assert!(
+                matches!(cache.subscribe_after(first_lease, leases), Start::TooOld { oldest } if oldest > first_lease)
+            );
+            let kept = cache
+                .history_after(leases, last - 5)
+                .expect("recent events kept");
+            assert_eq!(kept.len(), 5);
+            cancel.cancel();
+            let _ = feeder.await;
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), run)
+            .await
+            .expect("test timed out");
+    }
 
     fn event(kind: EventType, object: &Value) -> CachedEvent {
         CachedEvent::new(

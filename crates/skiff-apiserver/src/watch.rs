@@ -111,6 +111,8 @@ impl Watcher {
 struct WatchState {
     server: Arc<ApiServer>,
     w: Watcher,
+    /// The watched resource's key prefix (`/registry/{group}/{plural}/`).
+    resource: String,
     /// Live events of the watched resource; None once the watch can only end.
     rx: Option<tokio::sync::broadcast::Receiver<Arc<CachedEvent>>>,
     /// Lines ready to go (replayed history, errors).
@@ -171,7 +173,7 @@ impl WatchState {
                     Err(RecvError::Lagged(_)) => {
                         // Catch up from history; if it is gone, the client must re-list.
                         *rx = rx.resubscribe();
-                        match self.server.cache.history_after(self.last) {
+                        match self.server.cache.history_after(&self.resource, self.last) {
                             Some(evs) => {
                                 for ev in evs {
                                     self.last = ev.revision;
@@ -330,6 +332,7 @@ pub async fn serve(
     let state = WatchState {
         server: server.clone(),
         w,
+        resource,
         rx: rx_events,
         pending,
         initial,

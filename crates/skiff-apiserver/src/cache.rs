@@ -18,6 +18,15 @@ pub const HISTORY: usize = 20_000;
 /// resource resumes from its last bookmark, however many other writes came since, as with
 /// upstream's per-resource watch caches.
 pub const HISTORY_PER_RESOURCE: usize = HISTORY / 4;
+/// The histories' memory, counted as the events' watch lines: large objects (nodes,
+/// EndpointSlices) keep fewer events than small ones (leases).
+pub const HISTORY_BYTES: usize = 64 << 20;
+pub const HISTORY_BYTES_PER_RESOURCE: usize = HISTORY_BYTES / 4;
+
+/// What an event counts against the byte budget: its line and, roughly, the rest.
+fn history_cost(ev: &CachedEvent) -> usize {
+    ev.line.len() + 256
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -197,6 +206,8 @@ impl CachedEvent {
 /// The recent events of one resource.
 struct History {
     events: VecDeque<Arc<CachedEvent>>,
+    /// The events' [`history_cost`].
+    bytes: usize,
     /// The history is complete after this revision: no event of the resource newer than it
     /// was dropped.
     floor: Revision,
@@ -205,8 +216,9 @@ struct History {
 struct Inner {
     /// Per resource (`/registry/{group}/{plural}/`).
     histories: HashMap<String, History>,
-    /// Events in all the histories.
+    /// Events in all the histories, and their [`history_cost`].
     history_len: usize,
+    history_bytes: usize,
     /// The revision the cache started after: a resource without a history is complete after it.
     start: Revision,
     /// The revision the cache has seen everything up to.
@@ -224,7 +236,7 @@ pub type Observer = Box<dyn Fn(&CachedEvent) + Send + Sync>;
 
 impl Inner {
     /// Keeps `ev` in its resource's history, dropping the oldest events of that resource or,
-    /// when all histories together are full, of the largest one.
+    /// when all histories together are full, of the one that takes the most memory.
     fn record(&mut self, resource: &str, ev: Arc<CachedEvent>) {
         let start = self.start;
         let h = self
@@ -232,25 +244,36 @@ impl Inner {
             .entry(resource.to_string())
             .or_insert_with(|| History {
                 events: VecDeque::new(),
+                bytes: 0,
                 floor: start,
             });
+        let cost = history_cost(&ev);
         h.events.push_back(ev);
+        h.bytes += cost;
         self.history_len += 1;
-        if h.events.len() > HISTORY_PER_RESOURCE
-            && let Some(old) = h.events.pop_front()
+        self.history_bytes += cost;
+        while h.events.len() > HISTORY_PER_RESOURCE
+            || (h.bytes > HISTORY_BYTES_PER_RESOURCE && h.events.len() > 1)
         {
+            let Some(old) = h.events.pop_front() else {
+                break;
+            };
             h.floor = old.revision;
+            h.bytes -= history_cost(&old);
             self.history_len -= 1;
+            self.history_bytes -= history_cost(&old);
         }
-        while self.history_len > HISTORY {
-            let Some(h) = self.histories.values_mut().max_by_key(|h| h.events.len()) else {
+        while self.history_len > HISTORY || self.history_bytes > HISTORY_BYTES {
+            let Some(h) = self.histories.values_mut().max_by_key(|h| h.bytes) else {
                 break;
             };
             let Some(old) = h.events.pop_front() else {
                 break;
             };
             h.floor = old.revision;
+            h.bytes -= history_cost(&old);
             self.history_len -= 1;
+            self.history_bytes -= history_cost(&old);
         }
     }
 
@@ -337,6 +360,7 @@ impl WatchCache {
             inner: Arc::new(Mutex::new(Inner {
                 histories: HashMap::new(),
                 history_len: 0,
+                history_bytes: 0,
                 start: from,
                 revision: from,
                 channels: HashMap::new(),
@@ -482,6 +506,60 @@ mod tests {
             json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "default"}})
                 .to_string(),
         )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_objects_keep_a_history_bounded_in_bytes() {
+        let run = async {
+            let store = Store::memory();
+            let cancel = CancellationToken::new();
+            let from = store.current_revision().await.expect("revision");
+            let (cache, feeder) = WatchCache::start(store.clone(), from, cancel.clone())
+                .await
+                .expect("cache starts");
+            let big = "x".repeat(100_000);
+            let mut revs = Vec::new();
+            for i in 0..200 {
+                let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("c{i}"), "namespace": "default"},
+                    "data": {"big": big}});
+                revs.push(
+                    store
+                        .create(
+                            &format!("/registry/core/configmaps/default/c{i}"),
+                            Bytes::from(obj.to_string()),
+                        )
+                        .await
+                        .expect("create"),
+                );
+            }
+            let last = *revs.last().expect("written");
+            assert!(
+                cache
+                    .wait_for(last, std::time::Duration::from_secs(10))
+                    .await
+            );
+            let configmaps = "/registry/core/configmaps/";
+            assert!(
+                cache.history_after(configmaps, from).is_none(),
+                "20 MB of lines is over budget"
+            );
+            // The oldest revision the history is complete after; the events after it are kept.
+            let floor = (0..revs.len())
+                .find(|&i| cache.history_after(configmaps, revs[i]).is_some())
+                .expect("the newest events are kept");
+            let kept = revs.len() - 1 - floor;
+            assert!(
+                (HISTORY_BYTES_PER_RESOURCE / 101_000..=HISTORY_BYTES_PER_RESOURCE / 100_000)
+                    .contains(&kept),
+                "kept {kept} events of 100 kB"
+            );
+            cancel.cancel();
+            let _ = feeder.await;
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), run)
+            .await
+            .expect("test timed out");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -213,6 +213,17 @@ struct History {
     floor: Revision,
 }
 
+impl History {
+    /// Drops the oldest event; returns its cost.
+    fn drop_oldest(&mut self) -> Option<usize> {
+        let old = self.events.pop_front()?;
+        let cost = history_cost(&old);
+        self.floor = old.revision;
+        self.bytes -= cost;
+        Some(cost)
+    }
+}
+
 struct Inner {
     /// Per resource (`/registry/{group}/{plural}/`).
     histories: HashMap<String, History>,
@@ -238,15 +249,20 @@ impl Inner {
     /// Keeps `ev` in its resource's history, dropping the oldest events of that resource or,
     /// when all histories together are full, of the one that takes the most memory.
     fn record(&mut self, resource: &str, ev: Arc<CachedEvent>) {
-        let start = self.start;
-        let h = self
-            .histories
-            .entry(resource.to_string())
-            .or_insert_with(|| History {
-                events: VecDeque::new(),
-                bytes: 0,
-                floor: start,
-            });
+        if !self.histories.contains_key(resource) {
+            let start = self.start;
+            self.histories.insert(
+                resource.to_string(),
+                History {
+                    events: VecDeque::new(),
+                    bytes: 0,
+                    floor: start,
+                },
+            );
+        }
+        let Some(h) = self.histories.get_mut(resource) else {
+            return;
+        };
         let cost = history_cost(&ev);
         h.events.push_back(ev);
         h.bytes += cost;
@@ -255,25 +271,21 @@ impl Inner {
         while h.events.len() > HISTORY_PER_RESOURCE
             || (h.bytes > HISTORY_BYTES_PER_RESOURCE && h.events.len() > 1)
         {
-            let Some(old) = h.events.pop_front() else {
-                break;
-            };
-            h.floor = old.revision;
-            h.bytes -= history_cost(&old);
+            let Some(cost) = h.drop_oldest() else { break };
             self.history_len -= 1;
-            self.history_bytes -= history_cost(&old);
+            self.history_bytes -= cost;
         }
         while self.history_len > HISTORY || self.history_bytes > HISTORY_BYTES {
-            let Some(h) = self.histories.values_mut().max_by_key(|h| h.bytes) else {
+            let Some(cost) = self
+                .histories
+                .values_mut()
+                .max_by_key(|h| h.bytes)
+                .and_then(History::drop_oldest)
+            else {
                 break;
             };
-            let Some(old) = h.events.pop_front() else {
-                break;
-            };
-            h.floor = old.revision;
-            h.bytes -= history_cost(&old);
             self.history_len -= 1;
-            self.history_bytes -= history_cost(&old);
+            self.history_bytes -= cost;
         }
     }
 

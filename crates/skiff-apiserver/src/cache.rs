@@ -520,15 +520,28 @@ mod tests {
         )
     }
 
+    /// A watch cache fed by a new memory store: the store, the feeder's token, the revision
+    /// the cache starts after, the cache and its feeder task.
+    async fn memory_cache() -> (
+        Store,
+        CancellationToken,
+        Revision,
+        WatchCache,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let store = Store::memory();
+        let cancel = CancellationToken::new();
+        let from = store.current_revision().await.expect("revision");
+        let (cache, feeder) = WatchCache::start(store.clone(), from, cancel.clone())
+            .await
+            .expect("cache starts");
+        (store, cancel, from, cache, feeder)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn large_objects_keep_a_history_bounded_in_bytes() {
         let run = async {
-            let store = Store::memory();
-            let cancel = CancellationToken::new();
-            let from = store.current_revision().await.expect("revision");
-            let (cache, feeder) = WatchCache::start(store.clone(), from, cancel.clone())
-                .await
-                .expect("cache starts");
+            let (store, cancel, from, cache, feeder) = memory_cache().await;
             let big = "x".repeat(100_000);
             let mut revs = Vec::new();
             for i in 0..200 {
@@ -577,12 +590,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_busy_resource_does_not_push_a_quiet_one_out_of_history() {
         let run = async {
-            let store = Store::memory();
-            let cancel = CancellationToken::new();
-            let from = store.current_revision().await.expect("revision");
-            let (cache, feeder) = WatchCache::start(store.clone(), from, cancel.clone())
-                .await
-                .expect("cache starts");
+            let (store, cancel, from, cache, feeder) = memory_cache().await;
             let cm = store
                 .create(
                     "/registry/core/configmaps/default/quiet",

@@ -133,7 +133,7 @@ impl Allocators {
             "kind": "IPAddress",
             "metadata": {
                 "name": ip_s,
-                "uid": uuid::Uuid::new_v4().to_string(),
+                "uid": crate::objects::new_uid(),
                 "creationTimestamp": crate::objects::now_rfc3339(),
                 "generation": 1,
                 "labels": {"ipaddress.kubernetes.io/ip-family": "IPv4", "ipaddress.kubernetes.io/managed-by": "ipallocator.k8s.io"},

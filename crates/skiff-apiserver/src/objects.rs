@@ -176,19 +176,42 @@ pub fn parse_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
     }
 }
 
-/// RFC 3339 timestamp in seconds, as metadata timestamps are.
+/// RFC 3339 timestamp in seconds, as metadata timestamps are. Formatted once per second
+/// per thread: every write stamps one or two.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let now = chrono::Utc::now();
+    let secs = now.timestamp();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs || last.1.is_empty() {
+            *last = (secs, now.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        }
+        last.1.clone()
+    })
+}
+
+/// A new object's `metadata.uid`: a random (version 4) UUID from the thread's generator,
+/// without a system call per object.
+pub fn new_uid() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
 }
 
 pub fn name_of(v: &Value) -> &str {
-    v.pointer("/metadata/name")
+    v.get("metadata")
+        .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
         .unwrap_or("")
 }
 
 pub fn namespace_of(v: &Value) -> Option<&str> {
-    v.pointer("/metadata/namespace").and_then(Value::as_str)
+    v.get("metadata")
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
 }
 
 pub fn metadata_mut(v: &mut Value) -> &mut serde_json::Map<String, Value> {

@@ -238,14 +238,87 @@ impl TypeMismatch {
     }
 }
 
+/// The built-in schemas as the type check walks them: one node per schema, `$ref`s
+/// resolved, properties in a hash map, so a field costs one lookup.
+struct TypeTable {
+    nodes: Vec<TypeNode>,
+    /// Node of each resolved schema, by its address (definitions are `'static`).
+    index: std::collections::HashMap<usize, u32>,
+}
+
+#[derive(Default)]
+struct TypeNode {
+    /// The schema's `type`.
+    ty: Option<&'static str>,
+    properties: std::collections::HashMap<&'static str, u32>,
+    additional: Option<u32>,
+    items: Option<u32>,
+}
+
+impl TypeTable {
+    /// The node of a schema, compiling it (and what it refers to) the first time.
+    fn compile(&mut self, schema: &'static Value) -> u32 {
+        let schema = resolve(schema);
+        let at = schema as *const Value as usize;
+        if let Some(&n) = self.index.get(&at) {
+            return n;
+        }
+        let n = self.nodes.len() as u32;
+        self.nodes.push(TypeNode::default());
+        self.index.insert(at, n);
+        let mut node = TypeNode {
+            ty: schema.get("type").and_then(Value::as_str),
+            ..TypeNode::default()
+        };
+        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+            for (k, ps) in props {
+                let c = self.compile(ps);
+                node.properties.insert(k.as_str(), c);
+            }
+        }
+        if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+            node.additional = Some(self.compile(ap));
+        }
+        if let Some(is) = schema.get("items") {
+            node.items = Some(self.compile(is));
+        }
+        if let Some(slot) = self.nodes.get_mut(n as usize) {
+            *slot = node;
+        }
+        n
+    }
+
+    /// Every built-in definition, compiled once.
+    fn get() -> &'static TypeTable {
+        static TABLE: std::sync::OnceLock<TypeTable> = std::sync::OnceLock::new();
+        TABLE.get_or_init(|| {
+            let mut t = TypeTable {
+                nodes: Vec::new(),
+                index: Default::default(),
+            };
+            for d in skiff_api::openapi::definitions() {
+                t.compile(d);
+            }
+            t
+        })
+    }
+
+    /// The node of a definition.
+    fn node_of(&self, def: &'static Value) -> Option<u32> {
+        self.index
+            .get(&(resolve(def) as *const Value as usize))
+            .copied()
+    }
+}
+
 /// The first value of the wrong type under `v`. The path is built only for the mismatch, on
 /// the way out: this runs on every write, over every field.
-fn type_error(schema: &'static Value, v: &Value, depth: usize) -> Option<TypeMismatch> {
+fn type_error(table: &TypeTable, node: u32, v: &Value, depth: usize) -> Option<TypeMismatch> {
     if depth > 64 || v.is_null() {
         return None;
     }
-    let schema = resolve(schema);
-    let ty = schema.get("type").and_then(Value::as_str);
+    let schema = table.nodes.get(node as usize)?;
+    let ty = schema.ty;
     let mismatch = match ty {
         Some("object") => !v.is_object(),
         Some("array") => !v.is_array(),
@@ -271,7 +344,7 @@ fn type_error(schema: &'static Value, v: &Value, depth: usize) -> Option<TypeMis
             Some("integer") => "integer",
             Some("number") => "number",
             Some("boolean") => "boolean",
-            _ => "value",
+            _ => "",
         };
         return Some(TypeMismatch {
             path: Vec::new(),
@@ -281,12 +354,14 @@ fn type_error(schema: &'static Value, v: &Value, depth: usize) -> Option<TypeMis
     }
     match v {
         Value::Object(m) => {
-            let props = schema.get("properties").and_then(Value::as_object);
-            let ap = schema.get("additionalProperties").filter(|a| a.is_object());
             for (k, child) in m {
-                let child_schema = props.and_then(|p| p.get(k)).or(ap);
-                if let Some(cs) = child_schema
-                    && let Some(mut e) = type_error(cs, child, depth + 1)
+                let child_node = schema
+                    .properties
+                    .get(k.as_str())
+                    .copied()
+                    .or(schema.additional);
+                if let Some(cn) = child_node
+                    && let Some(mut e) = type_error(table, cn, child, depth + 1)
                 {
                     e.path.push(format!(".{k}"));
                     return Some(e);
@@ -295,9 +370,9 @@ fn type_error(schema: &'static Value, v: &Value, depth: usize) -> Option<TypeMis
             None
         }
         Value::Array(items) => {
-            let is = schema.get("items")?;
+            let is = schema.items?;
             items.iter().enumerate().find_map(|(i, child)| {
-                type_error(is, child, depth + 1).map(|mut e| {
+                type_error(table, is, child, depth + 1).map(|mut e| {
                     e.path.push(format!("[{i}]"));
                     e
                 })
@@ -321,7 +396,9 @@ pub fn decode_error(info: &ResourceInfo, obj: &Value) -> Option<String> {
     {
         return Some("metadata: expected object".into());
     }
-    type_error(definition_for(info)?, obj, 0).map(TypeMismatch::message)
+    let table = TypeTable::get();
+    let node = table.node_of(definition_for(info)?)?;
+    type_error(table, node, obj, 0).map(TypeMismatch::message)
 }
 
 #[cfg(test)]

@@ -792,7 +792,7 @@ pub async fn create_object(
                 json!(format!("{base}{}", objects::random_suffix(5))),
             );
         }
-        md.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        md.insert("uid".into(), json!(objects::new_uid()));
         md.insert("creationTimestamp".into(), json!(now_rfc3339()));
         for k in [
             "resourceVersion",

@@ -86,6 +86,11 @@ pub fn definition(name: &str) -> Option<&'static Value> {
     model().defs.defs.get(name)
 }
 
+/// Every schema definition, in name order.
+pub fn definitions() -> impl Iterator<Item = &'static Value> {
+    model().defs.defs.values()
+}
+
 /// The schema of a built-in kind in one group-version.
 pub fn kind_definition(
     group: &'static str,

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::fieldpath::{FieldSet, PathElement, canonical_key, format_path};
+use super::fieldpath::{FieldSet, FieldTree, PathElement, canonical_key, format_path};
 use super::schema::{ListStrategy, Schema};
 
 /// One entry of `metadata.managedFields`, as the API serializes it.
@@ -240,7 +240,7 @@ fn with_managed_fields(mut v: Value, entries: &[ManagedFieldsEntry]) -> Value {
     v
 }
 
-fn owned_fields(mut set: FieldSet, ctx: &FieldManager<'_>) -> FieldSet {
+pub(super) fn owned_fields(mut set: FieldSet, ctx: &FieldManager<'_>) -> FieldSet {
     for p in STRIPPED {
         set.remove(&field_path(p));
     }
@@ -396,6 +396,9 @@ pub fn update_managed_fields(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    if old.is_none() && managed_fields.is_empty() {
+        return Ok(created_fields(new, ctx, schema, api_version));
+    }
     let empty = Value::Object(Map::new());
     let mut managers = decode_managers(managed_fields)?;
     // `compare` skips metadata.managedFields, so neither version needs a copy without them.
@@ -438,6 +441,97 @@ pub fn update_managed_fields(
         None => {}
     }
     Ok(encode_managers(managers, ctx.time))
+}
+
+/// The managed fields of a new object: its writer owns every field it set, less those
+/// nobody owns. The same as comparing it with an empty object, in one walk that builds
+/// the `FieldsV1` tree directly.
+pub(super) fn created_fields(
+    new: &Value,
+    ctx: &FieldManager<'_>,
+    schema: Schema,
+    api_version: String,
+) -> Vec<ManagedFieldsEntry> {
+    /// `all_paths` into a tree.
+    fn walk(v: &Value, s: Schema, last_is_field: bool, at_root: bool, node: &mut FieldTree) {
+        if is_leaf(v, s) {
+            node.member = true;
+            return;
+        }
+        if !(s.is_struct() && last_is_field) {
+            node.member = true;
+        }
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m {
+                    if at_root && k == "metadata" {
+                        let c = node
+                            .children
+                            .entry(PathElement::Field(k.clone()))
+                            .or_default();
+                        walk_metadata(child, s.field(k), c);
+                        continue;
+                    }
+                    let c = node
+                        .children
+                        .entry(PathElement::Field(k.clone()))
+                        .or_default();
+                    walk(child, s.field(k), true, false, c);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let c = node.children.entry(item_element(s, item, i)).or_default();
+                    walk(item, s.elem(), false, false, c);
+                }
+            }
+            _ => {}
+        }
+    }
+    /// `metadata`, whose `managedFields` are the bookkeeping itself.
+    fn walk_metadata(v: &Value, s: Schema, node: &mut FieldTree) {
+        match v {
+            Value::Object(m) if !is_leaf(v, s) => {
+                if !s.is_struct() {
+                    node.member = true;
+                }
+                for (k, child) in m.iter().filter(|(k, _)| *k != "managedFields") {
+                    let c = node
+                        .children
+                        .entry(PathElement::Field(k.clone()))
+                        .or_default();
+                    walk(child, s.field(k), true, false, c);
+                }
+            }
+            _ => walk(v, s, true, false, node),
+        }
+    }
+    let mut root = FieldTree::default();
+    if new.is_object() && !is_leaf(new, schema) {
+        walk(new, schema, false, true, &mut root);
+    }
+    root.member = false;
+    for p in STRIPPED {
+        if let Some(n) = root.get_mut(&field_path(p)) {
+            n.member = false;
+        }
+    }
+    for top in ctx.ignored_fields {
+        root.children
+            .remove(&PathElement::Field((*top).to_string()));
+    }
+    if root.prune() {
+        return Vec::new();
+    }
+    vec![ManagedFieldsEntry {
+        manager: ctx.manager.to_string(),
+        operation: UPDATE.to_string(),
+        api_version,
+        time: Some(ctx.time.to_string()),
+        fields_type: "FieldsV1".to_string(),
+        fields_v1: Some(root.to_fields_v1()),
+        subresource: ctx.subresource.map(str::to_string),
+    }]
 }
 
 /// Whether the value at a schema position is owned as a whole.

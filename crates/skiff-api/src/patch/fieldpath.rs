@@ -192,22 +192,7 @@ impl FieldSet {
     /// Encodes the set as a `FieldsV1` object: each path step is a key, `{}` closes a path,
     /// `".": {}` marks a path that also has longer paths below it.
     pub fn to_fields_v1(&self) -> Value {
-        #[derive(Default)]
-        struct Node {
-            member: bool,
-            children: BTreeMap<PathElement, Node>,
-        }
-        fn encode(node: &Node) -> Value {
-            let mut m = Map::new();
-            if node.member && !node.children.is_empty() {
-                m.insert(".".to_string(), Value::Object(Map::new()));
-            }
-            for (pe, child) in &node.children {
-                m.insert(pe.encode(), encode(child));
-            }
-            Value::Object(m)
-        }
-        let mut root = Node::default();
+        let mut root = FieldTree::default();
         for path in &self.paths {
             let mut node = &mut root;
             for pe in path {
@@ -215,7 +200,7 @@ impl FieldSet {
             }
             node.member = true;
         }
-        encode(&root)
+        root.to_fields_v1()
     }
 
     /// Decodes a `FieldsV1` object; `None` when it is malformed.
@@ -243,6 +228,53 @@ impl FieldSet {
         }
         walk(v, &mut Vec::new(), &mut out)?;
         Some(out)
+    }
+}
+
+/// A set of paths as the tree `FieldsV1` is: built in one walk where a whole object's
+/// fields are wanted (a create), without a path copied per field.
+#[derive(Debug, Default)]
+pub(super) struct FieldTree {
+    /// Whether the path to this node is itself in the set.
+    pub(super) member: bool,
+    pub(super) children: BTreeMap<PathElement, FieldTree>,
+}
+
+impl FieldTree {
+    /// The node at `path`, if there is one.
+    pub(super) fn get_mut(&mut self, path: &[PathElement]) -> Option<&mut FieldTree> {
+        let mut node = self;
+        for pe in path {
+            node = node.children.get_mut(pe)?;
+        }
+        Some(node)
+    }
+
+    /// Drops nodes that are not members and have no members below them (what is left
+    /// after paths were taken out); whether this node is such a node.
+    pub(super) fn prune(&mut self) -> bool {
+        self.children.retain(|_, c| !c.prune());
+        !self.member && self.children.is_empty()
+    }
+
+    /// The `FieldsV1` encoding (see [`FieldSet::to_fields_v1`]); the root's own membership
+    /// is not encoded, as nobody owns the object as a whole.
+    pub(super) fn to_fields_v1(&self) -> Value {
+        fn encode(node: &FieldTree) -> Value {
+            let mut m = Map::new();
+            if node.member && !node.children.is_empty() {
+                m.insert(".".to_string(), Value::Object(Map::new()));
+            }
+            for (pe, child) in &node.children {
+                m.insert(pe.encode(), encode(child));
+            }
+            Value::Object(m)
+        }
+        let mut m = Map::new();
+        for (pe, child) in &self.children {
+            m.insert(pe.encode(), encode(child));
+        }
+        Value::Object(m)
     }
 }
 

@@ -237,3 +237,54 @@ fn applied_managed_fields_are_rejected() {
     let err = server_side_apply(None, &bad, &ctx("m1"), false, &[], schema()).unwrap_err();
     assert!(matches!(err, ApplyError::Invalid(_)));
 }
+
+/// A create's managed fields, built in one walk, are what comparing the object with an
+/// empty one gives.
+#[test]
+fn created_fields_match_a_comparison_with_nothing() {
+    use crate::patch::apply::{compare, created_fields, owned_fields};
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default", "uid": "u", "creationTimestamp": "t",
+                     "labels": {"app": "web"}, "annotations": {},
+                     "managedFields": [{"manager": "x", "operation": "Update"}],
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r", "uid": "1"}]},
+        "spec": {"containers": [
+                    {"name": "a", "image": "i", "ports": [{"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}],
+                     "env": [{"name": "E", "value": "1"}], "args": ["x", "y", "x"],
+                     "resources": {"requests": {"cpu": "10m"}}},
+                    {"name": "b", "image": "j"}],
+                 "volumes": [{"name": "v", "emptyDir": {}}], "nodeSelector": {"k": "v"},
+                 "tolerations": [{"key": "t", "operator": "Exists"}]},
+        "status": {"phase": "Pending"}
+    });
+    let bare = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "generateName": "c-"},
+                    "data": {"a": "1", "b": ""}, "binaryData": {}});
+    let custom = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+                        "spec": {"list": [{"a": 1}, 2, [3]], "nested": {"deep": {"x": null}}}});
+    let cases = [
+        (pod.clone(), Schema::for_kind("", "Pod"), &["status"][..]),
+        (pod, Schema::for_kind("", "Pod"), &["spec", "metadata"][..]),
+        (config(3), schema(), &["status"][..]),
+        (bare, Schema::for_kind("", "ConfigMap"), &[][..]),
+        (cm, Schema::for_kind("", "ConfigMap"), &[][..]),
+        (custom, Schema::unknown(), &["status"][..]),
+    ];
+    for (obj, schema, ignored) in cases {
+        let ctx = FieldManager {
+            ignored_fields: ignored,
+            ..ctx("kubectl-create")
+        };
+        let (changed, removed) = compare(&json!({}), &obj, schema);
+        assert!(removed.is_empty());
+        let changed = owned_fields(changed, &ctx);
+        let want = (!changed.is_empty()).then(|| changed.to_fields_v1());
+        let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
+        let got = created_fields(&obj, &ctx, schema, api_version);
+        assert_eq!(got.first().and_then(|e| e.fields_v1.clone()), want, "{obj}");
+        assert!(got.len() <= 1);
+        let via_update = update_managed_fields(None, &obj, &ctx, &[], schema).unwrap();
+        assert_eq!(via_update, got);
+    }
+}

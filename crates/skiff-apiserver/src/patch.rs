@@ -74,7 +74,12 @@ pub fn track_update(
         Ok(entries) => {
             metadata_mut(new).insert(
                 "managedFields".into(),
-                serde_json::to_value(entries).unwrap_or(json!([])),
+                Value::Array(
+                    entries
+                        .into_iter()
+                        .map(ManagedFieldsEntry::into_value)
+                        .collect(),
+                ),
             );
         }
         Err(e) => tracing::debug!(error = %format!("{e:?}"), "managedFields not updated"),

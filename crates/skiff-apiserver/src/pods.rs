@@ -1,7 +1,7 @@
 //! Pod-specific API behaviour: the `binding` and `eviction` subresources and Priority admission.
 
 use crate::objects::{self, Query, now_rfc3339, prefix};
-use crate::rest::{delete_object, get_object, write_update};
+use crate::rest::{delete_object, get_object, store_server_write, write_update};
 use crate::server::ApiServer;
 use serde_json::{Value, json};
 use skiff_api::registry::{self, ResourceInfo};
@@ -169,10 +169,13 @@ pub async fn bind(
     }
     let mut last = None;
     for _ in 0..RETRIES {
-        let current = get_object(server, info, ns, pod_name).await?;
+        // Upstream's binding writes the stored pod directly (not through the update
+        // strategy): node name, annotations and the PodScheduled condition, nothing else,
+        // so nothing else is validated or defaulted again.
+        let mut pod = get_object(server, info, ns, pod_name).await?;
         if let Some(uid) = binding.pointer("/metadata/uid").and_then(Value::as_str)
             && !uid.is_empty()
-            && current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+            && pod.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
         {
             return Err(ApiError::conflict(
                 "",
@@ -181,7 +184,7 @@ pub async fn bind(
                 format!("Precondition failed: UID in precondition: {uid}"),
             ));
         }
-        if current.pointer("/metadata/deletionTimestamp").is_some() {
+        if pod.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(ApiError::conflict(
                 "",
                 "pods",
@@ -189,7 +192,7 @@ pub async fn bind(
                 format!("pod {pod_name} is being deleted, cannot be assigned to a host"),
             ));
         }
-        if let Some(existing) = current
+        if let Some(existing) = pod
             .pointer("/spec/nodeName")
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
@@ -201,13 +204,20 @@ pub async fn bind(
                 format!("pod {pod_name} is already assigned to node \"{existing}\""),
             ));
         }
-        let mut new = current.clone();
-        new["spec"]["nodeName"] = json!(node);
+        let current_rev: i64 = pod
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if !pod.get("spec").is_some_and(Value::is_object) {
+            pod["spec"] = json!({});
+        }
+        pod["spec"]["nodeName"] = json!(node);
         if let Some(ann) = binding
             .pointer("/metadata/annotations")
             .and_then(Value::as_object)
         {
-            let md = objects::metadata_mut(&mut new);
+            let md = objects::metadata_mut(&mut pod);
             if !md.get("annotations").is_some_and(Value::is_object) {
                 md.insert("annotations".into(), json!({}));
             }
@@ -218,22 +228,14 @@ pub async fn bind(
             }
         }
         set_condition(
-            &mut new,
+            &mut pod,
             json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()}),
         );
-        match write_update(
-            server,
-            info,
-            ns,
-            pod_name,
-            Some("binding"),
-            &current,
-            new,
-            dry_run,
-        )
-        .await
-        {
-            Ok(_) => return Ok(success(201)),
+        if dry_run {
+            return Ok(success(201));
+        }
+        match store_server_write(server, info, ns, pod_name, &mut pod, current_rev).await {
+            Ok(()) => return Ok(success(201)),
             Err(e) if e.code == 409 && e.reason == "Conflict" => last = Some(e),
             Err(e) => return Err(e),
         }

@@ -993,10 +993,7 @@ pub async fn write_update(
     mut new: Value,
     dry_run: bool,
 ) -> Result<(StatusCode, Value), ApiError> {
-    // A pod binding is the stored pod with fields the server set: nothing to type-check.
-    if subresource != Some("binding") {
-        check_type_meta(info, &mut new)?;
-    }
+    check_type_meta(info, &mut new)?;
     let current_rev: i64 = current
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
@@ -1043,8 +1040,6 @@ pub async fn write_update(
             }
             new = merged;
         }
-        // The server's own writes (pod binding): spec and status as given.
-        Some("binding") => {}
         Some("finalize") => {
             let finalizers = new.pointer("/spec/finalizers").cloned();
             let mut merged = current.clone();
@@ -1239,6 +1234,28 @@ pub async fn write_update(
         server.resources.define(&new);
     }
     Ok((StatusCode::OK, new))
+}
+
+/// Stores `new` over the object at `current_rev` as it is: no defaults, validation or
+/// server-owned fields, for the server's own narrow writes (a pod binding, as upstream's
+/// binding writes the pod without the update strategy). Sets the new resourceVersion.
+pub async fn store_server_write(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    new: &mut Value,
+    current_rev: i64,
+) -> Result<(), ApiError> {
+    let md = metadata_mut(new);
+    md.remove("resourceVersion");
+    let rev = server
+        .store
+        .update(&key(info, ns, name), encode_stored(info, new), current_rev)
+        .await
+        .map_err(|e| store_error(info, name, e))?;
+    metadata_mut(new).insert("resourceVersion".into(), json!(rev.to_string()));
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

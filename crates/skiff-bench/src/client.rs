@@ -60,11 +60,16 @@ impl Client {
         path: &str,
         body: Option<String>,
     ) -> Result<http::Request<Full<Bytes>>, String> {
+        let content_type = if method == http::Method::PATCH {
+            "application/merge-patch+json"
+        } else {
+            "application/json"
+        };
         http::Request::builder()
             .method(method)
             .uri(format!("https://127.0.0.1{path}"))
             .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .header("accept", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| e.to_string())
@@ -140,11 +145,14 @@ impl Client {
     /// Watches pods until `expected` distinct pods were seen with `spec.nodeName` set; returns
     /// when the last of them arrived.
     /// `bound_so_far` counts the bindings seen, for progress reports.
+    /// Watches pods until `expected` have a node; counts them in `bound_so_far`, and in
+    /// `unschedulable_so_far` those seen with `PodScheduled` False before their binding.
     pub async fn watch_bound(
         &self,
         path: &str,
         expected: usize,
         bound_so_far: &std::sync::atomic::AtomicUsize,
+        unschedulable_so_far: &std::sync::atomic::AtomicUsize,
     ) -> Result<Instant, String> {
         let mut send = self.send.clone();
         send.ready().await.map_err(|e| e.to_string())?;
@@ -158,6 +166,7 @@ impl Client {
         let mut body = resp.into_body();
         let mut buf = Vec::new();
         let mut bound = std::collections::HashSet::new();
+        let mut unschedulable = std::collections::HashSet::new();
         let mut last = Instant::now();
         while bound.len() < expected {
             let Some(frame) = body.frame().await else {
@@ -172,6 +181,15 @@ impl Client {
                 let line: Vec<u8> = buf.drain(..=pos).collect();
                 const KEY: &[u8] = b"\"nodeName\":\"";
                 if !line.windows(KEY.len()).any(|w| w == KEY) {
+                    const FAILED: &[u8] = b"\"reason\":\"Unschedulable\"";
+                    if line.windows(FAILED.len()).any(|w| w == FAILED)
+                        && let Ok(ev) = serde_json::from_slice::<serde_json::Value>(&line)
+                        && let Some(name) = ev["object"]["metadata"]["name"].as_str()
+                        && unschedulable.insert(name.to_string())
+                    {
+                        unschedulable_so_far
+                            .store(unschedulable.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
                     continue;
                 }
                 let Ok(ev) = serde_json::from_slice::<serde_json::Value>(&line) else {

@@ -36,6 +36,34 @@ pub struct ManagedFieldsEntry {
     pub subresource: Option<String>,
 }
 
+impl ManagedFieldsEntry {
+    /// The entry as the API serializes it, moving its `fieldsV1` instead of copying it.
+    pub fn into_value(self) -> Value {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: String| {
+            if !v.is_empty() {
+                m.insert(k.to_string(), Value::String(v));
+            }
+        };
+        put("manager", self.manager);
+        put("operation", self.operation);
+        put("apiVersion", self.api_version);
+        if let Some(t) = self.time {
+            m.insert("time".to_string(), Value::String(t));
+        }
+        if !self.fields_type.is_empty() {
+            m.insert("fieldsType".to_string(), Value::String(self.fields_type));
+        }
+        if let Some(f) = self.fields_v1 {
+            m.insert("fieldsV1".to_string(), f);
+        }
+        if let Some(s) = self.subresource {
+            m.insert("subresource".to_string(), Value::String(s));
+        }
+        Value::Object(m)
+    }
+}
+
 /// Who is writing, and through which endpoint.
 #[derive(Debug, Clone, Copy)]
 pub struct FieldManager<'a> {

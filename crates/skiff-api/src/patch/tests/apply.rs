@@ -288,3 +288,25 @@ fn created_fields_match_a_comparison_with_nothing() {
         assert_eq!(via_update, got);
     }
 }
+
+/// An entry moved into a JSON value is what serializing it gives.
+#[test]
+fn entries_into_values_serialize_alike() {
+    let full = ManagedFieldsEntry {
+        manager: "m".into(),
+        operation: "Update".into(),
+        api_version: "v1".into(),
+        time: Some("2026-01-01T00:00:00Z".into()),
+        fields_type: "FieldsV1".into(),
+        fields_v1: Some(json!({"f:data": {"f:a": {}}})),
+        subresource: Some("status".into()),
+    };
+    let sparse = ManagedFieldsEntry {
+        manager: "m".into(),
+        ..Default::default()
+    };
+    for e in [full, sparse] {
+        let want = serde_json::to_string(&e).unwrap();
+        assert_eq!(e.into_value().to_string(), want);
+    }
+}

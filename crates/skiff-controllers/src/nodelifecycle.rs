@@ -107,10 +107,8 @@ pub async fn run(informers: Arc<Informers>, settings: Settings, cancel: Cancella
                 _ => true,
             };
             if taints_changed {
-                for p in ctx2.pods.list() {
-                    if p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str()) {
-                        pq.add(Key::of(&*p));
-                    }
+                for p in ctx2.pods.list_on_node(&name) {
+                    pq.add(Key::of(&*p));
                 }
             }
             [Key::of(&**node)]
@@ -379,10 +377,7 @@ async fn sync_node(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
 
 async fn mark_pods_not_ready(ctx: &Ctx, node: &str) {
     let now = Timestamp::now();
-    for p in ctx.pods.list() {
-        if p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node) {
-            continue;
-        }
+    for p in ctx.pods.list_on_node(node) {
         let ready = p
             .status
             .as_ref()

@@ -38,11 +38,14 @@ type Handlers<K> = Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<Change<K>>>>>>;
 /// Objects of one kind by namespace ("" for cluster-scoped ones) and name.
 type Objects<K> = HashMap<String, BTreeMap<String, Arc<K>>>;
 
-/// The cache proper: objects by namespace and name, and an index by controlling owner.
+/// The cache proper: objects by namespace and name, an index by controlling owner, and for
+/// pods an index by node.
 struct Cache<K> {
     objects: Objects<K>,
     /// Controller UID ("" for objects without a controller) → (namespace, name).
     by_controller: HashMap<String, BTreeSet<(String, String)>>,
+    /// Node name → (namespace, name) of the pods bound to it (pods only).
+    by_node: HashMap<String, BTreeSet<(String, String)>>,
 }
 
 impl<K> Default for Cache<K> {
@@ -50,8 +53,20 @@ impl<K> Default for Cache<K> {
         Cache {
             objects: Objects::default(),
             by_controller: HashMap::new(),
+            by_node: HashMap::new(),
         }
     }
+}
+
+/// The node a pod is bound to; `None` for other kinds and for unbound pods.
+fn node_of<K: 'static>(obj: &K) -> Option<&str> {
+    (obj as &dyn std::any::Any)
+        .downcast_ref::<k8s_openapi::api::core::v1::Pod>()?
+        .spec
+        .as_ref()?
+        .node_name
+        .as_deref()
+        .filter(|n| !n.is_empty())
 }
 
 fn controller_uid<K: Resource>(obj: &K) -> String {
@@ -63,20 +78,28 @@ fn controller_uid<K: Resource>(obj: &K) -> String {
         .unwrap_or_default()
 }
 
-impl<K: Resource> Cache<K> {
+impl<K: Resource + 'static> Cache<K> {
     fn from_objects(objects: Objects<K>) -> Cache<K> {
         let mut by_controller: HashMap<String, BTreeSet<(String, String)>> = HashMap::new();
+        let mut by_node: HashMap<String, BTreeSet<(String, String)>> = HashMap::new();
         for m in objects.values() {
             for o in m.values() {
                 by_controller
                     .entry(controller_uid(&**o))
                     .or_default()
                     .insert(ns_name(&**o));
+                if let Some(node) = node_of(&**o) {
+                    by_node
+                        .entry(node.to_string())
+                        .or_default()
+                        .insert(ns_name(&**o));
+                }
             }
         }
         Cache {
             objects,
             by_controller,
+            by_node,
         }
     }
 
@@ -86,6 +109,14 @@ impl<K: Resource> Cache<K> {
             set.remove(&ns_name(obj));
             if set.is_empty() {
                 self.by_controller.remove(&uid);
+            }
+        }
+        if let Some(node) = node_of(obj)
+            && let Some(set) = self.by_node.get_mut(node)
+        {
+            set.remove(&ns_name(obj));
+            if set.is_empty() {
+                self.by_node.remove(node);
             }
         }
     }
@@ -99,6 +130,12 @@ impl<K: Resource> Cache<K> {
             .insert(name.clone(), obj.clone());
         if let Some(o) = &old {
             self.unindex(o);
+        }
+        if let Some(node) = node_of(&*obj) {
+            self.by_node
+                .entry(node.to_string())
+                .or_default()
+                .insert((ns.clone(), name.clone()));
         }
         self.by_controller
             .entry(controller_uid(&*obj))
@@ -228,6 +265,17 @@ where
             .flat_map(|set| set.iter())
             .filter(|(ns, _)| ns == namespace)
             .filter_map(|(_, name)| objs.get(name).cloned())
+            .collect()
+    }
+
+    /// The pods bound to `node` (empty for other kinds), without a pass over every pod.
+    pub fn list_on_node(&self, node: &str) -> Vec<Arc<K>> {
+        let c = self.read();
+        c.by_node
+            .get(node)
+            .into_iter()
+            .flat_map(|set| set.iter())
+            .filter_map(|(ns, name)| c.objects.get(ns)?.get(name).cloned())
             .collect()
     }
 
@@ -463,6 +511,43 @@ mod tests {
         assert_eq!(names(i.list_claimable("default", "b")), ["theirs"]);
         let rebuilt = Cache::from_objects(i.read().objects.clone());
         assert_eq!(rebuilt.by_controller, i.read().by_controller);
+    }
+
+    #[test]
+    fn the_node_index_follows_bindings() {
+        let on = |name: &str, node: Option<&str>| {
+            let mut p = (*pod(name, None)).clone();
+            p.spec = Some(k8s_openapi::api::core::v1::PodSpec {
+                node_name: node.map(str::to_string),
+                ..Default::default()
+            });
+            Arc::new(p)
+        };
+        let i: Informer<Pod> = Informer {
+            cache: RwLock::default(),
+            handlers: Handlers::default(),
+            synced: watch::channel(true).1,
+        };
+        i.insert(on("a", Some("n1")));
+        i.insert(on("b", None));
+        i.insert(on("c", Some("n2")));
+        assert_eq!(names(i.list_on_node("n1")), ["a"]);
+        // Bound, moved by a re-creation elsewhere, deleted: the index moves with the pod.
+        i.insert(on("b", Some("n1")));
+        i.insert(on("a", Some("n2")));
+        i.remove(&on("c", Some("n2")));
+        assert_eq!(names(i.list_on_node("n1")), ["b"]);
+        assert_eq!(names(i.list_on_node("n2")), ["a"]);
+        assert!(i.list_on_node("n3").is_empty());
+        let rebuilt = Cache::from_objects(i.read().objects.clone());
+        assert_eq!(rebuilt.by_node, i.read().by_node);
+        // Other kinds are not indexed.
+        let nodes: Informer<k8s_openapi::api::core::v1::Node> = Informer {
+            cache: RwLock::default(),
+            handlers: Handlers::default(),
+            synced: watch::channel(true).1,
+        };
+        assert!(nodes.list_on_node("n1").is_empty());
     }
 
     #[test]

@@ -12,13 +12,14 @@ pub fn filter(tolerations: &[Toleration], node: &NodeInfo) -> Result<(), Status>
     if !node.unschedulable() {
         return Ok(());
     }
-    let taint = Taint {
+    // Built once: every node of a cordoned cluster is checked against it for every pod.
+    static TAINT: std::sync::LazyLock<Taint> = std::sync::LazyLock::new(|| Taint {
         key: "node.kubernetes.io/unschedulable".into(),
         effect: "NoSchedule".into(),
         value: None,
         time_added: None,
-    };
-    if tolerated(tolerations, &taint) {
+    });
+    if tolerated(tolerations, &TAINT) {
         Ok(())
     } else {
         Err(Status::unresolvable(Plugin::NodeUnschedulable, REASON))

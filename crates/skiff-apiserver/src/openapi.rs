@@ -250,9 +250,21 @@ struct TypeTable {
 struct TypeNode {
     /// The schema's `type`.
     ty: Option<&'static str>,
-    properties: std::collections::HashMap<&'static str, u32>,
+    /// Property names (sorted) and their nodes: smaller than a hash map per schema, and a
+    /// binary search over a few dozen names costs about as much as hashing one.
+    properties: Box<[(&'static str, u32)]>,
     additional: Option<u32>,
     items: Option<u32>,
+}
+
+impl TypeNode {
+    fn property(&self, name: &str) -> Option<u32> {
+        self.properties
+            .binary_search_by(|(k, _)| (*k).cmp(name))
+            .ok()
+            .and_then(|i| self.properties.get(i))
+            .map(|(_, n)| *n)
+    }
 }
 
 impl TypeTable {
@@ -271,10 +283,12 @@ impl TypeTable {
             ..TypeNode::default()
         };
         if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+            let mut list = Vec::with_capacity(props.len());
             for (k, ps) in props {
-                let c = self.compile(ps);
-                node.properties.insert(k.as_str(), c);
+                list.push((k.as_str(), self.compile(ps)));
             }
+            list.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            node.properties = list.into_boxed_slice();
         }
         if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
             node.additional = Some(self.compile(ap));
@@ -355,11 +369,7 @@ fn type_error(table: &TypeTable, node: u32, v: &Value, depth: usize) -> Option<T
     match v {
         Value::Object(m) => {
             for (k, child) in m {
-                let child_node = schema
-                    .properties
-                    .get(k.as_str())
-                    .copied()
-                    .or(schema.additional);
+                let child_node = schema.property(k).or(schema.additional);
                 if let Some(cn) = child_node
                     && let Some(mut e) = type_error(table, cn, child, depth + 1)
                 {

@@ -480,8 +480,15 @@ pub(super) fn created_fields(
     schema: Schema,
     api_version: String,
 ) -> Vec<ManagedFieldsEntry> {
+    /// Where a walk is: `metadata.managedFields` is the bookkeeping itself, not a field.
+    #[derive(Clone, Copy, PartialEq)]
+    enum At {
+        Root,
+        Metadata,
+        Below,
+    }
     /// `all_paths` into a tree.
-    fn walk(v: &Value, s: Schema, last_is_field: bool, at_root: bool, node: &mut FieldTree) {
+    fn walk(v: &Value, s: Schema, last_is_field: bool, at: At, node: &mut FieldTree) {
         if is_leaf(v, s) {
             node.member = true;
             return;
@@ -492,51 +499,33 @@ pub(super) fn created_fields(
         match v {
             Value::Object(m) => {
                 for (k, child) in m {
-                    if at_root && k == "metadata" {
-                        let c = node
-                            .children
-                            .entry(PathElement::Field(k.clone()))
-                            .or_default();
-                        walk_metadata(child, s.field(k), c);
+                    if at == At::Metadata && k == "managedFields" {
                         continue;
                     }
+                    let below = if at == At::Root && k == "metadata" {
+                        At::Metadata
+                    } else {
+                        At::Below
+                    };
                     let c = node
                         .children
                         .entry(PathElement::Field(k.clone()))
                         .or_default();
-                    walk(child, s.field(k), true, false, c);
+                    walk(child, s.field(k), true, below, c);
                 }
             }
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let c = node.children.entry(item_element(s, item, i)).or_default();
-                    walk(item, s.elem(), false, false, c);
+                    walk(item, s.elem(), false, At::Below, c);
                 }
             }
             _ => {}
         }
     }
-    /// `metadata`, whose `managedFields` are the bookkeeping itself.
-    fn walk_metadata(v: &Value, s: Schema, node: &mut FieldTree) {
-        match v {
-            Value::Object(m) if !is_leaf(v, s) => {
-                if !s.is_struct() {
-                    node.member = true;
-                }
-                for (k, child) in m.iter().filter(|(k, _)| *k != "managedFields") {
-                    let c = node
-                        .children
-                        .entry(PathElement::Field(k.clone()))
-                        .or_default();
-                    walk(child, s.field(k), true, false, c);
-                }
-            }
-            _ => walk(v, s, true, false, node),
-        }
-    }
     let mut root = FieldTree::default();
     if new.is_object() && !is_leaf(new, schema) {
-        walk(new, schema, false, true, &mut root);
+        walk(new, schema, false, At::Root, &mut root);
     }
     root.member = false;
     for p in STRIPPED {

@@ -257,22 +257,15 @@ impl FieldTree {
         !self.member && self.children.is_empty()
     }
 
-    /// The `FieldsV1` encoding (see [`FieldSet::to_fields_v1`]); the root's own membership
-    /// is not encoded, as nobody owns the object as a whole.
+    /// The `FieldsV1` encoding (see [`FieldSet::to_fields_v1`]). The root is never a member:
+    /// nobody owns the object as a whole.
     pub(super) fn to_fields_v1(&self) -> Value {
-        fn encode(node: &FieldTree) -> Value {
-            let mut m = Map::new();
-            if node.member && !node.children.is_empty() {
-                m.insert(".".to_string(), Value::Object(Map::new()));
-            }
-            for (pe, child) in &node.children {
-                m.insert(pe.encode(), encode(child));
-            }
-            Value::Object(m)
-        }
         let mut m = Map::new();
+        if self.member && !self.children.is_empty() {
+            m.insert(".".to_string(), Value::Object(Map::new()));
+        }
         for (pe, child) in &self.children {
-            m.insert(pe.encode(), encode(child));
+            m.insert(pe.encode(), child.to_fields_v1());
         }
         Value::Object(m)
     }

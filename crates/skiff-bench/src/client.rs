@@ -98,6 +98,26 @@ impl Client {
         Ok((code, body))
     }
 
+    /// Sends a request that must answer `want`; otherwise an error naming `what`, the code
+    /// and the body.
+    pub async fn expect(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<String>,
+        want: u16,
+        what: &str,
+    ) -> Result<Bytes, String> {
+        let (code, body) = self.status(method, path, body).await?;
+        if code != want {
+            return Err(format!(
+                "{what} answered {code}: {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        Ok(body)
+    }
+
     /// Opens a watch; reports readiness once the response headers arrive, then the
     /// resourceVersion and arrival time of each event until `events` were seen.
     pub async fn watch_lines(

@@ -663,19 +663,14 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
     // Each node holds a kube-node-lease Lease renewed every 10 s, as a kubelet does, so that
     // the node lifecycle controller keeps the nodes Ready for runs longer than its 40 s grace.
     fan_out(&conns, 4, n_nodes, |c, i| async move {
-        let (code, body) = c
-            .status(
-                http::Method::POST,
-                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
-                Some(lease_body(i)),
-            )
-            .await?;
-        if code != 201 {
-            return Err(format!(
-                "lease create answered {code}: {}",
-                String::from_utf8_lossy(&body)
-            ));
-        }
+        c.expect(
+            http::Method::POST,
+            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+            Some(lease_body(i)),
+            201,
+            "lease create",
+        )
+        .await?;
         Ok(())
     })
     .await?;
@@ -686,21 +681,16 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 let round = Instant::now();
                 let renewed = fan_out(&conns, 4, n_nodes, |c, i| async move {
-                    let (code, body) = c
-                        .status(
-                            http::Method::PUT,
-                            &format!(
-                                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-{i}"
-                            ),
-                            Some(lease_body(i)),
-                        )
-                        .await?;
-                    if code != 200 {
-                        return Err(format!(
-                            "lease renewal answered {code}: {}",
-                            String::from_utf8_lossy(&body)
-                        ));
-                    }
+                    c.expect(
+                        http::Method::PUT,
+                        &format!(
+                            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-{i}"
+                        ),
+                        Some(lease_body(i)),
+                        200,
+                        "lease renewal",
+                    )
+                    .await?;
                     Ok(())
                 })
                 .await;
@@ -821,19 +811,14 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
         let settled = t0.elapsed();
         let t1 = Instant::now();
         fan_out(&conns, 4, n_nodes, |c, i| async move {
-            let (code, body) = c
-                .status(
-                    http::Method::PATCH,
-                    &format!("/api/v1/nodes/node-{i}"),
-                    Some(r#"{"spec":{"unschedulable":false}}"#.into()),
-                )
-                .await?;
-            if code != 200 {
-                return Err(format!(
-                    "uncordon answered {code}: {}",
-                    String::from_utf8_lossy(&body)
-                ));
-            }
+            c.expect(
+                http::Method::PATCH,
+                &format!("/api/v1/nodes/node-{i}"),
+                Some(r#"{"spec":{"unschedulable":false}}"#.into()),
+                200,
+                "uncordon",
+            )
+            .await?;
             Ok(())
         })
         .await?;

@@ -576,7 +576,7 @@ fn get_output_formats(k: &Kubectl) {
             "cronjobs",
             "hello",
             "NAME SCHEDULE TIMEZONE SUSPEND ACTIVE LAST SCHEDULE AGE CONTAINERS IMAGES SELECTOR",
-            "hello */5 * * * * <none> False 0 <none> ",
+            "hello 0 0 1 1 * <none> False 0 <none> ",
         ),
         (
             "ingresses",
@@ -868,7 +868,7 @@ fn describe_shows_objects_and_events(k: &Kubectl) {
             let out = k.ok(&["describe", "cronjob/hello"]);
             for want in [
                 "Name: hello",
-                "Schedule: */5 * * * *",
+                "Schedule: 0 0 1 1 *",
                 "Suspend: False",
                 "Image: busybox:1.36",
             ] {

@@ -119,7 +119,8 @@ impl Client {
     }
 
     /// Opens a watch; reports readiness once the response headers arrive, then the
-    /// resourceVersion and arrival time of each event until `events` were seen.
+    /// resourceVersion and arrival time of each event until `events` were seen; then holds
+    /// the watch open until the task is aborted.
     pub async fn watch_lines(
         &self,
         path: &str,
@@ -160,11 +161,15 @@ impl Client {
                 }
             }
         }
+        if seen == events {
+            // Keep the stream open until the caller has every delivery and stops the task:
+            // ten thousand streams reset at once while the last event is still going out to
+            // the others would be measured as that event's delivery.
+            std::future::pending::<()>().await;
+        }
         Ok(())
     }
-    /// Watches pods until `expected` distinct pods were seen with `spec.nodeName` set; returns
-    /// when the last of them arrived.
-    /// `bound_so_far` counts the bindings seen, for progress reports.
+
     /// Watches pods until `expected` have a node; counts them in `bound_so_far`, and in
     /// `unschedulable_so_far` those seen with `PodScheduled` False before their binding.
     pub async fn watch_bound(

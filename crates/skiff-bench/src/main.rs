@@ -453,6 +453,8 @@ struct FanOut {
     client_cpu: f64,
     /// Write system calls the server made in that time.
     server_writes: u64,
+    /// Per event: how long the write took to answer, and the slowest delivery.
+    per_event: Vec<(Duration, Duration)>,
 }
 
 /// Opens `n` watches, then makes `events` changes and waits for every delivery.
@@ -535,17 +537,20 @@ async fn watch_fanout(server: &Server, n: usize, events: usize) -> Result<FanOut
                     .map(str::to_string)
             })
             .unwrap_or_default();
-        sent.push((rv, t));
+        sent.push((rv, t, t.elapsed()));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut lat = Vec::new();
+    let mut slowest = vec![Duration::ZERO; sent.len()];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while lat.len() < n * events {
         let got = tokio::time::timeout_at(deadline, rx.recv()).await;
         match got {
             Ok(Some((rv, at))) => {
-                if let Some((_, t)) = sent.iter().find(|(r, _)| *r == rv) {
-                    lat.push(at.saturating_duration_since(*t));
+                if let Some(i) = sent.iter().position(|(r, _, _)| *r == rv) {
+                    let d = at.saturating_duration_since(sent[i].1);
+                    slowest[i] = slowest[i].max(d);
+                    lat.push(d);
                 }
             }
             _ => break,
@@ -562,6 +567,7 @@ async fn watch_fanout(server: &Server, n: usize, events: usize) -> Result<FanOut
         server_cpu,
         client_cpu,
         server_writes,
+        per_event: sent.iter().map(|s| s.2).zip(slowest).collect(),
     })
 }
 
@@ -869,7 +875,7 @@ async fn run(args: Args) -> Result<String, String> {
             let f = watch_fanout(&s, n, 5).await?;
             let lat = &f.lat;
             out.push_str(&format!(
-                "{n} watchers: delivered {}/{}; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; RSS {:.0} -> {:.0} MB; CPU server {:.2} s, bench {:.2} s; server write calls {}\n",
+                "{n} watchers: delivered {}/{}; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; RSS {:.0} -> {:.0} MB; CPU server {:.2} s, bench {:.2} s; server write calls {}; per event, write answered / last delivery: {}\n",
                 lat.len(),
                 n * 5,
                 percentile(lat, 0.5).as_secs_f64() * 1000.0,
@@ -880,6 +886,15 @@ async fn run(args: Args) -> Result<String, String> {
                 f.server_cpu,
                 f.client_cpu,
                 f.server_writes,
+                f.per_event
+                    .iter()
+                    .map(|(w, d)| format!(
+                        "{:.1}/{:.1}",
+                        w.as_secs_f64() * 1000.0,
+                        d.as_secs_f64() * 1000.0
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ));
         }
         return Ok(out);

@@ -24,6 +24,10 @@ pub struct NodeInfo {
     pub pods_with_required_anti_affinity: usize,
     /// Image name → size in bytes, from `status.images`.
     pub images: HashMap<String, i64>,
+    /// `spec.taints` and `spec.unschedulable`, kept here so that filtering a node for every
+    /// pod does not reach into the Node object.
+    taints: Vec<Taint>,
+    unschedulable: bool,
 }
 
 static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
@@ -44,19 +48,11 @@ impl NodeInfo {
     }
 
     pub fn taints(&self) -> &[Taint] {
-        self.node
-            .as_ref()
-            .and_then(|n| n.spec.as_ref())
-            .and_then(|s| s.taints.as_deref())
-            .unwrap_or_default()
+        &self.taints
     }
 
     pub fn unschedulable(&self) -> bool {
-        self.node
-            .as_ref()
-            .and_then(|n| n.spec.as_ref())
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false)
+        self.unschedulable
     }
 
     fn set_node(&mut self, node: Arc<Node>) {
@@ -79,6 +75,9 @@ impl NodeInfo {
                 i.names.iter().flatten().map(move |n| (n.clone(), size))
             })
             .collect();
+        let spec = node.spec.as_ref();
+        self.taints = spec.and_then(|s| s.taints.clone()).unwrap_or_default();
+        self.unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
         self.node = Some(node);
     }
 
@@ -237,6 +236,8 @@ impl Cache {
         let i = *self.index.get(name)?;
         let info = &mut self.nodes[i];
         let old = info.node.take()?;
+        info.taints = Vec::new();
+        info.unschedulable = false;
         let images = std::mem::take(&mut info.images);
         info.allocatable = Resource::default();
         self.count_images(&images, false);

@@ -351,7 +351,7 @@ impl FieldSelector {
     }
 
     /// Whether `lookup(field)` satisfies every term; `lookup` returns None for unsupported fields.
-    pub fn matches(&self, lookup: impl Fn(&str) -> Option<String>) -> bool {
+    pub fn matches<'v>(&self, lookup: impl Fn(&str) -> Option<std::borrow::Cow<'v, str>>) -> bool {
         self.requirements.iter().all(|r| {
             let v = lookup(&r.field).unwrap_or_default();
             (v == r.value) != r.negate

@@ -71,9 +71,10 @@ pub struct CachedEvent {
     /// Where the object starts in `line`.
     object_start: usize,
     /// Labels and selectable fields of the object after the change.
-    pub attrs: Attrs,
-    /// The same for the object before the change, when there was one.
-    pub prev_attrs: Option<Attrs>,
+    pub attrs: Arc<Attrs>,
+    /// The same for the object before the change, when there was one (shared with the
+    /// previous event of the key while that is in the history).
+    pub prev_attrs: Option<Arc<Attrs>>,
     /// The line for metadata-only watchers (`as=PartialObjectMetadata`), made on first use.
     partial_line: std::sync::OnceLock<Bytes>,
 }
@@ -85,10 +86,10 @@ impl CachedEvent {
         key: String,
         kind: EventType,
         object: &Value,
-        prev_attrs: Option<Attrs>,
+        prev_attrs: Option<Arc<Attrs>>,
     ) -> CachedEvent {
         let (group, plural) = resource_of_key(&key).unwrap_or_default();
-        let attrs = Attrs::of(group, plural, object);
+        let attrs = Arc::new(Attrs::of(group, plural, object));
         let field = |f: &str| object.get(f).and_then(Value::as_str).unwrap_or("").into();
         let json = serde_json::to_vec(object).unwrap_or_else(|_| b"{}".to_vec());
         CachedEvent::assemble(
@@ -112,7 +113,7 @@ impl CachedEvent {
         key: String,
         kind: EventType,
         value: &[u8],
-        prev_attrs: Option<Attrs>,
+        prev_attrs: Option<Arc<Attrs>>,
     ) -> Option<CachedEvent> {
         let (group, plural) = resource_of_key(&key).unwrap_or_default();
         let Some((object, api_version, object_kind)) =
@@ -122,7 +123,7 @@ impl CachedEvent {
             let object = decode(value, revision)?;
             return Some(CachedEvent::new(revision, key, kind, &object, prev_attrs));
         };
-        let attrs = Attrs::of_json(group, plural, &object)?;
+        let attrs = Arc::new(Attrs::of_json(group, plural, &object)?);
         let head = Head {
             revision,
             key,
@@ -133,7 +134,12 @@ impl CachedEvent {
         Some(CachedEvent::assemble(head, &object, attrs, prev_attrs))
     }
 
-    fn assemble(h: Head, object: &[u8], attrs: Attrs, prev_attrs: Option<Attrs>) -> CachedEvent {
+    fn assemble(
+        h: Head,
+        object: &[u8],
+        attrs: Arc<Attrs>,
+        prev_attrs: Option<Arc<Attrs>>,
+    ) -> CachedEvent {
         let head = format!("{{\"type\":\"{}\",\"object\":", h.kind.as_str());
         let mut line = Vec::with_capacity(head.len() + object.len() + 2);
         line.extend_from_slice(head.as_bytes());
@@ -214,13 +220,12 @@ struct History {
 }
 
 impl History {
-    /// Drops the oldest event; returns its cost.
-    fn drop_oldest(&mut self) -> Option<usize> {
+    /// Drops the oldest event; returns it.
+    fn drop_oldest(&mut self) -> Option<Arc<CachedEvent>> {
         let old = self.events.pop_front()?;
-        let cost = history_cost(&old);
         self.floor = old.revision;
-        self.bytes -= cost;
-        Some(cost)
+        self.bytes -= history_cost(&old);
+        Some(old)
     }
 }
 
@@ -234,9 +239,15 @@ struct Inner {
     start: Revision,
     /// The revision the cache has seen everything up to.
     revision: Revision,
+    /// The newest event of each key that is still in a history: the next change of the key
+    /// takes its "before" attributes from it instead of reading the previous object again.
+    latest: HashMap<String, Arc<CachedEvent>>,
     /// One channel per resource (`/registry/{group}/{plural}/`), so a watcher is woken only
     /// by changes to the resource it watches.
     channels: HashMap<String, broadcast::Sender<Arc<CachedEvent>>>,
+    /// Set when the cache stops: its channels are gone, so every receiver sees `Closed` (a
+    /// watch ends there, without a shutdown future of its own), and so do later subscribers.
+    closed: bool,
     /// Called for each event of their resource, in order, before the cache's revision moves
     /// past it: see [`WatchCache::observe`].
     observers: Vec<(String, Observer)>,
@@ -264,19 +275,23 @@ impl Inner {
             return;
         };
         let cost = history_cost(&ev);
+        self.latest.insert(ev.key.clone(), ev.clone());
         h.events.push_back(ev);
         h.bytes += cost;
         self.history_len += 1;
         self.history_bytes += cost;
+        let mut dropped = Vec::new();
         while h.events.len() > HISTORY_PER_RESOURCE
             || (h.bytes > HISTORY_BYTES_PER_RESOURCE && h.events.len() > 1)
         {
-            let Some(cost) = h.drop_oldest() else { break };
-            self.history_len -= 1;
-            self.history_bytes -= cost;
+            let Some(old) = h.drop_oldest() else { break };
+            dropped.push(old);
+        }
+        for old in dropped {
+            self.forget(&old);
         }
         while self.history_len > HISTORY || self.history_bytes > HISTORY_BYTES {
-            let Some(cost) = self
+            let Some(old) = self
                 .histories
                 .values_mut()
                 .max_by_key(|h| h.bytes)
@@ -284,8 +299,20 @@ impl Inner {
             else {
                 break;
             };
-            self.history_len -= 1;
-            self.history_bytes -= cost;
+            self.forget(&old);
+        }
+    }
+
+    /// Accounts for `old` having left its history.
+    fn forget(&mut self, old: &CachedEvent) {
+        self.history_len -= 1;
+        self.history_bytes -= history_cost(old);
+        if self
+            .latest
+            .get(&old.key)
+            .is_some_and(|l| l.revision == old.revision)
+        {
+            self.latest.remove(&old.key);
         }
     }
 
@@ -313,6 +340,9 @@ impl Inner {
     }
 
     fn subscribe(&mut self, resource: &str) -> broadcast::Receiver<Arc<CachedEvent>> {
+        if self.closed {
+            return broadcast::channel(1).1;
+        }
         self.channels
             .entry(resource.to_string())
             .or_insert_with(|| broadcast::channel(4096).0)
@@ -352,6 +382,15 @@ pub fn decode(value: &[u8], revision: Revision) -> Option<Value> {
     Some(v)
 }
 
+/// Closes the cache's channels when the feeder task ends.
+struct Closer(WatchCache);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// Where a watcher starts reading.
 pub enum Start {
     /// Events after this revision, replayed from history then live.
@@ -375,7 +414,9 @@ impl WatchCache {
                 history_bytes: 0,
                 start: from,
                 revision: from,
+                latest: HashMap::new(),
                 channels: HashMap::new(),
+                closed: false,
                 observers: Vec::new(),
             })),
             rev_tx: Arc::new(rev_tx),
@@ -383,6 +424,8 @@ impl WatchCache {
         let mut stream = store.watch("/registry/", from)?;
         let feeder = cache.clone();
         let handle = tokio::spawn(async move {
+            // However the feed ends, the channels close with it.
+            let _close = Closer(feeder.clone());
             loop {
                 let ev = tokio::select! {
                     _ = cancel.cancelled() => return,
@@ -417,6 +460,13 @@ impl WatchCache {
         Ok((cache, handle))
     }
 
+    /// Drops every channel: receivers see `Closed` once they have read what was sent.
+    fn close(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.closed = true;
+        inner.channels.clear();
+    }
+
     fn push(&self, ev: skiff_store::Event) {
         let revision = ev.revision();
         let kind = match ev.kind {
@@ -425,10 +475,17 @@ impl WatchCache {
             EventKind::Delete => EventType::Deleted,
         };
         let (group, plural) = resource_of_key(&ev.kv.key).unwrap_or_default();
-        let prev_attrs = ev
-            .prev
-            .as_ref()
-            .and_then(|p| Attrs::of_json(group, plural, &p.value));
+        let prev_attrs = ev.prev.as_ref().and_then(|p| {
+            let kept = {
+                let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+                inner
+                    .latest
+                    .get(&ev.kv.key)
+                    .filter(|l| l.revision == p.mod_revision)
+                    .map(|l| l.attrs.clone())
+            };
+            kept.or_else(|| Attrs::of_json(group, plural, &p.value).map(Arc::new))
+        });
         // Made before taking the lock, which subscribers share.
         let event = CachedEvent::from_stored(revision, ev.kv.key, kind, &ev.kv.value, prev_attrs)
             .map(Arc::new);
@@ -579,6 +636,60 @@ mod tests {
                     .contains(&kept),
                 "kept {kept} events of 100 kB"
             );
+            cancel.cancel();
+            let _ = feeder.await;
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), run)
+            .await
+            .expect("test timed out");
+    }
+
+    #[tokio::test]
+    async fn before_attributes_come_from_the_previous_event_or_the_stored_object() {
+        let run = async {
+            let (store, cancel, from, cache, feeder) = memory_cache().await;
+            let key = "/registry/core/configmaps/default/c";
+            let obj = |v: &str| {
+                Bytes::from(
+                    json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "c", "namespace": "default", "labels": {"v": v}}})
+                    .to_string(),
+                )
+            };
+            let mut rev = store.create(key, obj("1")).await.expect("create");
+            for v in ["2", "3"] {
+                rev = store.update(key, obj(v), rev).await.expect("update");
+            }
+            assert!(
+                cache
+                    .wait_for(rev, std::time::Duration::from_secs(10))
+                    .await
+            );
+            let evs = cache
+                .history_after("/registry/core/configmaps/", from)
+                .expect("kept");
+            let labels = |a: &Attrs| a.labels.get("v").cloned().unwrap_or_default();
+            assert_eq!(evs.len(), 3);
+            assert!(evs[0].prev_attrs.is_none());
+            assert_eq!(labels(evs[1].prev_attrs.as_ref().expect("before")), "1");
+            assert_eq!(labels(evs[2].prev_attrs.as_ref().expect("before")), "2");
+            // Shared with the event before, not read again.
+            assert!(Arc::ptr_eq(
+                evs[2].prev_attrs.as_ref().expect("before"),
+                &evs[1].attrs
+            ));
+            // A key whose last event left the history reads the stored previous object.
+            cache.inner.lock().expect("unpoisoned").latest.clear();
+            rev = store.update(key, obj("4"), rev).await.expect("update");
+            assert!(
+                cache
+                    .wait_for(rev, std::time::Duration::from_secs(10))
+                    .await
+            );
+            let evs = cache
+                .history_after("/registry/core/configmaps/", rev - 1)
+                .expect("kept");
+            assert_eq!(labels(evs[0].prev_attrs.as_ref().expect("before")), "3");
             cancel.cancel();
             let _ = feeder.await;
         };

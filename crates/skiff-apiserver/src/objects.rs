@@ -379,15 +379,15 @@ impl Attrs {
     }
 
     /// The value of a selectable field; None for fields the kind does not support.
-    pub fn field(&self, field: &str) -> Option<String> {
+    pub fn field(&self, field: &str) -> Option<&str> {
         match field {
-            "metadata.name" => self.name.clone(),
-            "metadata.namespace" => Some(self.namespace.clone()),
+            "metadata.name" => self.name.as_deref(),
+            "metadata.namespace" => Some(&self.namespace),
             f => self
                 .fields
                 .iter()
                 .find(|(k, _)| *k == f)
-                .map(|(_, v)| v.clone()),
+                .map(|(_, v)| v.as_str()),
         }
     }
 }

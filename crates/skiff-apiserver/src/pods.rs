@@ -1,7 +1,8 @@
 //! Pod-specific API behaviour: the `binding` and `eviction` subresources and Priority admission.
 
 use crate::objects::{self, Query, now_rfc3339, prefix};
-use crate::rest::{delete_object, get_object, store_server_write, write_update};
+use crate::rawjson::StoredPod;
+use crate::rest::{delete_object, get_object, store_error, store_server_write, write_update};
 use crate::server::ApiServer;
 use serde_json::{Value, json};
 use skiff_api::registry::{self, ResourceInfo};
@@ -167,43 +168,68 @@ pub async fn bind(
             )],
         ));
     }
+    let uid = binding
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty());
+    // Bindings without annotations (the scheduler's) rewrite the stored pod's spec and status
+    // without decoding the rest of it.
+    let annotated = binding
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .is_some_and(|a| !a.is_empty());
     let mut last = None;
     for _ in 0..RETRIES {
         // Upstream's binding writes the stored pod directly (not through the update
         // strategy): node name, annotations and the PodScheduled condition, nothing else,
         // so nothing else is validated or defaulted again.
+        if !annotated && info.storage_version {
+            let key = objects::key(info, ns, pod_name);
+            let kv = server
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| store_error(info, pod_name, e))?
+                .ok_or_else(|| ApiError::not_found(info.group, info.plural, pod_name))?;
+            if let Some(mut pod) = StoredPod::parse(&kv.value) {
+                check_bindable(
+                    pod_name,
+                    uid,
+                    pod.uid.as_deref(),
+                    pod.deleting,
+                    &pod.node_name,
+                )?;
+                let mut wrapper = json!({"status": std::mem::take(&mut pod.status)});
+                set_condition(&mut wrapper, scheduled_condition());
+                pod.status = wrapper["status"].take();
+                if dry_run {
+                    return Ok(success(201));
+                }
+                let value = pod.bound_to(node);
+                match server
+                    .store
+                    .update(&key, value.into(), kv.mod_revision)
+                    .await
+                {
+                    Ok(_) => return Ok(success(201)),
+                    Err(e @ skiff_store::StoreError::Conflict { .. }) => {
+                        last = Some(store_error(info, pod_name, e));
+                        continue;
+                    }
+                    Err(e) => return Err(store_error(info, pod_name, e)),
+                }
+            }
+        }
         let mut pod = get_object(server, info, ns, pod_name).await?;
-        if let Some(uid) = binding.pointer("/metadata/uid").and_then(Value::as_str)
-            && !uid.is_empty()
-            && pod.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
-        {
-            return Err(ApiError::conflict(
-                "",
-                "pods",
-                pod_name,
-                format!("Precondition failed: UID in precondition: {uid}"),
-            ));
-        }
-        if pod.pointer("/metadata/deletionTimestamp").is_some() {
-            return Err(ApiError::conflict(
-                "",
-                "pods",
-                pod_name,
-                format!("pod {pod_name} is being deleted, cannot be assigned to a host"),
-            ));
-        }
-        if let Some(existing) = pod
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-        {
-            return Err(ApiError::conflict(
-                "",
-                "pods",
-                pod_name,
-                format!("pod {pod_name} is already assigned to node \"{existing}\""),
-            ));
-        }
+        check_bindable(
+            pod_name,
+            uid,
+            pod.pointer("/metadata/uid").and_then(Value::as_str),
+            pod.pointer("/metadata/deletionTimestamp").is_some(),
+            pod.pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )?;
         let current_rev: i64 = pod
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
@@ -227,10 +253,7 @@ pub async fn bind(
                 }
             }
         }
-        set_condition(
-            &mut pod,
-            json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()}),
-        );
+        set_condition(&mut pod, scheduled_condition());
         if dry_run {
             return Ok(success(201));
         }
@@ -241,6 +264,49 @@ pub async fn bind(
         }
     }
     Err(last.unwrap_or_else(|| ApiError::internal("binding did not converge")))
+}
+
+/// The condition a binding sets.
+fn scheduled_condition() -> Value {
+    json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()})
+}
+
+/// Whether a pod with this `uid`, deletion state and `spec.nodeName` can be bound, given the
+/// binding's UID precondition.
+fn check_bindable(
+    pod_name: &str,
+    precondition: Option<&str>,
+    uid: Option<&str>,
+    deleting: bool,
+    node_name: &str,
+) -> Result<(), ApiError> {
+    if let Some(want) = precondition
+        && uid != Some(want)
+    {
+        return Err(ApiError::conflict(
+            "",
+            "pods",
+            pod_name,
+            format!("Precondition failed: UID in precondition: {want}"),
+        ));
+    }
+    if deleting {
+        return Err(ApiError::conflict(
+            "",
+            "pods",
+            pod_name,
+            format!("pod {pod_name} is being deleted, cannot be assigned to a host"),
+        ));
+    }
+    if !node_name.is_empty() {
+        return Err(ApiError::conflict(
+            "",
+            "pods",
+            pod_name,
+            format!("pod {pod_name} is already assigned to node \"{node_name}\""),
+        ));
+    }
+    Ok(())
 }
 
 pub const PRIORITY_CLASS_PREFIX: &str = "/registry/scheduling.k8s.io/priorityclasses/";

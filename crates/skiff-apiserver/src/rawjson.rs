@@ -80,28 +80,8 @@ pub fn stamp_resource_version(json: &[u8], revision: i64) -> Option<(Vec<u8>, St
         match k.0.as_ref() {
             "metadata" if is_object(v) => {
                 let md: Members<'_> = serde_json::from_str(v.get()).ok()?;
-                out.push(b'{');
-                let mut stamped = false;
-                for (j, (mk, mv)) in md.0.iter().enumerate() {
-                    if j > 0 {
-                        out.push(b',');
-                    }
-                    write_key(&mut out, &mk.0);
-                    if mk.0 == "resourceVersion" {
-                        out.extend_from_slice(rv.as_bytes());
-                        stamped = true;
-                    } else {
-                        out.extend_from_slice(mv.get().as_bytes());
-                    }
-                }
-                if !stamped {
-                    if !md.0.is_empty() {
-                        out.push(b',');
-                    }
-                    write_key(&mut out, "resourceVersion");
-                    out.extend_from_slice(rv.as_bytes());
-                }
-                out.push(b'}');
+                let stamp = |out: &mut Vec<u8>| out.extend_from_slice(rv.as_bytes());
+                write_object(&mut out, &md.0, &[("resourceVersion", &stamp)]);
                 continue;
             }
             "apiVersion" => api_version = serde_json::from_str(v.get()).unwrap_or_default(),
@@ -112,6 +92,119 @@ pub fn stamp_resource_version(json: &[u8], revision: i64) -> Option<(Vec<u8>, St
     }
     out.push(b'}');
     Some((out, api_version, kind))
+}
+
+/// A stored pod as a binding reads it: the few fields a binding checks, and `spec` and
+/// `status` ready to be rewritten; everything else stays serialized.
+pub struct StoredPod<'a> {
+    top: Members<'a>,
+    spec: Members<'a>,
+    /// `status`, decoded (a pending pod's status is small), or an empty object.
+    pub status: Value,
+    pub uid: Option<String>,
+    pub deleting: bool,
+    /// `spec.nodeName`, empty when unset.
+    pub node_name: String,
+}
+
+impl<'a> StoredPod<'a> {
+    /// `None` when `json` is not an object whose `metadata` and `spec` are objects.
+    pub fn parse(json: &'a [u8]) -> Option<StoredPod<'a>> {
+        let top: Members<'a> = serde_json::from_slice(json).ok()?;
+        let object = |m: &Members<'a>, name: &str| -> Option<Members<'a>> {
+            let (_, v) = m.0.iter().find(|(k, _)| k.0 == name)?;
+            // A member that is there but not an object makes this no pod to bind.
+            serde_json::from_str(v.get()).ok()
+        };
+        let string = |m: &Members<'a>, name: &str| -> Option<String> {
+            let (_, v) = m.0.iter().find(|(k, _)| k.0 == name)?;
+            serde_json::from_str::<Value>(v.get())
+                .ok()?
+                .as_str()
+                .map(str::to_string)
+        };
+        let md = object(&top, "metadata")?;
+        let spec = object(&top, "spec")?;
+        let status = match top.0.iter().find(|(k, _)| k.0 == "status") {
+            Some((_, v)) if is_object(v) => serde_json::from_str(v.get()).ok()?,
+            _ => Value::Object(Map::new()),
+        };
+        let uid = string(&md, "uid");
+        let deleting = md.0.iter().any(|(k, _)| k.0 == "deletionTimestamp");
+        let node_name = string(&spec, "nodeName").unwrap_or_default();
+        Some(StoredPod {
+            uid,
+            deleting,
+            node_name,
+            top,
+            spec,
+            status,
+        })
+    }
+
+    /// The pod serialized again with `spec.nodeName` set to `node` (in place, or last in
+    /// `spec`) and `status` as it is now (in place, or last), as setting them in the decoded
+    /// object and encoding it would.
+    pub fn bound_to(&self, node: &str) -> Vec<u8> {
+        let size: usize = self
+            .top
+            .0
+            .iter()
+            .map(|(k, v)| k.0.len() + v.get().len() + 4)
+            .sum();
+        let mut out = Vec::with_capacity(size + node.len() + 256);
+        let write_node = |out: &mut Vec<u8>| {
+            let _ = serde_json::to_writer(&mut *out, node);
+        };
+        let write_spec =
+            |out: &mut Vec<u8>| write_object(out, &self.spec.0, &[("nodeName", &write_node)]);
+        let write_status = |out: &mut Vec<u8>| {
+            let _ = serde_json::to_writer(&mut *out, &self.status);
+        };
+        write_object(
+            &mut out,
+            &self.top.0,
+            &[("spec", &write_spec), ("status", &write_status)],
+        );
+        out
+    }
+}
+
+/// A member written by a function instead of copied.
+type Override<'f> = (&'f str, &'f dyn Fn(&mut Vec<u8>));
+
+/// Writes `members` as an object, in order, except that each member named in `overrides` is
+/// written by its function, in place or (when absent) last, as inserting into a decoded
+/// object would place it.
+fn write_object(out: &mut Vec<u8>, members: &[(Key<'_>, &RawValue)], overrides: &[Override<'_>]) {
+    debug_assert!(overrides.len() <= 64);
+    // Which overrides were written, one bit each.
+    let mut written = 0u64;
+    out.push(b'{');
+    let mut first = true;
+    let mut member = |out: &mut Vec<u8>, key: &str| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        write_key(out, key);
+    };
+    for (k, v) in members {
+        member(out, &k.0);
+        match overrides.iter().position(|(name, _)| *name == k.0) {
+            Some(i) => {
+                (overrides[i].1)(out);
+                written |= 1 << i;
+            }
+            None => out.extend_from_slice(v.get().as_bytes()),
+        }
+    }
+    for (i, (name, write)) in overrides.iter().enumerate() {
+        if written & (1 << i) == 0 {
+            member(out, name);
+            write(out);
+        }
+    }
+    out.push(b'}');
 }
 
 /// Decodes only the parts of `json` under `paths` (dotted member names, `spec.nodeName`; a path ends
@@ -253,5 +346,47 @@ mod tests {
                    "status": null, "source": {"component": "c", "host": "h"}})
         );
         assert!(decode_paths(b"{\"a\":1} x", &["a"]).is_none());
+    }
+
+    #[test]
+    fn a_bound_pod_matches_the_decoded_rewrite_byte_for_byte() {
+        let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null});
+        for obj in [
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "p", "uid": "u-1", "labels": {"a\"b": "é"}},
+                   "spec": {"containers": [{"name": "c", "image": "i"}], "schedulerName": "s"},
+                   "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False"}]}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                   "spec": {"nodeName": "", "containers": []}, "status": null, "x": 1.5}),
+            json!({"kind": "Pod", "metadata": {}, "spec": {}}),
+        ] {
+            let stored = serde_json::to_vec(&obj).expect("encode");
+            let mut pod = StoredPod::parse(&stored).expect("a pod");
+            assert!(pod.node_name.is_empty() && !pod.deleting);
+            assert_eq!(
+                pod.uid.as_deref(),
+                obj.pointer("/metadata/uid").and_then(Value::as_str)
+            );
+            pod.status = json!({"conditions": [cond.clone()]});
+            let mut want = obj.clone();
+            want["spec"]["nodeName"] = json!("node-1");
+            want["status"] = pod.status.clone();
+            assert_eq!(
+                String::from_utf8(pod.bound_to("node-1")).expect("utf-8"),
+                serde_json::to_string(&want).expect("encode")
+            );
+        }
+        let deleting = json!({"metadata": {"deletionTimestamp": null}, "spec": {"nodeName": "n"}});
+        let stored = serde_json::to_vec(&deleting).expect("encode");
+        let pod = StoredPod::parse(&stored).expect("a pod");
+        assert!(pod.deleting);
+        assert_eq!(pod.node_name, "n");
+        for not_a_pod in [
+            &b"[]"[..],
+            b"{\"metadata\": {}}",
+            b"{\"metadata\": {}, \"spec\": 1}",
+        ] {
+            assert!(StoredPod::parse(not_a_pod).is_none());
+        }
     }
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-fn store_error(info: &ResourceInfo, name: &str, e: StoreError) -> ApiError {
+pub(crate) fn store_error(info: &ResourceInfo, name: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::AlreadyExists => ApiError::already_exists(info.group, info.plural, name),
         StoreError::NotFound => ApiError::not_found(info.group, info.plural, name),
@@ -477,14 +477,20 @@ impl Filter {
 
     pub fn matches(&self, info: &ResourceInfo, obj: &Value) -> bool {
         self.labels.matches_object(obj)
-            && self
-                .fields
-                .matches(|f| objects::field_value(info, obj, f).ok().flatten())
+            && self.fields.matches(|f| {
+                objects::field_value(info, obj, f)
+                    .ok()
+                    .flatten()
+                    .map(std::borrow::Cow::Owned)
+            })
     }
 
     /// The same test on attributes taken from the object beforehand.
     pub fn matches_attrs(&self, attrs: &objects::Attrs) -> bool {
-        self.labels.matches(&attrs.labels) && self.fields.matches(|f| attrs.field(f))
+        self.labels.matches(&attrs.labels)
+            && self
+                .fields
+                .matches(|f| attrs.field(f).map(std::borrow::Cow::Borrowed))
     }
 }
 

@@ -124,9 +124,9 @@ struct WatchState {
     last: i64,
     bookmarks: bool,
     bookmark_tick: tokio::time::Interval,
-    /// The watch's timeout and the server's shutdown, registered once for the whole watch.
+    /// The watch's timeout, registered once for the whole watch. (The server's shutdown
+    /// closes the watch cache's channels, which ends the watch.)
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
-    cancelled: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     /// Keeps the server's watch tracker open while this watch lives (shutdown waits for it).
     _tracked: tokio_util::task::task_tracker::TaskTrackerToken,
 }
@@ -159,7 +159,9 @@ impl WatchState {
                 return Some(self.w.bookmark(rev, true));
             }
             let rx = self.rx.as_mut()?;
+            // Events first: a ready event is sent without polling the timers.
             tokio::select! {
+                biased;
                 ev = rx.recv() => match ev {
                     Ok(ev) => {
                         if ev.revision <= self.last {
@@ -198,7 +200,6 @@ impl WatchState {
                     return Some(self.w.bookmark(rev, false));
                 }
                 _ = &mut self.deadline => return None,
-                _ = &mut self.cancelled => return None,
             }
         }
     }
@@ -341,7 +342,6 @@ pub async fn serve(
         bookmarks,
         bookmark_tick,
         deadline: Box::pin(tokio::time::sleep(timeout)),
-        cancelled: Box::pin(server.cancel.clone().cancelled_owned()),
         _tracked: server.watches.token(),
     };
     let stream = futures::stream::unfold(state, |mut st| async move {
@@ -391,7 +391,7 @@ mod tests {
             "/registry/core/configmaps/default/a".into(),
             EventType::Modified,
             &configmap(now),
-            Some(Attrs::of("", "configmaps", &configmap(before))),
+            Some(Arc::new(Attrs::of("", "configmaps", &configmap(before)))),
         )
     }
 

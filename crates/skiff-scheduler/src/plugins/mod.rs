@@ -122,57 +122,50 @@ const WEIGHT_BALANCED_ALLOCATION: i64 = 1;
 const WEIGHT_IMAGE_LOCALITY: i64 = 1;
 
 /// Scores the feasible nodes: each plugin's score normalized to 0..=100, times its weight,
-/// summed.
+/// summed. The plugins that score a node from the node alone do it in one pass over the nodes.
 pub fn score(state: &CycleState, cache: &Cache, feasible: &[&NodeInfo]) -> Vec<i64> {
     let pod = &state.pod;
     let n = feasible.len();
-    let mut total = vec![0i64; n];
+    let tolerations = pod.tolerations();
+    let taints = feasible.iter().any(|node| !node.taints().is_empty());
+    let affinity = !pod.preferred_node_affinity.is_empty();
+    let balanced = !node_resources::balanced_allocation::skip(&state.requests);
+    let mut total = Vec::with_capacity(n);
+    let mut taint_scores = Vec::with_capacity(if taints { n } else { 0 });
+    let mut affinity_scores = Vec::with_capacity(if affinity { n } else { 0 });
+    for node in feasible {
+        let mut t = node_resources::least_allocated_score(pod.non_zero, node)
+            * WEIGHT_NODE_RESOURCES_FIT
+            + image_locality::score(pod, node, cache) * WEIGHT_IMAGE_LOCALITY;
+        if balanced {
+            t += node_resources::balanced_allocation::score(&state.requests, node)
+                * WEIGHT_BALANCED_ALLOCATION;
+        }
+        if !taints {
+            // No taints on any feasible node: each gets TaintToleration's full score.
+            t += MAX_NODE_SCORE * WEIGHT_TAINT_TOLERATION;
+        }
+        total.push(t);
+        if taints {
+            taint_scores.push(taint_toleration::score(tolerations, node));
+        }
+        if affinity {
+            affinity_scores.push(node_affinity::score(pod, node));
+        }
+    }
     let mut add = |scores: &[i64], weight: i64| {
         for (t, s) in total.iter_mut().zip(scores) {
             *t += s * weight;
         }
     };
-
-    let tolerations = pod.tolerations();
-    if feasible.iter().any(|node| !node.taints().is_empty()) {
-        let mut s: Vec<i64> = feasible
-            .iter()
-            .map(|node| taint_toleration::score(tolerations, node))
-            .collect();
-        default_normalize_score(MAX_NODE_SCORE, true, &mut s);
-        add(&s, WEIGHT_TAINT_TOLERATION);
-    } else {
-        add(&vec![MAX_NODE_SCORE; n], WEIGHT_TAINT_TOLERATION);
+    if taints {
+        default_normalize_score(MAX_NODE_SCORE, true, &mut taint_scores);
+        add(&taint_scores, WEIGHT_TAINT_TOLERATION);
     }
-
-    if !pod.preferred_node_affinity.is_empty() {
-        let mut s: Vec<i64> = feasible
-            .iter()
-            .map(|node| node_affinity::score(pod, node))
-            .collect();
-        default_normalize_score(MAX_NODE_SCORE, false, &mut s);
-        add(&s, WEIGHT_NODE_AFFINITY);
+    if affinity {
+        default_normalize_score(MAX_NODE_SCORE, false, &mut affinity_scores);
+        add(&affinity_scores, WEIGHT_NODE_AFFINITY);
     }
-
-    let s: Vec<i64> = feasible
-        .iter()
-        .map(|node| node_resources::least_allocated_score(pod.non_zero, node))
-        .collect();
-    add(&s, WEIGHT_NODE_RESOURCES_FIT);
-
-    if !node_resources::balanced_allocation::skip(&state.requests) {
-        let s: Vec<i64> = feasible
-            .iter()
-            .map(|node| node_resources::balanced_allocation::score(&state.requests, node))
-            .collect();
-        add(&s, WEIGHT_BALANCED_ALLOCATION);
-    }
-
-    let s: Vec<i64> = feasible
-        .iter()
-        .map(|node| image_locality::score(pod, node, cache))
-        .collect();
-    add(&s, WEIGHT_IMAGE_LOCALITY);
 
     if let Some(spread) = pod_topology_spread::ScoreState::new(pod, cache, feasible) {
         let raw: Vec<Option<i64>> = feasible

@@ -10,6 +10,10 @@ pub const REASON: &str = "node(s) didn't match Pod's node affinity/selector";
 /// Whether the node satisfies the pod's nodeSelector and required node affinity (also used by
 /// PodTopologySpread's `nodeAffinityPolicy: Honor`).
 pub fn matches(pod: &PodInfo, node: &NodeInfo) -> bool {
+    if pod.node_selector.is_empty() && pod.required_node_affinity.is_none() {
+        // Nothing to check: do not reach into the Node object for its labels.
+        return true;
+    }
     let labels = node.labels();
     pod.node_selector
         .iter()

@@ -1,6 +1,7 @@
 //! The scheduling framework's vocabulary: plugin names, filter statuses, and the fit error
 //! message upstream users read in `kubectl describe pod`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 /// The plugins of the default profile that can reject a pod.
@@ -66,11 +67,13 @@ pub enum Code {
 pub struct Status {
     pub code: Code,
     pub plugin: Plugin,
-    pub reasons: Vec<String>,
+    /// Most reasons are fixed strings: a rejection on every node of a large cluster should
+    /// not allocate each one again.
+    pub reasons: Vec<Cow<'static, str>>,
 }
 
 impl Status {
-    pub fn unschedulable(plugin: Plugin, reason: impl Into<String>) -> Status {
+    pub fn unschedulable(plugin: Plugin, reason: impl Into<Cow<'static, str>>) -> Status {
         Status {
             code: Code::Unschedulable,
             plugin,
@@ -78,7 +81,7 @@ impl Status {
         }
     }
 
-    pub fn unresolvable(plugin: Plugin, reason: impl Into<String>) -> Status {
+    pub fn unresolvable(plugin: Plugin, reason: impl Into<Cow<'static, str>>) -> Status {
         Status {
             code: Code::UnschedulableAndUnresolvable,
             plugin,
@@ -96,18 +99,18 @@ pub struct NodeToStatus {
 
 impl NodeToStatus {
     /// The reason histogram: `reason → nodes`, counting unlisted nodes under the absent status.
-    fn histogram(&self, num_all_nodes: usize) -> BTreeMap<String, usize> {
-        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    fn histogram(&self, num_all_nodes: usize) -> BTreeMap<&str, usize> {
+        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
         for s in self.nodes.values() {
             for r in &s.reasons {
-                *reasons.entry(r.clone()).or_default() += 1;
+                *reasons.entry(r).or_default() += 1;
             }
         }
         if let Some(a) = &self.absent
             && self.nodes.len() < num_all_nodes
         {
             for r in &a.reasons {
-                *reasons.entry(r.clone()).or_default() += num_all_nodes - self.nodes.len();
+                *reasons.entry(r).or_default() += num_all_nodes - self.nodes.len();
             }
         }
         reasons

@@ -6,16 +6,17 @@ pub mod balanced_allocation;
 use crate::cache::NodeInfo;
 use crate::framework::{MAX_NODE_SCORE, Plugin, Status};
 use crate::resources::Resource;
+use std::borrow::Cow;
 
 pub const TOO_MANY_PODS: &str = "Too many pods";
 
 /// The reasons a node lacks room for `req` (empty when it fits).
-pub fn insufficient(req: &Resource, node: &NodeInfo) -> Vec<String> {
+pub fn insufficient(req: &Resource, node: &NodeInfo) -> Vec<Cow<'static, str>> {
     let mut reasons = Vec::new();
     let alloc = &node.allocatable;
     let used = &node.requested;
     if node.pods.len() as i64 + 1 > alloc.allowed_pod_number {
-        reasons.push(TOO_MANY_PODS.to_string());
+        reasons.push(TOO_MANY_PODS.into());
     }
     if req.milli_cpu > 0 && req.milli_cpu > alloc.milli_cpu - used.milli_cpu {
         reasons.push("Insufficient cpu".into());
@@ -30,7 +31,7 @@ pub fn insufficient(req: &Resource, node: &NodeInfo) -> Vec<String> {
     }
     for (name, q) in &req.scalar {
         if *q > 0 && *q > alloc.scalar(name) - used.scalar(name) {
-            reasons.push(format!("Insufficient {name}"));
+            reasons.push(format!("Insufficient {name}").into());
         }
     }
     reasons

@@ -99,12 +99,16 @@ fn success(code: u16) -> Value {
 
 /// Sets or replaces one entry of `status.conditions`, keeping lastTransitionTime when the
 /// status of the condition does not change.
-pub fn set_condition(obj: &mut Value, mut cond: Value) {
-    let ty = cond.get("type").cloned().unwrap_or(Value::Null);
+pub fn set_condition(obj: &mut Value, cond: Value) {
     if !obj.get("status").is_some_and(Value::is_object) {
         obj["status"] = json!({});
     }
-    let status = &mut obj["status"];
+    set_status_condition(&mut obj["status"], cond);
+}
+
+/// [`set_condition`] on the `status` object itself.
+fn set_status_condition(status: &mut Value, mut cond: Value) {
+    let ty = cond.get("type").cloned().unwrap_or(Value::Null);
     if !status.get("conditions").is_some_and(Value::is_array) {
         status["conditions"] = json!([]);
     }
@@ -199,9 +203,7 @@ pub async fn bind(
                     pod.deleting,
                     &pod.node_name,
                 )?;
-                let mut wrapper = json!({"status": std::mem::take(&mut pod.status)});
-                set_condition(&mut wrapper, scheduled_condition());
-                pod.status = wrapper["status"].take();
+                set_status_condition(&mut pod.status, scheduled_condition());
                 if dry_run {
                     return Ok(success(201));
                 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use skiff_api::registry::{self, ResourceInfo};
 use skiff_api::selector::LabelSelector;
 use skiff_api::status::ApiError;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Priority classes every cluster has, as upstream's API server creates them.
 pub const SYSTEM_PRIORITY_CLASSES: &[(&str, i64, &str)] = &[
@@ -177,51 +178,23 @@ pub async fn bind(
         .and_then(Value::as_str)
         .filter(|u| !u.is_empty());
     // Bindings without annotations (the scheduler's) rewrite the stored pod's spec and status
-    // without decoding the rest of it.
+    // without decoding the rest of it, in the store's own read-modify-write.
     let annotated = binding
         .pointer("/metadata/annotations")
         .and_then(Value::as_object)
         .is_some_and(|a| !a.is_empty());
+    if !annotated
+        && !dry_run
+        && info.storage_version
+        && let Some(answer) = bind_stored(server, info, ns, pod_name, node, uid).await
+    {
+        return answer;
+    }
     let mut last = None;
     for _ in 0..RETRIES {
         // Upstream's binding writes the stored pod directly (not through the update
         // strategy): node name, annotations and the PodScheduled condition, nothing else,
         // so nothing else is validated or defaulted again.
-        if !annotated && info.storage_version {
-            let key = objects::key(info, ns, pod_name);
-            let kv = server
-                .store
-                .get(&key)
-                .await
-                .map_err(|e| store_error(info, pod_name, e))?
-                .ok_or_else(|| ApiError::not_found(info.group, info.plural, pod_name))?;
-            if let Some(mut pod) = StoredPod::parse(&kv.value) {
-                check_bindable(
-                    pod_name,
-                    uid,
-                    pod.uid.as_deref(),
-                    pod.deleting,
-                    &pod.node_name,
-                )?;
-                set_status_condition(&mut pod.status, scheduled_condition());
-                if dry_run {
-                    return Ok(success(201));
-                }
-                let value = pod.bound_to(node);
-                match server
-                    .store
-                    .update(&key, value.into(), kv.mod_revision)
-                    .await
-                {
-                    Ok(_) => return Ok(success(201)),
-                    Err(e @ skiff_store::StoreError::Conflict { .. }) => {
-                        last = Some(store_error(info, pod_name, e));
-                        continue;
-                    }
-                    Err(e) => return Err(store_error(info, pod_name, e)),
-                }
-            }
-        }
         let mut pod = get_object(server, info, ns, pod_name).await?;
         check_bindable(
             pod_name,
@@ -266,6 +239,69 @@ pub async fn bind(
         }
     }
     Err(last.unwrap_or_else(|| ApiError::internal("binding did not converge")))
+}
+
+/// Why the store-side rewrite of a binding wrote nothing.
+enum NotBound {
+    Refused(ApiError),
+    /// The stored pod is not what [`StoredPod`] reads: bind through the decoded object.
+    Unreadable,
+}
+
+/// Binds the stored pod by rewriting its JSON where it is stored: `None` when the pod has to
+/// be bound through its decoded object instead.
+async fn bind_stored(
+    server: &ApiServer,
+    info: &'static ResourceInfo,
+    ns: Option<&str>,
+    pod_name: &str,
+    node: &str,
+    uid: Option<&str>,
+) -> Option<Result<Value, ApiError>> {
+    let key = objects::key(info, ns, pod_name);
+    let not_bound = Arc::new(Mutex::new(None));
+    let rewrite = {
+        let not_bound = not_bound.clone();
+        let (name, node, uid) = (
+            pod_name.to_string(),
+            node.to_string(),
+            uid.map(str::to_string),
+        );
+        move |kv: &skiff_store::KeyValue| {
+            let mut why = not_bound.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(mut pod) = StoredPod::parse(&kv.value) else {
+                *why = Some(NotBound::Unreadable);
+                return None;
+            };
+            if let Err(e) = check_bindable(
+                &name,
+                uid.as_deref(),
+                pod.uid.as_deref(),
+                pod.deleting,
+                &pod.node_name,
+            ) {
+                *why = Some(NotBound::Refused(e));
+                return None;
+            }
+            set_status_condition(&mut pod.status, scheduled_condition());
+            Some(bytes::Bytes::from(pod.bound_to(&node)))
+        }
+    };
+    match server.store.update_with(&key, rewrite).await {
+        Ok(Some(_)) => Some(Ok(success(201))),
+        Ok(None) => match not_bound
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            Some(NotBound::Refused(e)) => Some(Err(e)),
+            Some(NotBound::Unreadable) | None => None,
+        },
+        Err(skiff_store::StoreError::NotFound) => {
+            Some(Err(ApiError::not_found(info.group, info.plural, pod_name)))
+        }
+        Err(e) => Some(Err(store_error(info, pod_name, e))),
+    }
 }
 
 /// The condition a binding sets.

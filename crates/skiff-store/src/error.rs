@@ -48,6 +48,9 @@ pub enum StoreError {
     WatchCanceled(String),
     #[error("stored key is not utf-8")]
     InvalidKey(#[source] std::string::FromUtf8Error),
+    /// A rewrite given to [`crate::Store::update_with`] panicked; nothing was written.
+    #[error("the rewrite of a stored value panicked")]
+    RewritePanicked,
     #[error("blocking task failed")]
     Join(#[from] tokio::task::JoinError),
 }

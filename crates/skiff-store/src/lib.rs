@@ -153,6 +153,40 @@ impl Store {
         dispatch!(self, s => s.update(key, value, expected).await)
     }
 
+    /// Rewrites `key`'s current value in one step: `rewrite` gets the current value and returns
+    /// the new one, or `None` to leave it as it is. Returns the new revision, or `None` when
+    /// `rewrite` declined; [`StoreError::NotFound`] if the key is absent.
+    ///
+    /// The SQLite backend runs `rewrite` once, on its writer thread, against the value it is
+    /// about to replace (one read, no conflict to retry), so it must be quick. The others
+    /// read, rewrite and update-if-revision until no other write came between, so there it
+    /// may run more than once.
+    pub async fn update_with<F>(
+        &self,
+        key: &str,
+        rewrite: F,
+    ) -> Result<Option<Revision>, StoreError>
+    where
+        F: FnMut(&KeyValue) -> Option<Bytes> + Send + 'static,
+    {
+        if let Store::Sqlite(s) = self {
+            return s.update_with(key, Box::new(rewrite)).await;
+        }
+        let mut rewrite = rewrite;
+        loop {
+            let current = self.get(key).await?.ok_or(StoreError::NotFound)?;
+            let rewritten =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rewrite(&current)));
+            let Some(value) = rewritten.map_err(|_| StoreError::RewritePanicked)? else {
+                return Ok(None);
+            };
+            match self.update(key, value, current.mod_revision).await {
+                Err(StoreError::Conflict { .. }) => continue,
+                written => return written.map(Some),
+            }
+        }
+    }
+
     /// Deletes `key`, when `expected` is given only if its mod_revision matches.
     ///
     /// Returns the deleted value with mod_revision set to the delete's revision.

@@ -51,6 +51,7 @@ conformance!(
     watch_deletes_with_prev,
     compaction,
     concurrent_writers,
+    update_with_rewrites_in_one_step,
 );
 
 fn b(s: &str) -> Bytes {
@@ -520,4 +521,76 @@ async fn concurrent_writers(store: Store) {
     let all = store.range("/cw/", None, 0, 0).await.unwrap();
     assert_eq!(all.kvs.len(), TASKS * PER_TASK);
     assert!(all.kvs.iter().all(|kv| kv.value == b(&kv.key)));
+}
+
+async fn update_with_rewrites_in_one_step(store: Store) {
+    let created = store.create("/n", b("0")).await.unwrap();
+    let mut watch = store.watch("/n", created).unwrap();
+    // Concurrent increments: each rewrite sees the value it replaces, so none is lost.
+    const TASKS: usize = 8;
+    const PER_TASK: usize = 5;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..TASKS {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let mut revs = Vec::new();
+            for _ in 0..PER_TASK {
+                let rev = store
+                    .update_with("/n", |kv: &KeyValue| {
+                        let n: usize = std::str::from_utf8(&kv.value).ok()?.parse().ok()?;
+                        Some(b(&(n + 1).to_string()))
+                    })
+                    .await
+                    .unwrap()
+                    .expect("rewritten");
+                revs.push(rev);
+            }
+            revs
+        });
+    }
+    let mut revisions = BTreeSet::new();
+    while let Some(revs) = tasks.join_next().await {
+        revisions.extend(revs.unwrap());
+    }
+    assert_eq!(
+        revisions.len(),
+        TASKS * PER_TASK,
+        "one revision per rewrite"
+    );
+    let last = *revisions.last().unwrap();
+    let kv = store.get("/n").await.unwrap().unwrap();
+    assert_eq!(kv.value, b(&(TASKS * PER_TASK).to_string()));
+    assert_eq!((kv.create_revision, kv.mod_revision), (created, last));
+    // Each rewrite is an ordinary update to watchers, with the value it replaced.
+    let events = collect_until(&mut watch, last).await;
+    assert_eq!(events.len(), TASKS * PER_TASK);
+    for (i, ev) in events.iter().enumerate() {
+        assert_eq!(ev.kind, EventKind::Put);
+        assert_eq!(ev.kv.value, b(&(i + 1).to_string()));
+        let prev = ev.prev.as_ref().expect("the replaced value");
+        assert_eq!(prev.value, b(&i.to_string()));
+    }
+    // Declining writes nothing.
+    assert_eq!(
+        store.update_with("/n", |_: &KeyValue| None).await.unwrap(),
+        None
+    );
+    assert_eq!(store.current_revision().await.unwrap(), last);
+    assert!(matches!(
+        store
+            .update_with("/absent", |_: &KeyValue| Some(b("x")))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    // A rewrite that panics is an error for its caller only; the store goes on.
+    assert!(matches!(
+        store
+            .update_with("/n", |kv: &KeyValue| -> Option<Bytes> {
+                panic!("rewrite of {} fails", kv.key)
+            })
+            .await,
+        Err(StoreError::RewritePanicked)
+    ));
+    let after = store.update("/n", b("done"), last).await.unwrap();
+    assert_eq!(after, last + 1);
 }

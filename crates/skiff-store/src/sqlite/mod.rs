@@ -214,6 +214,20 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn update_with(
+        &self,
+        key: &str,
+        rewrite: writer::Rewrite,
+    ) -> Result<Option<Revision>, StoreError> {
+        let key = key.to_string();
+        self.write(|reply| Op::Rewrite {
+            key,
+            rewrite,
+            reply,
+        })
+        .await
+    }
+
     pub async fn delete(
         &self,
         key: &str,

@@ -17,8 +17,8 @@ fn key_string(bytes: Vec<u8>) -> Result<String, StoreError> {
 }
 
 pub(super) fn get(conn: &mut Connection, key: &str) -> Result<Option<KeyValue>, StoreError> {
-    let tx = conn.transaction()?;
-    Ok(live(&tx, key)?)
+    // One statement is its own read transaction: no BEGIN and ROLLBACK around it.
+    Ok(live(conn, key)?)
 }
 
 /// A `WHERE` fragment on `column` for keys in [`lower`, end of `prefix`), with its

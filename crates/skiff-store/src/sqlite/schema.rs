@@ -97,8 +97,8 @@ pub(super) fn read_meta(tx: &Transaction<'_>) -> rusqlite::Result<(Revision, Rev
 }
 
 /// The key's current value, if it exists.
-pub(super) fn live(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<Option<KeyValue>> {
-    let mut stmt = tx.prepare_cached(
+pub(super) fn live(conn: &Connection, key: &str) -> rusqlite::Result<Option<KeyValue>> {
+    let mut stmt = conn.prepare_cached(
         "SELECT id, value, create_revision, deleted FROM kv
          WHERE key = ?1 ORDER BY id DESC LIMIT 1",
     )?;

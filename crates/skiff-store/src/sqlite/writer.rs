@@ -15,6 +15,9 @@ use crate::{Event, EventKind, KeyValue, Revision, StoreError};
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// A rewrite of a key's current value (see [`crate::Store::update_with`]).
+pub(crate) type Rewrite = Box<dyn FnMut(&KeyValue) -> Option<Bytes> + Send>;
+
 /// One queued write.
 pub(super) enum Op {
     Create {
@@ -27,6 +30,11 @@ pub(super) enum Op {
         value: Bytes,
         expected: Revision,
         reply: Reply<Revision>,
+    },
+    Rewrite {
+        key: String,
+        rewrite: Rewrite,
+        reply: Reply<Option<Revision>>,
     },
     Delete {
         key: String,
@@ -46,6 +54,7 @@ impl Op {
             Op::Create { reply, .. } | Op::Update { reply, .. } => {
                 Pending::Revision(reply, Err(StoreError::Closed))
             }
+            Op::Rewrite { reply, .. } => Pending::Rewritten(reply, Err(StoreError::Closed)),
             Op::Delete { reply, .. } => Pending::Deleted(reply, Err(StoreError::Closed)),
             Op::Compact { reply, .. } => Pending::Compacted(reply, Err(StoreError::Closed)),
         }
@@ -55,6 +64,10 @@ impl Op {
 /// An answer held back until the batch is committed.
 enum Pending {
     Revision(Reply<Revision>, Result<Revision, StoreError>),
+    Rewritten(
+        Reply<Option<Revision>>,
+        Result<Option<Revision>, StoreError>,
+    ),
     Deleted(Reply<KeyValue>, Result<KeyValue, StoreError>),
     Compacted(Reply<()>, Result<(), StoreError>),
 }
@@ -64,6 +77,7 @@ impl Pending {
         let err = || StoreError::WriteFailed(error.clone());
         match self {
             Pending::Revision(reply, _) => Pending::Revision(reply, Err(err())),
+            Pending::Rewritten(reply, _) => Pending::Rewritten(reply, Err(err())),
             Pending::Deleted(reply, _) => Pending::Deleted(reply, Err(err())),
             Pending::Compacted(reply, _) => Pending::Compacted(reply, Err(err())),
         }
@@ -73,6 +87,9 @@ impl Pending {
     fn send(self) {
         match self {
             Pending::Revision(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Pending::Rewritten(reply, result) => {
                 let _ = reply.send(result);
             }
             Pending::Deleted(reply, result) => {
@@ -247,6 +264,13 @@ impl Revisions {
             } => split(self.update(tx, key, value, expected, events), |r| {
                 Pending::Revision(reply, r)
             }),
+            Op::Rewrite {
+                key,
+                rewrite,
+                reply,
+            } => split(self.rewrite(tx, key, rewrite, events), |r| {
+                Pending::Rewritten(reply, r)
+            }),
             Op::Delete {
                 key,
                 expected,
@@ -302,6 +326,40 @@ impl Revisions {
                 current: Some(current),
             }));
         }
+        self.replace(tx, key, value, current, events).map(Ok)
+    }
+
+    /// Runs `rewrite` on the key's current value and writes what it returns.
+    fn rewrite(
+        &mut self,
+        tx: &Transaction<'_>,
+        key: String,
+        mut rewrite: Rewrite,
+        events: &mut Vec<Event>,
+    ) -> rusqlite::Result<Result<Option<Revision>, StoreError>> {
+        let Some(current) = live(tx, &key)? else {
+            return Ok(Err(StoreError::NotFound));
+        };
+        // The caller's code runs on this thread: its panic must not take the writer down.
+        let value =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rewrite(&current))) {
+                Ok(Some(value)) => value,
+                Ok(None) => return Ok(Ok(None)),
+                Err(_) => return Ok(Err(StoreError::RewritePanicked)),
+            };
+        self.replace(tx, key, value, current, events)
+            .map(|revision| Ok(Some(revision)))
+    }
+
+    /// Writes `value` over `current`, the key's live value.
+    fn replace(
+        &mut self,
+        tx: &Transaction<'_>,
+        key: String,
+        value: Bytes,
+        current: KeyValue,
+        events: &mut Vec<Event>,
+    ) -> rusqlite::Result<Revision> {
         let revision = self.current + 1;
         insert(
             tx,
@@ -323,7 +381,7 @@ impl Revisions {
             },
             prev: Some(current),
         });
-        Ok(Ok(revision))
+        Ok(revision)
     }
 
     fn delete(

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use skiff_store::{EventKind, Revision, Store};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -23,9 +23,57 @@ pub const HISTORY_PER_RESOURCE: usize = HISTORY / 4;
 pub const HISTORY_BYTES: usize = 64 << 20;
 pub const HISTORY_BYTES_PER_RESOURCE: usize = HISTORY_BYTES / 4;
 
-/// What an event counts against the byte budget: its line and, roughly, the rest.
+/// What an event counts against the byte budget: its line, the previous object when the event
+/// holds its own copy of it, and, roughly, the rest.
 fn history_cost(ev: &CachedEvent) -> usize {
-    ev.line.len() + 256
+    let before = ev
+        .before
+        .as_ref()
+        .filter(|b| !b.shared)
+        .map_or(0, |b| b.json.len());
+    ev.line.len() + before + 256
+}
+
+/// Labels and selectable fields of one object, taken from its JSON the first time a selector
+/// asks (`None` when the JSON has no readable metadata). Most events are only ever sent to
+/// watchers without selectors, who never ask.
+type AttrsCell = Arc<OnceLock<Option<Attrs>>>;
+
+/// The object before a change, for a selector to compare with the object after it.
+#[derive(Debug)]
+pub struct Before {
+    attrs: AttrsCell,
+    /// The object's JSON.
+    json: Bytes,
+    /// `json` and `attrs` are the previous event's (shared while that event is in a history);
+    /// otherwise the event holds the stored object itself.
+    shared: bool,
+}
+
+impl Before {
+    /// The object before the change, as it was stored.
+    pub fn stored(json: Bytes) -> Before {
+        Before {
+            attrs: AttrsCell::default(),
+            json,
+            shared: false,
+        }
+    }
+
+    /// The object after `ev`, sharing its attributes.
+    fn after(ev: &CachedEvent) -> Before {
+        Before {
+            attrs: ev.attrs.clone(),
+            json: ev.object_json(),
+            shared: true,
+        }
+    }
+}
+
+/// The attributes of `json`, an object stored under `key`.
+fn attrs_of(key: &str, json: &[u8]) -> Option<Attrs> {
+    let (group, plural) = resource_of_key(key).unwrap_or_default();
+    Attrs::of_json(group, plural, json)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,26 +118,25 @@ pub struct CachedEvent {
     line: Bytes,
     /// Where the object starts in `line`.
     object_start: usize,
-    /// Labels and selectable fields of the object after the change.
-    pub attrs: Arc<Attrs>,
-    /// The same for the object before the change, when there was one (shared with the
-    /// previous event of the key while that is in the history).
-    pub prev_attrs: Option<Arc<Attrs>>,
+    /// Labels and selectable fields of the object after the change, once asked for.
+    attrs: AttrsCell,
+    /// The object before the change, when there was one.
+    before: Option<Before>,
     /// The line for metadata-only watchers (`as=PartialObjectMetadata`), made on first use.
     partial_line: std::sync::OnceLock<Bytes>,
 }
 
 impl CachedEvent {
-    /// Builds the event from the decoded object after the change and the attributes before it.
+    /// Builds the event from the decoded object after the change and the object before it.
     pub fn new(
         revision: Revision,
         key: String,
         kind: EventType,
         object: &Value,
-        prev_attrs: Option<Arc<Attrs>>,
+        before: Option<Before>,
     ) -> CachedEvent {
         let (group, plural) = resource_of_key(&key).unwrap_or_default();
-        let attrs = Arc::new(Attrs::of(group, plural, object));
+        let attrs = Arc::new(OnceLock::from(Some(Attrs::of(group, plural, object))));
         let field = |f: &str| object.get(f).and_then(Value::as_str).unwrap_or("").into();
         let json = serde_json::to_vec(object).unwrap_or_else(|_| b"{}".to_vec());
         CachedEvent::assemble(
@@ -102,7 +149,7 @@ impl CachedEvent {
             },
             &json,
             attrs,
-            prev_attrs,
+            before,
         )
     }
 
@@ -113,17 +160,16 @@ impl CachedEvent {
         key: String,
         kind: EventType,
         value: &[u8],
-        prev_attrs: Option<Arc<Attrs>>,
+        before: Option<Before>,
     ) -> Option<CachedEvent> {
-        let (group, plural) = resource_of_key(&key).unwrap_or_default();
         let Some((object, api_version, object_kind)) =
             crate::rawjson::stamp_resource_version(value, revision)
         else {
             // Not something the splice reads: decode it (or give up as decoding does).
             let object = decode(value, revision)?;
-            return Some(CachedEvent::new(revision, key, kind, &object, prev_attrs));
+            return Some(CachedEvent::new(revision, key, kind, &object, before));
         };
-        let attrs = Arc::new(Attrs::of_json(group, plural, &object)?);
+        let attrs = AttrsCell::default();
         let head = Head {
             revision,
             key,
@@ -131,15 +177,10 @@ impl CachedEvent {
             api_version: api_version.into(),
             object_kind: object_kind.into(),
         };
-        Some(CachedEvent::assemble(head, &object, attrs, prev_attrs))
+        Some(CachedEvent::assemble(head, &object, attrs, before))
     }
 
-    fn assemble(
-        h: Head,
-        object: &[u8],
-        attrs: Arc<Attrs>,
-        prev_attrs: Option<Arc<Attrs>>,
-    ) -> CachedEvent {
+    fn assemble(h: Head, object: &[u8], attrs: AttrsCell, before: Option<Before>) -> CachedEvent {
         let head = format!("{{\"type\":\"{}\",\"object\":", h.kind.as_str());
         let mut line = Vec::with_capacity(head.len() + object.len() + 2);
         line.extend_from_slice(head.as_bytes());
@@ -154,9 +195,30 @@ impl CachedEvent {
             line: Bytes::from(line),
             object_start: head.len(),
             attrs,
-            prev_attrs,
+            before,
             partial_line: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Labels and selectable fields of the object after the change.
+    pub fn attrs(&self) -> Option<&Attrs> {
+        self.attrs
+            .get_or_init(|| attrs_of(&self.key, &self.object_json()))
+            .as_ref()
+    }
+
+    /// Whether the change had an object before it (not a create).
+    pub fn had_before(&self) -> bool {
+        self.before.is_some()
+    }
+
+    /// Labels and selectable fields of the object before the change, when there was one.
+    pub fn prev_attrs(&self) -> Option<&Attrs> {
+        let before = self.before.as_ref()?;
+        before
+            .attrs
+            .get_or_init(|| attrs_of(&self.key, &before.json))
+            .as_ref()
     }
 
     /// The watch line of this event as it happened.
@@ -474,21 +536,20 @@ impl WatchCache {
             EventKind::Put => EventType::Modified,
             EventKind::Delete => EventType::Deleted,
         };
-        let (group, plural) = resource_of_key(&ev.kv.key).unwrap_or_default();
-        let prev_attrs = ev.prev.as_ref().and_then(|p| {
+        let before = ev.prev.as_ref().map(|p| {
             let kept = {
                 let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
                 inner
                     .latest
                     .get(&ev.kv.key)
                     .filter(|l| l.revision == p.mod_revision)
-                    .map(|l| l.attrs.clone())
+                    .map(|l| Before::after(l))
             };
-            kept.or_else(|| Attrs::of_json(group, plural, &p.value).map(Arc::new))
+            kept.unwrap_or_else(|| Before::stored(p.value.clone()))
         });
         // Made before taking the lock, which subscribers share.
-        let event = CachedEvent::from_stored(revision, ev.kv.key, kind, &ev.kv.value, prev_attrs)
-            .map(Arc::new);
+        let event =
+            CachedEvent::from_stored(revision, ev.kv.key, kind, &ev.kv.value, before).map(Arc::new);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if revision <= inner.revision {
             return;
@@ -670,14 +731,17 @@ mod tests {
                 .expect("kept");
             let labels = |a: &Attrs| a.labels.get("v").cloned().unwrap_or_default();
             assert_eq!(evs.len(), 3);
-            assert!(evs[0].prev_attrs.is_none());
-            assert_eq!(labels(evs[1].prev_attrs.as_ref().expect("before")), "1");
-            assert_eq!(labels(evs[2].prev_attrs.as_ref().expect("before")), "2");
-            // Shared with the event before, not read again.
+            assert!(evs[0].prev_attrs().is_none() && !evs[0].had_before());
+            // Shared with the event before, so taken from the JSON once.
             assert!(Arc::ptr_eq(
-                evs[2].prev_attrs.as_ref().expect("before"),
+                &evs[2].before.as_ref().expect("before").attrs,
                 &evs[1].attrs
             ));
+            assert!(evs[1].attrs.get().is_none(), "not read before asked for");
+            assert_eq!(labels(evs[2].prev_attrs().expect("before")), "2");
+            assert!(evs[1].attrs.get().is_some());
+            assert_eq!(labels(evs[1].prev_attrs().expect("before")), "1");
+            assert_eq!(labels(evs[2].attrs().expect("after")), "3");
             // A key whose last event left the history reads the stored previous object.
             cache.inner.lock().expect("unpoisoned").latest.clear();
             rev = store.update(key, obj("4"), rev).await.expect("update");
@@ -689,7 +753,8 @@ mod tests {
             let evs = cache
                 .history_after("/registry/core/configmaps/", rev - 1)
                 .expect("kept");
-            assert_eq!(labels(evs[0].prev_attrs.as_ref().expect("before")), "3");
+            assert!(!evs[0].before.as_ref().expect("before").shared);
+            assert_eq!(labels(evs[0].prev_attrs().expect("before")), "3");
             cancel.cancel();
             let _ = feeder.await;
         };
@@ -825,7 +890,7 @@ mod tests {
             let object = decode(&bytes, 9).expect("decoded");
             let decoded = CachedEvent::new(9, key.clone(), EventType::Modified, &object, None);
             assert_eq!(from_stored.line(), decoded.line());
-            assert_eq!(from_stored.attrs, decoded.attrs);
+            assert_eq!(from_stored.attrs(), decoded.attrs());
             assert_eq!(from_stored.api_version, decoded.api_version);
             assert_eq!(from_stored.object_kind, decoded.object_kind);
         }

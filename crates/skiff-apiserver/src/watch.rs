@@ -45,11 +45,14 @@ impl Watcher {
         if !self.relevant(ev) {
             return None;
         }
-        let now = self.filter.matches_attrs(&ev.attrs);
-        let before = ev
-            .prev_attrs
-            .as_ref()
-            .is_some_and(|p| self.filter.matches_attrs(p));
+        // Without selectors every object matches: the attributes are not even read.
+        let everything = self.filter.is_empty();
+        let now = everything || ev.attrs().is_some_and(|a| self.filter.matches_attrs(a));
+        let before = ev.had_before()
+            && (everything
+                || ev
+                    .prev_attrs()
+                    .is_some_and(|p| self.filter.matches_attrs(p)));
         let ty = match ev.kind {
             EventType::Added => now.then_some(EventType::Added)?,
             EventType::Deleted => before.then_some(EventType::Deleted)?,
@@ -364,7 +367,8 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::objects::{Attrs, Query};
+    use crate::cache::Before;
+    use crate::objects::Query;
 
     fn configmap(labels: Value) -> Value {
         json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -391,7 +395,7 @@ mod tests {
             "/registry/core/configmaps/default/a".into(),
             EventType::Modified,
             &configmap(now),
-            Some(Arc::new(Attrs::of("", "configmaps", &configmap(before)))),
+            Some(Before::stored(Bytes::from(configmap(before).to_string()))),
         )
     }
 

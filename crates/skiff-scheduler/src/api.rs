@@ -54,7 +54,8 @@ pub async fn bind(client: kube::Client, pod: &PodInfo, node: &str) -> Result<(),
             ..ObjectReference::default()
         },
     };
-    api.create_subresource::<_, serde_json::Value>(
+    // The answer is a Status: only its code matters, so its body is skipped, not decoded.
+    api.create_subresource::<_, serde::de::IgnoredAny>(
         "binding",
         &pod.name,
         &PostParams::default(),

@@ -11,22 +11,19 @@ pub fn skip(req: &Resource) -> bool {
 }
 
 pub fn score(req: &Resource, node: &NodeInfo) -> i64 {
-    let pairs = [
-        (
-            node.requested.milli_cpu + req.milli_cpu,
-            node.allocatable.milli_cpu,
-        ),
-        (node.requested.memory + req.memory, node.allocatable.memory),
-    ];
-    let fractions: Vec<f64> = pairs
-        .iter()
-        .filter(|(_, cap)| *cap > 0)
-        .map(|(r, cap)| (*r as f64 / *cap as f64).min(1.0))
-        .collect();
-    let std = if fractions.len() == 2 {
-        ((fractions[0] - fractions[1]) / 2.0).abs()
-    } else {
-        0.0
+    // The fraction of each resource the node would have in use, for those it has any of.
+    let fraction = |requested: i64, capacity: i64| {
+        (capacity > 0).then(|| (requested as f64 / capacity as f64).min(1.0))
+    };
+    let cpu = fraction(
+        node.requested.milli_cpu + req.milli_cpu,
+        node.allocatable.milli_cpu,
+    );
+    let memory = fraction(node.requested.memory + req.memory, node.allocatable.memory);
+    // With two resources the standard deviation is half their difference; with one, zero.
+    let std = match (cpu, memory) {
+        (Some(c), Some(m)) => ((c - m) / 2.0).abs(),
+        _ => 0.0,
     };
     ((1.0 - std) * MAX_NODE_SCORE as f64) as i64
 }

@@ -23,15 +23,12 @@ pub const HISTORY_PER_RESOURCE: usize = HISTORY / 4;
 pub const HISTORY_BYTES: usize = 64 << 20;
 pub const HISTORY_BYTES_PER_RESOURCE: usize = HISTORY_BYTES / 4;
 
-/// What an event counts against the byte budget: its line, the previous object when the event
-/// holds its own copy of it, and, roughly, the rest.
+/// What an event counts against the byte budget: its line and, roughly, the rest. The object
+/// before the change that an event may hold until a selector asks for its attributes is not
+/// counted: at most one per event, it keeps a history within twice its budget, and it is let
+/// go as soon as a selector watcher reads it.
 fn history_cost(ev: &CachedEvent) -> usize {
-    let before = ev
-        .before
-        .as_ref()
-        .filter(|b| !b.shared)
-        .map_or(0, |b| b.json.len());
-    ev.line.len() + before + 256
+    ev.line.len() + 256
 }
 
 /// Labels and selectable fields of one object, taken from its JSON the first time a selector
@@ -43,11 +40,8 @@ type AttrsCell = Arc<OnceLock<Option<Attrs>>>;
 #[derive(Debug)]
 pub struct Before {
     attrs: AttrsCell,
-    /// The object's JSON.
-    json: Bytes,
-    /// `json` and `attrs` are the previous event's (shared while that event is in a history);
-    /// otherwise the event holds the stored object itself.
-    shared: bool,
+    /// The object's JSON, until its attributes are read.
+    json: Mutex<Option<Bytes>>,
 }
 
 impl Before {
@@ -55,17 +49,15 @@ impl Before {
     pub fn stored(json: Bytes) -> Before {
         Before {
             attrs: AttrsCell::default(),
-            json,
-            shared: false,
+            json: Mutex::new(Some(json)),
         }
     }
 
-    /// The object after `ev`, sharing its attributes.
+    /// The object after `ev`, sharing its attributes (and its JSON while `ev` is in a history).
     fn after(ev: &CachedEvent) -> Before {
         Before {
             attrs: ev.attrs.clone(),
-            json: ev.object_json(),
-            shared: true,
+            json: Mutex::new(Some(ev.object_json())),
         }
     }
 }
@@ -217,7 +209,10 @@ impl CachedEvent {
         let before = self.before.as_ref()?;
         before
             .attrs
-            .get_or_init(|| attrs_of(&self.key, &before.json))
+            .get_or_init(|| {
+                let json = before.json.lock().unwrap_or_else(|p| p.into_inner()).take();
+                json.and_then(|json| attrs_of(&self.key, &json))
+            })
             .as_ref()
     }
 
@@ -753,8 +748,11 @@ mod tests {
             let evs = cache
                 .history_after("/registry/core/configmaps/", rev - 1)
                 .expect("kept");
-            assert!(!evs[0].before.as_ref().expect("before").shared);
+            let before = evs[0].before.as_ref().expect("before");
+            assert!(before.attrs.get().is_none(), "not read before asked for");
             assert_eq!(labels(evs[0].prev_attrs().expect("before")), "3");
+            // Read once, then let go.
+            assert!(before.json.lock().expect("unpoisoned").is_none());
             cancel.cancel();
             let _ = feeder.await;
         };

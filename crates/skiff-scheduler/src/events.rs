@@ -5,7 +5,7 @@
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
-use kube::api::{Api, PostParams};
+use kube::api::PostParams;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -128,8 +128,22 @@ async fn write(client: kube::Client, r: Request) {
         count: Some(1),
         ..Event::default()
     };
-    let api: Api<Event> = Api::namespaced(client, &ns);
-    if let Err(e) = api.create(&PostParams::default(), &event).await {
+    // The created Event that comes back is not needed: its body is skipped, not decoded.
+    let created = serde_json::to_vec(&event)
+        .map_err(kube::Error::SerdeError)
+        .and_then(|body| {
+            kube::core::Request::new(format!("/api/v1/namespaces/{ns}/events"))
+                .create(&PostParams::default(), body)
+                .map_err(kube::Error::BuildRequest)
+        });
+    let written = match created {
+        Ok(request) => client
+            .request::<serde::de::IgnoredAny>(request)
+            .await
+            .map(drop),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
         tracing::debug!(reason = r.reason, error = %e, "cannot record event");
     }
 }

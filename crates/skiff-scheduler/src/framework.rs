@@ -2,7 +2,7 @@
 //! message upstream users read in `kubectl describe pod`.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// The plugins of the default profile that can reject a pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -98,19 +98,27 @@ pub struct NodeToStatus {
 }
 
 impl NodeToStatus {
-    /// The reason histogram: `reason → nodes`, counting unlisted nodes under the absent status.
-    fn histogram(&self, num_all_nodes: usize) -> BTreeMap<&str, usize> {
-        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+    /// The reason histogram: `(reason, nodes)`, counting unlisted nodes under the absent
+    /// status. A pod rejected by thousands of nodes has a handful of distinct reasons, so they
+    /// are counted in a short list rather than a map.
+    fn histogram(&self, num_all_nodes: usize) -> Vec<(&str, usize)> {
+        fn count<'a>(reasons: &mut Vec<(&'a str, usize)>, reason: &'a str, n: usize) {
+            match reasons.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, c)) => *c += n,
+                None => reasons.push((reason, n)),
+            }
+        }
+        let mut reasons = Vec::new();
         for s in self.nodes.values() {
             for r in &s.reasons {
-                *reasons.entry(r).or_default() += 1;
+                count(&mut reasons, r, 1);
             }
         }
         if let Some(a) = &self.absent
             && self.nodes.len() < num_all_nodes
         {
             for r in &a.reasons {
-                *reasons.entry(r).or_default() += num_all_nodes - self.nodes.len();
+                count(&mut reasons, r, num_all_nodes - self.nodes.len());
             }
         }
         reasons

@@ -246,10 +246,18 @@ pub fn preempt(
             "not eligible due to a terminating pod on the nominated node.".into(),
         );
     }
+    // Only nodes that failed with a resolvable status can be helped by removing pods: when
+    // none did (every node cordoned, say), there is no need to look each one up.
+    let any_resolvable = diagnosis
+        .node_to_status
+        .nodes
+        .values()
+        .chain(diagnosis.node_to_status.absent.as_ref())
+        .any(|s| s.code == Code::Unschedulable);
     let potential: Vec<&NodeInfo> = cache
         .node_infos()
         .iter()
-        .filter(|n| n.node.is_some())
+        .filter(|n| any_resolvable && n.node.is_some())
         .filter(|n| status_of(&n.name).is_some_and(|s| s.code == Code::Unschedulable))
         .collect();
     let mut statuses = NodeToStatus {

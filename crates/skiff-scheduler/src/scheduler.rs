@@ -255,22 +255,24 @@ enum Failure {
     Fit(Box<(Diagnosis, Option<CycleState>)>),
 }
 
-/// The index of the highest score, ties broken at random (reservoir sampling), as upstream.
+/// The index of the highest score, ties broken uniformly at random, as upstream's reservoir
+/// sampling does; one random draw per pod rather than one per tied node.
 pub fn select_host(scores: &[i64]) -> usize {
-    let mut best = 0;
-    let mut ties = 0u32;
-    for (i, s) in scores.iter().enumerate() {
-        if i == 0 || *s > scores[best] {
-            best = i;
-            ties = 1;
-        } else if *s == scores[best] {
-            ties += 1;
-            if rand::random_range(0..ties) == 0 {
-                best = i;
-            }
-        }
-    }
-    best
+    let Some(&best) = scores.iter().max() else {
+        return 0;
+    };
+    let ties = scores.iter().filter(|&&s| s == best).count();
+    let pick = if ties > 1 {
+        rand::random_range(0..ties)
+    } else {
+        0
+    };
+    scores
+        .iter()
+        .enumerate()
+        .filter(|&(_, &s)| s == best)
+        .nth(pick)
+        .map_or(0, |(i, _)| i)
 }
 
 #[cfg(test)]
@@ -382,6 +384,28 @@ mod tests {
         let mut other = pod("other", "1", "");
         other.spec.get_or_insert_default().priority = Some(0);
         assert!(matches!(run(&mut s, other), Decision::Failed { .. }));
+    }
+
+    #[test]
+    fn select_host_takes_the_best_score_and_spreads_ties() {
+        assert_eq!(select_host(&[]), 0);
+        assert_eq!(select_host(&[3, 9, 4]), 1);
+        let mut picked = [0usize; 5];
+        for _ in 0..3000 {
+            picked[select_host(&[1, 7, 2, 7, 7])] += 1;
+        }
+        assert_eq!(
+            (picked[0], picked[2]),
+            (0, 0),
+            "only the best scores: {picked:?}"
+        );
+        // Each of the three tied nodes gets about a third: far from 0 and from all.
+        for i in [1, 3, 4] {
+            assert!(
+                (700..=1300).contains(&picked[i]),
+                "ties unevenly spread: {picked:?}"
+            );
+        }
     }
 
     #[test]

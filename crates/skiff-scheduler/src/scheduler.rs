@@ -223,6 +223,9 @@ impl Scheduler {
             self.next_start_node_index % total
         };
         let mut processed = 0;
+        // Kept by node index and named only if the pod fits nowhere: a pod that fits is
+        // rejected by many nodes too while few are free, and its diagnosis is dropped.
+        let mut rejected = Vec::new();
         for i in 0..total {
             let idx = (start + i) % total;
             let info = &infos[idx];
@@ -239,8 +242,17 @@ impl Scheduler {
                 }
                 Err(s) => {
                     diagnosis.unschedulable_plugins.insert(s.plugin);
-                    diagnosis.node_to_status.nodes.insert(info.name.clone(), s);
+                    rejected.push((idx, s));
                 }
+            }
+        }
+        if feasible.is_empty() {
+            diagnosis.node_to_status.nodes.reserve(rejected.len());
+            for (idx, s) in rejected {
+                diagnosis
+                    .node_to_status
+                    .nodes
+                    .insert(infos[idx].name.clone(), s);
             }
         }
         if total > 0 {

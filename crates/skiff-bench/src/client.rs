@@ -215,6 +215,15 @@ impl Client {
                 seen.bound.len()
             );
             rv = self.list_pods(list_path, &mut seen).await?;
+            bound_so_far.store(seen.bound.len(), std::sync::atomic::Ordering::Relaxed);
+            unschedulable_so_far.store(
+                seen.unschedulable.len(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            // The last bindings may all have come before the list: no event would follow.
+            if seen.bound.len() >= expected {
+                return Ok(seen.last);
+            }
         }
         Err(format!(
             "the pod watch kept ending ({} bindings seen)",

@@ -743,24 +743,43 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
                 .map(str::to_string)
         })
         .unwrap_or_default();
-    let watcher = Arc::new(s.client().await?);
     let bound = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let unschedulable = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let created_so_far = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let watch = tokio::spawn({
+    // The observer gets a thread, a runtime and a connection of its own: sharing this runtime
+    // with the creates, the uncordon and the lease heartbeats, it fell more than the server's
+    // pod history behind and had to count the last bindings by listing every pod.
+    let watch = {
         let (bound, unschedulable) = (bound.clone(), unschedulable.clone());
-        async move {
-            watcher
-                .watch_bound(
-                    "/api/v1/namespaces/bench/pods",
-                    &rv,
-                    n_pods,
-                    &bound,
-                    &unschedulable,
-                )
-                .await
-        }
-    });
+        let ca = std::fs::read(s.dir.path().join("tls/ca.crt")).map_err(|e| e.to_string())?;
+        let (port, token) = (s.port, s.token());
+        let (done, watched) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("pod-watch".into())
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())
+                    .and_then(|rt| {
+                        rt.block_on(async {
+                            let watcher = Client::connect(port, &ca, &token).await?;
+                            watcher
+                                .watch_bound(
+                                    "/api/v1/namespaces/bench/pods",
+                                    &rv,
+                                    n_pods,
+                                    &bound,
+                                    &unschedulable,
+                                )
+                                .await
+                        })
+                    });
+                let _ = done.send(result);
+            })
+            .map_err(|e| e.to_string())?;
+        watched
+    };
     let t0 = Instant::now();
     // Progress every 10 s on stderr, so a run that stalls shows where.
     let progress = tokio::spawn({

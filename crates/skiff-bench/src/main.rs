@@ -231,9 +231,31 @@ impl Server {
             .trim()
             .to_string()
     }
-    async fn client(&self) -> Result<Client, String> {
+    /// What a client needs to reach this server: its port, CA certificate and token.
+    fn endpoint(&self) -> Result<Endpoint, String> {
         let ca = std::fs::read(self.dir.path().join("tls/ca.crt")).map_err(|e| e.to_string())?;
-        Client::connect(self.port, &ca, &self.token()).await
+        Ok(Endpoint {
+            port: self.port,
+            ca,
+            token: self.token(),
+        })
+    }
+
+    async fn client(&self) -> Result<Client, String> {
+        self.endpoint()?.connect().await
+    }
+}
+
+/// A server's address and credentials, owned, so that another runtime can connect to it.
+struct Endpoint {
+    port: u16,
+    ca: Vec<u8>,
+    token: String,
+}
+
+impl Endpoint {
+    async fn connect(&self) -> Result<Client, String> {
+        Client::connect(self.port, &self.ca, &self.token).await
     }
 }
 
@@ -751,8 +773,7 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
     // pod history behind and had to count the last bindings by listing every pod.
     let watch = {
         let (bound, unschedulable) = (bound.clone(), unschedulable.clone());
-        let ca = std::fs::read(s.dir.path().join("tls/ca.crt")).map_err(|e| e.to_string())?;
-        let (port, token) = (s.port, s.token());
+        let endpoint = s.endpoint()?;
         let (done, watched) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("pod-watch".into())
@@ -763,7 +784,7 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
                     .map_err(|e| e.to_string())
                     .and_then(|rt| {
                         rt.block_on(async {
-                            let watcher = Client::connect(port, &ca, &token).await?;
+                            let watcher = endpoint.connect().await?;
                             watcher
                                 .watch_bound(
                                     "/api/v1/namespaces/bench/pods",

@@ -147,6 +147,10 @@ pub struct Cache {
     pub pvcs: HashMap<String, Arc<PersistentVolumeClaim>>,
     pub pvs: HashMap<String, Arc<PersistentVolume>>,
     pub pdbs: HashMap<String, Arc<PodDisruptionBudget>>,
+    /// Indexes into `nodes`, in order, of the nodes with a Node object that are not cordoned,
+    /// rebuilt by [`Cache::refresh_open`] after `open_stale` is set.
+    open: Vec<u32>,
+    open_stale: bool,
 }
 
 impl Cache {
@@ -176,10 +180,39 @@ impl Cache {
         self.pods_with_required_anti_affinity
     }
 
+    /// Rebuilds the list of [`Cache::open_nodes`] if a node was added, removed, cordoned or
+    /// uncordoned since.
+    pub fn refresh_open(&mut self) {
+        if !self.open_stale {
+            return;
+        }
+        self.open_stale = false;
+        self.open.clear();
+        self.open.extend(
+            self.nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.node.is_some() && !n.unschedulable)
+                .map(|(i, _)| i as u32),
+        );
+    }
+
+    /// Indexes into `node_infos()`, in order, of the nodes that are not cordoned, as of the
+    /// last [`Cache::refresh_open`].
+    pub fn open_nodes(&self) -> &[u32] {
+        &self.open
+    }
+
+    /// Nodes with a Node object that are cordoned, as of the last [`Cache::refresh_open`].
+    pub fn cordoned_count(&self) -> usize {
+        self.node_count - self.open.len()
+    }
+
     fn entry(&mut self, name: &str) -> &mut NodeInfo {
         let i = match self.index.get(name) {
             Some(&i) => i,
             None => {
+                self.open_stale = true;
                 self.nodes.push(NodeInfo::new(name));
                 self.index.insert(name.to_string(), self.nodes.len() - 1);
                 self.nodes.len() - 1
@@ -198,6 +231,7 @@ impl Cache {
         }
         self.index.remove(name);
         self.nodes.swap_remove(i);
+        self.open_stale = true;
         if let Some(moved) = self.nodes.get(i) {
             self.index.insert(moved.name.clone(), i);
         }
@@ -223,8 +257,11 @@ impl Cache {
         self.count_images(&old_images, false);
         let info = self.entry(&name);
         let old = info.node.take();
+        let was_open = old.is_some() && !info.unschedulable;
         info.set_node(node);
+        let open = !info.unschedulable;
         let new_images = info.images.clone();
+        self.open_stale |= was_open != open;
         self.count_images(&new_images, true);
         if old.is_none() {
             self.node_count += 1;
@@ -238,6 +275,7 @@ impl Cache {
         let old = info.node.take()?;
         info.taints = Vec::new();
         info.unschedulable = false;
+        self.open_stale = true;
         let images = std::mem::take(&mut info.images);
         info.allocatable = Resource::default();
         self.count_images(&images, false);

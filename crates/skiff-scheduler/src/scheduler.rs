@@ -210,6 +210,13 @@ impl Scheduler {
         num_nodes: usize,
     ) -> (Vec<usize>, Diagnosis) {
         let want = num_feasible_nodes_to_find(num_nodes);
+        self.cache.refresh_open();
+        // Cordoned nodes reject a pod that does not tolerate them before any other filter: such
+        // a pod visits only the open nodes, in the same rotating order, and the cordoned ones it
+        // passes are counted as NodeUnschedulable rejections without being filtered one by one
+        // (while a large cluster is being uncordoned, most of a pod's scan is cordoned nodes).
+        let skip_cordoned = self.cache.cordoned_count() > 0
+            && !plugins::node_unschedulable::tolerates(state.pod.tolerations());
         let infos = self.cache.node_infos();
         let total = infos.len();
         let mut feasible = Vec::with_capacity(want.min(total));
@@ -222,30 +229,55 @@ impl Scheduler {
         } else {
             self.next_start_node_index % total
         };
-        let mut processed = 0;
+        // Nodes passed in the rotation, from `start` through `idx`.
+        let passed = |idx: usize| {
+            if idx >= start {
+                idx - start + 1
+            } else {
+                total - start + idx + 1
+            }
+        };
+        let mut processed = total;
         // Kept by node index and named only if the pod fits nowhere: a pod that fits is
         // rejected by many nodes too while few are free, and its diagnosis is dropped.
         let mut rejected = Vec::new();
-        for i in 0..total {
-            let idx = (start + i) % total;
+        let mut visit = |idx: usize, feasible: &mut Vec<usize>| -> bool {
             let info = &infos[idx];
-            processed = i + 1;
-            if info.node.is_none() {
-                continue;
-            }
             match self.filter(state, info) {
                 Ok(()) => {
                     feasible.push(idx);
-                    if feasible.len() >= want {
-                        break;
-                    }
+                    feasible.len() >= want
                 }
                 Err(s) => {
                     diagnosis.unschedulable_plugins.insert(s.plugin);
                     rejected.push((idx, s));
+                    false
+                }
+            }
+        };
+        if skip_cordoned {
+            let open = self.cache.open_nodes();
+            let first = open.partition_point(|&i| (i as usize) < start);
+            for &i in open[first..].iter().chain(&open[..first]) {
+                let idx = i as usize;
+                if visit(idx, &mut feasible) {
+                    processed = passed(idx);
+                    break;
+                }
+            }
+        } else {
+            for i in 0..total {
+                let idx = (start + i) % total;
+                if infos[idx].node.is_none() {
+                    continue;
+                }
+                if visit(idx, &mut feasible) {
+                    processed = i + 1;
+                    break;
                 }
             }
         }
+        // The diagnosis is read only when nothing fit.
         if feasible.is_empty() {
             diagnosis.node_to_status.nodes.reserve(rejected.len());
             for (idx, s) in rejected {
@@ -253,6 +285,21 @@ impl Scheduler {
                     .node_to_status
                     .nodes
                     .insert(infos[idx].name.clone(), s);
+            }
+            if skip_cordoned {
+                // Nothing fit, so every node was passed, the cordoned ones included.
+                diagnosis
+                    .unschedulable_plugins
+                    .insert(crate::framework::Plugin::NodeUnschedulable);
+                for info in infos
+                    .iter()
+                    .filter(|n| n.node.is_some() && n.unschedulable())
+                {
+                    diagnosis
+                        .node_to_status
+                        .nodes
+                        .insert(info.name.clone(), plugins::node_unschedulable::rejection());
+                }
             }
         }
         if total > 0 {
@@ -291,7 +338,7 @@ pub fn select_host(scores: &[i64]) -> usize {
 mod tests {
     use super::*;
     use crate::cache::testing::*;
-    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::core::v1::{Pod, Toleration};
 
     fn sched(nodes: Vec<k8s_openapi::api::core::v1::Node>, pods: Vec<Pod>) -> Scheduler {
         Scheduler {
@@ -418,6 +465,88 @@ mod tests {
                 "ties unevenly spread: {picked:?}"
             );
         }
+    }
+
+    /// 400 nodes, some cordoned: every fourth and a block of 100.
+    fn partly_cordoned() -> (Scheduler, usize) {
+        let cordoned = |i: usize| i % 4 == 1 || (100..200).contains(&i);
+        let nodes: Vec<_> = (0..400)
+            .map(|i| {
+                let mut n = node(&format!("n{i}"), "4", "8Gi", "110");
+                if cordoned(i) {
+                    n.spec.as_mut().expect("spec").unschedulable = Some(true);
+                }
+                n
+            })
+            .collect();
+        (
+            sched(nodes, vec![]),
+            (0..400).filter(|&i| cordoned(i)).count(),
+        )
+    }
+
+    #[test]
+    fn cordoned_nodes_are_passed_in_the_same_rotation_without_filtering() {
+        let (mut s, _) = partly_cordoned();
+        let want = num_feasible_nodes_to_find(400);
+        let p = info(pod("p", "100m", "100Mi"));
+        let state = plugins::pre_filter(&p, &s.cache).expect("pre-filter");
+        for start in [0, 3, 99, 150, 250, 399] {
+            s.next_start_node_index = start;
+            let (feasible, _) = s.find_nodes_that_fit(&state, 400);
+            // What filtering every node in turn finds, and where it stops.
+            let infos = s.cache.node_infos();
+            let order: Vec<usize> = (0..400).map(|i| (start + i) % 400).collect();
+            let expected: Vec<usize> = order
+                .iter()
+                .copied()
+                .filter(|&i| !infos[i].unschedulable())
+                .take(want)
+                .collect();
+            assert_eq!(feasible, expected, "from {start}");
+            let last = expected.last().expect("some fit");
+            let passed = order.iter().position(|i| i == last).expect("in order") + 1;
+            assert_eq!(s.next_start_node_index, (start + passed) % 400);
+        }
+        // Uncordoning a node puts it back in the rotation.
+        let mut n0 = node("n1", "4", "8Gi", "110");
+        n0.spec.as_mut().expect("spec").unschedulable = Some(false);
+        s.cache.set_node(Arc::new(n0));
+        s.next_start_node_index = 0;
+        let (feasible, _) = s.find_nodes_that_fit(&state, 400);
+        assert_eq!(&feasible[..3], &[0, 1, 2]);
+    }
+
+    #[test]
+    fn a_pod_that_fits_nowhere_counts_the_cordoned_nodes() {
+        let (mut s, cordoned) = partly_cordoned();
+        match run(&mut s, pod("big", "8", "1Gi")) {
+            Decision::Failed { message, .. } => {
+                // Upstream sorts the counted reasons as strings: "175 node(s)" < "225 Ins".
+                assert!(
+                    message.starts_with(&format!(
+                        "0/400 nodes are available: {cordoned} node(s) were unschedulable, {} \
+                         Insufficient cpu.",
+                        400 - cordoned
+                    )),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        // A pod that tolerates cordoned nodes is filtered on every node as before.
+        let mut p = pod("tolerant", "100m", "100Mi");
+        p.spec.as_mut().expect("spec").tolerations = Some(vec![Toleration {
+            key: Some("node.kubernetes.io/unschedulable".into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoSchedule".into()),
+            ..Toleration::default()
+        }]);
+        let p = info(p);
+        let state = plugins::pre_filter(&p, &s.cache).expect("pre-filter");
+        s.next_start_node_index = 100;
+        let (feasible, _) = s.find_nodes_that_fit(&state, 400);
+        assert_eq!(feasible[0], 100, "a cordoned node takes it");
     }
 
     #[test]

@@ -9,9 +9,15 @@ use k8s_openapi::api::core::v1::{Taint, Toleration};
 pub const REASON: &str = "node(s) were unschedulable";
 
 pub fn filter(tolerations: &[Toleration], node: &NodeInfo) -> Result<(), Status> {
-    if !node.unschedulable() {
-        return Ok(());
+    if !node.unschedulable() || tolerates(tolerations) {
+        Ok(())
+    } else {
+        Err(rejection())
     }
+}
+
+/// Whether a pod with `tolerations` may go to cordoned nodes.
+pub fn tolerates(tolerations: &[Toleration]) -> bool {
     // Built once: every node of a cordoned cluster is checked against it for every pod.
     static TAINT: std::sync::LazyLock<Taint> = std::sync::LazyLock::new(|| Taint {
         key: "node.kubernetes.io/unschedulable".into(),
@@ -19,11 +25,12 @@ pub fn filter(tolerations: &[Toleration], node: &NodeInfo) -> Result<(), Status>
         value: None,
         time_added: None,
     });
-    if tolerated(tolerations, &TAINT) {
-        Ok(())
-    } else {
-        Err(Status::unresolvable(Plugin::NodeUnschedulable, REASON))
-    }
+    tolerated(tolerations, &TAINT)
+}
+
+/// What a cordoned node answers a pod that does not tolerate it.
+pub fn rejection() -> Status {
+    Status::unresolvable(Plugin::NodeUnschedulable, REASON)
 }
 
 #[cfg(test)]

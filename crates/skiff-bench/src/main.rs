@@ -854,6 +854,10 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let settled = t0.elapsed();
+        eprintln!(
+            "{:>7.0} s: all {n_pods} found unschedulable; uncordoning {n_nodes} nodes",
+            settled.as_secs_f64()
+        );
         let cpu = CpuMeter::start(s.proc.0.id());
         let t1 = Instant::now();
         // Each node is uncordoned and loses the node lifecycle controller's unschedulable

@@ -27,14 +27,14 @@ fn namespace(deployment: usize) -> String {
 const MAX_PODS_PER_NODE: usize = 250;
 
 /// A server and one hollow agent process; both are killed by PID when dropped.
-struct Cluster {
-    server: Server,
+pub(crate) struct Cluster {
+    pub(crate) server: Server,
     agent: Proc,
     agent_log: PathBuf,
 }
 
 impl Cluster {
-    async fn start(
+    pub(crate) async fn start(
         skiff: &Path,
         nodes: usize,
         pods_per_node: usize,
@@ -82,11 +82,11 @@ impl Cluster {
         })
     }
 
-    fn server_pid(&self) -> u32 {
+    pub(crate) fn server_pid(&self) -> u32 {
         self.server.proc.0.id()
     }
 
-    fn agent_pid(&self) -> u32 {
+    pub(crate) fn agent_pid(&self) -> u32 {
         self.agent.0.id()
     }
 
@@ -106,7 +106,7 @@ impl Cluster {
 }
 
 /// Waits until `n` hollow nodes are Ready and have a pod CIDR.
-async fn wait_nodes(c: &Client, n: usize, timeout: Duration) -> Result<(), String> {
+pub(crate) async fn wait_nodes(c: &Client, n: usize, timeout: Duration) -> Result<(), String> {
     let t0 = Instant::now();
     let every = Duration::from_millis(500 + n as u64);
     let path = format!("/api/v1/nodes?labelSelector={HOLLOW_SELECTOR}");

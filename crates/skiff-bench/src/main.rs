@@ -34,6 +34,9 @@ struct Args {
     /// unschedulable first; the rate is then measured from uncordoning the nodes to the
     /// last binding (the scheduler draining a backlog, without the create path in the way).
     backlog: bool,
+    /// With --scheduler: the nodes are `skiff agent --hollow` nodes (heartbeats and pod status
+    /// from the agent) instead of Node objects and leases written by the bench.
+    hollow: bool,
     /// Nodes and pods of --scheduler and --scale (each mode has its own defaults).
     nodes: Option<usize>,
     pods: Option<usize>,
@@ -50,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         scale: false,
         watch_only: None,
         backlog: false,
+        hollow: false,
         nodes: None,
         pods: None,
     };
@@ -68,13 +72,14 @@ fn parse_args() -> Result<Args, String> {
             "--creates-only" => args.creates_only = true,
             "--scheduler" => args.scheduler = true,
             "--backlog" => args.backlog = true,
+            "--hollow" => args.hollow = true,
             "--deployment-1000" => args.deployment_1000 = true,
             "--scale" => args.scale = true,
             "--watch-only" => args.watch_only = Some(count(it.next(), "--watch-only")?),
             "--nodes" => args.nodes = Some(count(it.next(), "--nodes")?),
             "--pods" => args.pods = Some(count(it.next(), "--pods")?),
             "-h" | "--help" => {
-                return Err("usage: skiff-bench [--skiff PATH] [--etcd PATH] [--quick] [--scheduler [--backlog] [--nodes N] [--pods M]] [--deployment-1000] [--scale [--nodes N] [--pods M]] [--watch-only WATCHERS]".into());
+                return Err("usage: skiff-bench [--skiff PATH] [--etcd PATH] [--quick] [--scheduler [--backlog] [--hollow] [--nodes N] [--pods M]] [--deployment-1000] [--scale [--nodes N] [--pods M]] [--watch-only WATCHERS]".into());
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -636,12 +641,6 @@ fn lease_body(i: usize) -> String {
 /// Creates `nodes` Node objects with room for every pod, then `pods` pods, and measures pods
 /// per second from the first create to the last binding seen in a watch.
 async fn scheduler_throughput(args: &Args) -> Result<String, String> {
-    let s = start_skiff(&args.skiff).await?;
-    eprintln!("skiff server pid {}", s.proc.0.id());
-    let mut conns = Vec::new();
-    for _ in 0..8 {
-        conns.push(Arc::new(s.client().await?));
-    }
     let (n_nodes, n_pods) = (
         args.nodes.unwrap_or(5_000).max(1),
         args.pods.unwrap_or(50_000),
@@ -649,6 +648,38 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
     // Room for every pod with a margin: 10m cpu and 10Mi memory each, 110 pods per node.
     let pods_per_node = (n_pods.div_ceil(n_nodes) * 2).max(110);
     let backlog = args.backlog;
+    let hollow = args.hollow;
+    let (cluster, plain) = if hollow {
+        let c = cluster::Cluster::start(
+            &args.skiff,
+            n_nodes,
+            pods_per_node,
+            // A /24 of pod addresses per node: 5,000 nodes need more than the default /16.
+            &["--cluster-cidr", "10.0.0.0/8"],
+        )
+        .await?;
+        eprintln!(
+            "skiff server pid {}, agent pid {} (--hollow {n_nodes})",
+            c.server_pid(),
+            c.agent_pid()
+        );
+        (Some(c), None)
+    } else {
+        let s = start_skiff(&args.skiff).await?;
+        eprintln!("skiff server pid {}", s.proc.0.id());
+        (None, Some(s))
+    };
+    let s: &Server = match (&cluster, &plain) {
+        (Some(c), _) => &c.server,
+        (_, Some(s)) => s,
+        _ => return Err("no server".into()),
+    };
+    let agent_pid = cluster.as_ref().map(cluster::Cluster::agent_pid);
+    let node_prefix = if hollow { "hollow" } else { "node" };
+    let mut conns = Vec::new();
+    for _ in 0..8 {
+        conns.push(Arc::new(s.client().await?));
+    }
     let node_body = move |i: usize| {
         format!(
             r#"{{"apiVersion":"v1","kind":"Node","metadata":{{"name":"node-{i}","labels":{{"kubernetes.io/hostname":"node-{i}","topology.kubernetes.io/zone":"zone-{}"}}}},"spec":{{"unschedulable":{backlog}}},"status":{{"capacity":{{"cpu":"{cpu}","memory":"{mem}Gi","pods":"{pods_per_node}"}},"allocatable":{{"cpu":"{cpu}","memory":"{mem}Gi","pods":"{pods_per_node}"}},"conditions":[{{"type":"Ready","status":"True","reason":"KubeletReady","message":"hollow"}}]}}}}"#,
@@ -658,84 +689,106 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
         )
     };
     let t = Instant::now();
-    fan_out(&conns, 4, n_nodes, move |c, i| async move {
-        let (code, body) = c
-            .status(http::Method::POST, "/api/v1/nodes", Some(node_body(i)))
-            .await?;
-        if code != 201 {
-            return Err(format!(
-                "node create answered {code}: {}",
-                String::from_utf8_lossy(&body)
-            ));
-        }
-        // A server that drops status on create gets it through the subresource.
-        if !String::from_utf8_lossy(&body).contains("allocatable") {
-            let v: serde_json::Value =
-                serde_json::from_str(&node_body(i)).map_err(|e| e.to_string())?;
-            let patch = serde_json::json!({"status": v["status"]}).to_string();
-            let (code, _) = c
-                .status(
+    let mut _stop_heartbeats = None;
+    if hollow {
+        // The agent registers the nodes and keeps their leases and status; cordoned here
+        // (backlog) once they are Ready.
+        let c = s.client().await?;
+        cluster::wait_nodes(&c, n_nodes, Duration::from_secs(600)).await?;
+        if backlog {
+            fan_out(&conns, 4, n_nodes, |c, i| async move {
+                c.expect(
                     http::Method::PATCH,
-                    &format!("/api/v1/nodes/node-{i}/status"),
-                    Some(patch),
+                    &format!("/api/v1/nodes/hollow-{i}"),
+                    Some(r#"{"spec":{"unschedulable":true}}"#.into()),
+                    200,
+                    "cordon",
                 )
                 .await?;
-            if code != 200 {
-                return Err(format!("node status answered {code}"));
-            }
+                Ok(())
+            })
+            .await?;
         }
-        Ok(())
-    })
-    .await?;
-    let nodes_took = t.elapsed();
-    // Each node holds a kube-node-lease Lease renewed every 10 s, as a kubelet does, so that
-    // the node lifecycle controller keeps the nodes Ready for runs longer than its 40 s grace.
-    fan_out(&conns, 4, n_nodes, |c, i| async move {
-        c.expect(
-            http::Method::POST,
-            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
-            Some(lease_body(i)),
-            201,
-            "lease create",
-        )
-        .await?;
-        Ok(())
-    })
-    .await?;
-    let heartbeats = tokio::spawn({
-        let conns = conns.clone();
-        async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                let round = Instant::now();
-                let renewed = fan_out(&conns, 4, n_nodes, |c, i| async move {
-                    c.expect(
-                        http::Method::PUT,
-                        &format!(
-                            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-{i}"
-                        ),
-                        Some(lease_body(i)),
-                        200,
-                        "lease renewal",
+    } else {
+        fan_out(&conns, 4, n_nodes, move |c, i| async move {
+            let (code, body) = c
+                .status(http::Method::POST, "/api/v1/nodes", Some(node_body(i)))
+                .await?;
+            if code != 201 {
+                return Err(format!(
+                    "node create answered {code}: {}",
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+            // A server that drops status on create gets it through the subresource.
+            if !String::from_utf8_lossy(&body).contains("allocatable") {
+                let v: serde_json::Value =
+                    serde_json::from_str(&node_body(i)).map_err(|e| e.to_string())?;
+                let patch = serde_json::json!({"status": v["status"]}).to_string();
+                let (code, _) = c
+                    .status(
+                        http::Method::PATCH,
+                        &format!("/api/v1/nodes/node-{i}/status"),
+                        Some(patch),
                     )
                     .await?;
-                    Ok(())
-                })
-                .await;
-                if let Err(e) = renewed {
-                    eprintln!("node heartbeats stopped: {e}");
-                    return;
-                }
-                if round.elapsed() > Duration::from_secs(10) {
-                    eprintln!(
-                        "renewing {n_nodes} leases took {:.1} s",
-                        round.elapsed().as_secs_f64()
-                    );
+                if code != 200 {
+                    return Err(format!("node status answered {code}"));
                 }
             }
-        }
-    });
-    let _stop_heartbeats = tokio_util::task::AbortOnDropHandle::new(heartbeats);
+            Ok(())
+        })
+        .await?;
+        // Each node holds a kube-node-lease Lease renewed every 10 s, as a kubelet does, so that
+        // the node lifecycle controller keeps the nodes Ready for runs longer than its 40 s grace.
+        fan_out(&conns, 4, n_nodes, |c, i| async move {
+            c.expect(
+                http::Method::POST,
+                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                Some(lease_body(i)),
+                201,
+                "lease create",
+            )
+            .await?;
+            Ok(())
+        })
+        .await?;
+        let heartbeats = tokio::spawn({
+            let conns = conns.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    let round = Instant::now();
+                    let renewed = fan_out(&conns, 4, n_nodes, |c, i| async move {
+                        c.expect(
+                            http::Method::PUT,
+                            &format!(
+                                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-{i}"
+                            ),
+                            Some(lease_body(i)),
+                            200,
+                            "lease renewal",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                    .await;
+                    if let Err(e) = renewed {
+                        eprintln!("node heartbeats stopped: {e}");
+                        return;
+                    }
+                    if round.elapsed() > Duration::from_secs(10) {
+                        eprintln!(
+                            "renewing {n_nodes} leases took {:.1} s",
+                            round.elapsed().as_secs_f64()
+                        );
+                    }
+                }
+            }
+        });
+        _stop_heartbeats = Some(tokio_util::task::AbortOnDropHandle::new(heartbeats));
+    }
+    let nodes_took = t.elapsed();
     let c = s.client().await?;
     let (code, _) = c
         .status(
@@ -859,15 +912,16 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
             settled.as_secs_f64()
         );
         let cpu = CpuMeter::start(s.proc.0.id());
+        let agent_cpu = agent_pid.map(CpuMeter::start);
         let t1 = Instant::now();
         // Each node is uncordoned and loses the node lifecycle controller's unschedulable
         // taint in one write, so that it is ready for pods at its first event: with the
         // taint left for the controller, pods moved by the first event failed again on it
         // and went into backoff, and the last of them waited out up to 10 s of it.
-        fan_out(&conns, 4, n_nodes, |c, i| async move {
+        fan_out(&conns, 4, n_nodes, move |c, i| async move {
             c.expect(
                 http::Method::PATCH,
-                &format!("/api/v1/nodes/node-{i}"),
+                &format!("/api/v1/nodes/{node_prefix}-{i}"),
                 Some(r#"{"spec":{"unschedulable":false,"taints":null}}"#.into()),
                 200,
                 "uncordon",
@@ -876,18 +930,29 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
             Ok(())
         })
         .await?;
-        released = Some((t1, settled, t1.elapsed(), cpu));
+        released = Some((t1, settled, t1.elapsed(), cpu, agent_cpu));
     }
     let last = tokio::time::timeout(Duration::from_secs(3600), watch)
         .await
         .map_err(|_| "bindings did not finish in an hour".to_string())?
         .map_err(|e| e.to_string())??;
     let rss = rss_mb(s.proc.0.id());
-    if let Some((t1, settled, uncordoned, cpu)) = released {
+    let kind = if hollow {
+        "hollow nodes (`skiff agent --hollow`)"
+    } else {
+        "nodes (Node objects, leases renewed by the bench)"
+    };
+    if let Some((t1, settled, uncordoned, cpu, agent_cpu)) = released {
         let took = last.saturating_duration_since(t1);
         let (server_cpu, _) = cpu.elapsed();
+        let agent = agent_cpu.map_or(String::new(), |a| {
+            format!(
+                "; agent CPU {:.0} µs per pod",
+                a.elapsed().0 * 1e6 / n_pods as f64
+            )
+        });
         return Ok(format!(
-            "| scheduler backlog, {n_nodes} cordoned nodes, {n_pods} pods all found unschedulable first ({:.1} s after the first create), then the nodes uncordoned | {:.0} pods/s bound ({:.1} s from the first uncordon to the last binding; server CPU {:.0} µs per pod; uncordoning took {:.1} s; creates alone {:.0}/s; server RSS {rss:.0} MB) | kube-scheduler CI floor 810 pods/s | ≥ 5,000 pods/s |\n",
+            "| scheduler backlog, {n_nodes} cordoned {kind}, {n_pods} pods all found unschedulable first ({:.1} s after the first create), then the nodes uncordoned | {:.0} pods/s bound ({:.1} s from the first uncordon to the last binding; server CPU {:.0} µs per pod{agent}; uncordoning took {:.1} s; creates alone {:.0}/s; server RSS {rss:.0} MB) | kube-scheduler CI floor 810 pods/s | ≥ 5,000 pods/s |\n",
             settled.as_secs_f64(),
             n_pods as f64 / took.as_secs_f64(),
             took.as_secs_f64(),
@@ -898,7 +963,7 @@ async fn scheduler_throughput(args: &Args) -> Result<String, String> {
     }
     let took = last.saturating_duration_since(t0);
     Ok(format!(
-        "| scheduler, {n_nodes} nodes, {n_pods} pods (HTTPS creates, 32 in flight) | {:.0} pods/s bound ({:.1} s from first create to last binding; creates alone {:.0}/s; {n_nodes} nodes created in {:.1} s; server RSS {rss:.0} MB) | kube-scheduler CI floor 810 pods/s | ≥ 5,000 pods/s |\n",
+        "| scheduler, {n_nodes} {kind}, {n_pods} pods (HTTPS creates, 32 in flight) | {:.0} pods/s bound ({:.1} s from first create to last binding; creates alone {:.0}/s; {n_nodes} nodes created in {:.1} s; server RSS {rss:.0} MB) | kube-scheduler CI floor 810 pods/s | ≥ 5,000 pods/s |\n",
         n_pods as f64 / took.as_secs_f64(),
         took.as_secs_f64(),
         n_pods as f64 / created.as_secs_f64(),

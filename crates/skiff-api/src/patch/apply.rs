@@ -159,6 +159,9 @@ struct Manager {
     entry: ManagedFieldsEntry,
     set: FieldSet,
     changed: bool,
+    /// Not decoded: the write touches none of its top-level fields, so its entry is kept
+    /// as it is (`set` is empty and unused).
+    raw: bool,
 }
 
 impl Manager {
@@ -183,24 +186,60 @@ impl Manager {
     }
 }
 
-fn decode_managers(entries: &[ManagedFieldsEntry]) -> Result<Vec<Manager>, ApplyError> {
+/// The top-level fields an entry's `fieldsV1` names (`f:status` gives `status`).
+fn top_fields(fields_v1: Option<&Value>) -> impl Iterator<Item = &str> {
+    fields_v1
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|m| m.keys())
+        .filter_map(|k| k.strip_prefix("f:"))
+}
+
+fn decode_set(e: &ManagedFieldsEntry) -> Result<FieldSet, ApplyError> {
+    match &e.fields_v1 {
+        None => Ok(FieldSet::new()),
+        Some(v) => FieldSet::from_fields_v1(v).ok_or_else(|| {
+            ApplyError::Invalid(format!("malformed fieldsV1 of manager {:?}", e.manager))
+        }),
+    }
+}
+
+/// The entries as managers, one per (manager, operation, subresource). With `touched`, an
+/// entry none of whose top-level fields is in it stays undecoded (`raw`): a write that
+/// changes nothing it owns cannot change its set.
+fn decode_managers(
+    entries: &[ManagedFieldsEntry],
+    touched: Option<&HashSet<&str>>,
+) -> Result<Vec<Manager>, ApplyError> {
     let mut out: Vec<Manager> = Vec::new();
     for e in entries {
-        let set = match &e.fields_v1 {
-            None => FieldSet::new(),
-            Some(v) => FieldSet::from_fields_v1(v).ok_or_else(|| {
-                ApplyError::Invalid(format!("malformed fieldsV1 of manager {:?}", e.manager))
-            })?,
-        };
+        let keep_raw = touched.is_some_and(|t| {
+            let mut tops = top_fields(e.fields_v1.as_ref()).peekable();
+            tops.peek().is_some() && !tops.any(|f| t.contains(f))
+        });
         match out
             .iter_mut()
             .find(|m| m.is(&e.manager, &e.operation, e.subresource.as_deref()))
         {
-            Some(m) => m.set = m.set.union(&set),
+            Some(m) => {
+                // A duplicate entry: both are decoded and merged.
+                if m.raw {
+                    m.set = decode_set(&m.entry)?;
+                    m.raw = false;
+                }
+                m.set = m.set.union(&decode_set(e)?);
+            }
+            None if keep_raw => out.push(Manager {
+                entry: e.clone(),
+                set: FieldSet::new(),
+                changed: false,
+                raw: true,
+            }),
             None => out.push(Manager {
                 entry: e.clone(),
-                set,
+                set: decode_set(e)?,
                 changed: false,
+                raw: false,
             }),
         }
     }
@@ -208,11 +247,14 @@ fn decode_managers(entries: &[ManagedFieldsEntry]) -> Result<Vec<Manager>, Apply
 }
 
 fn encode_managers(mut managers: Vec<Manager>, time: &str) -> Vec<ManagedFieldsEntry> {
-    managers.retain(|m| !m.set.is_empty());
+    managers.retain(|m| m.raw || !m.set.is_empty());
     let mut out: Vec<ManagedFieldsEntry> = managers
         .into_iter()
         .map(|m| {
             let mut e = m.entry;
+            if m.raw {
+                return e;
+            }
             if m.changed || e.time.is_none() {
                 e.time = Some(time.to_string());
             }
@@ -317,7 +359,7 @@ pub fn server_side_apply(
         .map(without_managed_fields)
         .unwrap_or(Value::Object(Map::new()));
 
-    let mut managers = decode_managers(managed_fields)?;
+    let mut managers = decode_managers(managed_fields, None)?;
     if live.is_some() && managers.is_empty() {
         // The object predates managed fields: someone owns what is there.
         let (added, _) = compare(&Value::Object(Map::new()), &live_value, schema);
@@ -330,6 +372,7 @@ pub fn server_side_apply(
             },
             set: owned_fields(added, ctx),
             changed: true,
+            raw: false,
         });
     }
 
@@ -352,6 +395,7 @@ pub fn server_side_apply(
                 },
                 set: FieldSet::new(),
                 changed: true,
+                raw: false,
             });
             managers.len() - 1
         }
@@ -428,14 +472,33 @@ pub fn update_managed_fields(
         return Ok(created_fields(new, ctx, schema, api_version));
     }
     let empty = Value::Object(Map::new());
-    let mut managers = decode_managers(managed_fields)?;
     // `compare` skips metadata.managedFields, so neither version needs a copy without them.
-    let (changed, removed) = compare(old.unwrap_or(&empty), new, schema);
+    // The endpoint's ignored fields are not compared: the write cannot change them (the
+    // status subresource keeps the rest of the object, the main resource keeps status), and
+    // their owners keep them, as upstream resets them on both sides before comparing.
+    let (changed, removed) = compare_except(old.unwrap_or(&empty), new, schema, ctx.ignored_fields);
     let changed = owned_fields(changed, ctx);
+    let mut touched: HashSet<&str> = HashSet::new();
+    for p in changed.iter().chain(removed.iter()) {
+        if let Some(PathElement::Field(f)) = p.first() {
+            touched.insert(f.as_str());
+        }
+    }
+    let mut managers = decode_managers(managed_fields, Some(&touched))?;
     let mine = managers
         .iter()
         .position(|m| m.is(ctx.manager, UPDATE, ctx.subresource));
+    if let Some(m) = mine.and_then(|i| managers.get_mut(i))
+        && m.raw
+        && !changed.is_empty()
+    {
+        m.set = decode_set(&m.entry)?;
+        m.raw = false;
+    }
     for (i, m) in managers.iter_mut().enumerate() {
+        if m.raw {
+            continue;
+        }
         let before = m.set.clone();
         m.set = m.set.difference(&removed);
         if Some(i) != mine {
@@ -465,6 +528,7 @@ pub fn update_managed_fields(
             },
             set: changed,
             changed: true,
+            raw: false,
         }),
         None => {}
     }
@@ -664,6 +728,11 @@ fn all_paths(v: &Value, s: Schema, path: &mut Vec<PathElement>, out: &mut FieldS
 
 /// Compares two versions of an object: (added or modified paths, removed paths).
 pub(super) fn compare(old: &Value, new: &Value, schema: Schema) -> (FieldSet, FieldSet) {
+    compare_except(old, new, schema, &[])
+}
+
+/// `compare` leaving out the top-level fields in `skip`.
+fn compare_except(old: &Value, new: &Value, schema: Schema, skip: &[&str]) -> (FieldSet, FieldSet) {
     fn walk<'a>(
         old: Option<&'a Value>,
         new: Option<&'a Value>,
@@ -671,7 +740,11 @@ pub(super) fn compare(old: &Value, new: &Value, schema: Schema) -> (FieldSet, Fi
         path: &mut Vec<PathElement>,
         changed: &mut FieldSet,
         removed: &mut FieldSet,
+        skip: &[&str],
     ) {
+        let skipped = |path: &[PathElement], k: &str| {
+            is_managed_fields(path, k) || (path.is_empty() && skip.contains(&k))
+        };
         match (old, new) {
             (None, None) => {}
             (None, Some(n)) => all_paths(n, s, path, changed),
@@ -681,17 +754,25 @@ pub(super) fn compare(old: &Value, new: &Value, schema: Schema) -> (FieldSet, Fi
                 match (o, n) {
                     (Value::Object(om), Value::Object(nm)) if granular => {
                         for (k, ov) in om {
-                            if is_managed_fields(path, k) {
+                            if skipped(path, k) {
                                 continue;
                             }
                             path.push(PathElement::Field(k.clone()));
-                            walk(Some(ov), nm.get(k), s.field(k), path, changed, removed);
+                            walk(
+                                Some(ov),
+                                nm.get(k),
+                                s.field(k),
+                                path,
+                                changed,
+                                removed,
+                                skip,
+                            );
                             path.pop();
                         }
                         for (k, nv) in nm {
-                            if !om.contains_key(k) && !is_managed_fields(path, k) {
+                            if !om.contains_key(k) && !skipped(path, k) {
                                 path.push(PathElement::Field(k.clone()));
-                                walk(None, Some(nv), s.field(k), path, changed, removed);
+                                walk(None, Some(nv), s.field(k), path, changed, removed, skip);
                                 path.pop();
                             }
                         }
@@ -709,13 +790,13 @@ pub(super) fn compare(old: &Value, new: &Value, schema: Schema) -> (FieldSet, Fi
                         for (pe, ov) in &oi {
                             let nv = ni.iter().find(|(p, _)| p == pe).map(|(_, v)| *v);
                             path.push(pe.clone());
-                            walk(Some(ov), nv, s.elem(), path, changed, removed);
+                            walk(Some(ov), nv, s.elem(), path, changed, removed, skip);
                             path.pop();
                         }
                         for (pe, nv) in &ni {
                             if !oi.iter().any(|(p, _)| p == pe) {
                                 path.push(pe.clone());
-                                walk(None, Some(nv), s.elem(), path, changed, removed);
+                                walk(None, Some(nv), s.elem(), path, changed, removed, skip);
                                 path.pop();
                             }
                         }
@@ -738,6 +819,7 @@ pub(super) fn compare(old: &Value, new: &Value, schema: Schema) -> (FieldSet, Fi
         &mut Vec::new(),
         &mut changed,
         &mut removed,
+        skip,
     );
     (changed, removed)
 }

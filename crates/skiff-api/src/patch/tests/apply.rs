@@ -310,3 +310,60 @@ fn entries_into_values_serialize_alike() {
         assert_eq!(e.into_value().to_string(), want);
     }
 }
+
+#[test]
+fn writes_leave_other_endpoints_fields_and_untouched_managers_alone() {
+    let s = Schema::for_kind("", "Pod");
+    let main = |manager| FieldManager {
+        manager,
+        time: "2026-01-01T00:00:00Z",
+        subresource: None,
+        ignored_fields: &["status"],
+    };
+    let created = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "labels": {"a": "1"}},
+        "spec": {"containers": [{"name": "c", "image": "i"}]}
+    });
+    let entries = update_managed_fields(None, &created, &main("creator"), &[], s).unwrap();
+
+    // A status write: the creator's entry is kept as it was, time included.
+    let mut running = created.clone();
+    running["status"] = json!({"phase": "Running", "podIP": "10.0.0.1"});
+    let kubelet = FieldManager {
+        manager: "kubelet",
+        time: "2026-01-02T00:00:00Z",
+        subresource: Some("status"),
+        ignored_fields: &["spec", "metadata"],
+    };
+    let entries = update_managed_fields(Some(&created), &running, &kubelet, &entries, s).unwrap();
+    assert_eq!(
+        entry(&entries, "creator").unwrap().time.as_deref(),
+        Some("2026-01-01T00:00:00Z")
+    );
+    let owned = entry(&entries, "kubelet").unwrap();
+    assert_eq!(owned.subresource.as_deref(), Some("status"));
+    assert_eq!(
+        owned.fields_v1,
+        Some(json!({"f:status": {"f:phase": {}, "f:podIP": {}}}))
+    );
+
+    // An update of the main resource that carries no status changes a label: the status
+    // stays its owner's, the label moves to the editor.
+    let mut relabeled = created.clone();
+    relabeled["metadata"]["labels"]["a"] = json!("2");
+    let after =
+        update_managed_fields(Some(&running), &relabeled, &main("editor"), &entries, s).unwrap();
+    assert_eq!(entry(&after, "kubelet"), entry(&entries, "kubelet"));
+    assert_eq!(
+        entry(&after, "editor").unwrap().fields_v1,
+        Some(json!({"f:metadata": {"f:labels": {"f:a": {}}}}))
+    );
+    let creator = entry(&after, "creator").unwrap().fields_v1.clone().unwrap();
+    assert!(
+        creator["f:metadata"]["f:labels"].get("f:a").is_none(),
+        "{creator}"
+    );
+    assert!(creator["f:spec"].get("f:containers").is_some(), "{creator}");
+}

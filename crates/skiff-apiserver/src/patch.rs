@@ -5,6 +5,7 @@ use crate::rest::{self, get_object, write_update};
 use crate::server::{ApiServer, json_response};
 use axum::body::Body;
 use http::{Method, Response, StatusCode};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use skiff_api::patch::{self, ApplyError, FieldManager, ManagedFieldsEntry, Schema};
 use skiff_api::registry::ResourceInfo;
@@ -34,9 +35,9 @@ pub fn manager_name(q: &Query, headers: &http::HeaderMap) -> Result<String, ApiE
 }
 
 fn managed_fields_of(obj: &Value) -> Vec<ManagedFieldsEntry> {
-    obj.pointer("/metadata/managedFields")
-        .cloned()
-        .and_then(|v| serde_json::from_value(v).ok())
+    obj.get("metadata")
+        .and_then(|m| m.get("managedFields"))
+        .and_then(|v| Vec::<ManagedFieldsEntry>::deserialize(v).ok())
         .unwrap_or_default()
 }
 
@@ -184,10 +185,9 @@ pub async fn patch_object(
             }
         };
         let rev = current.pointer("/metadata/resourceVersion").cloned();
-        let mut base = current.clone();
         let new = match ct {
             "application/json-patch+json" => {
-                patch::json_patch(&base, &patch_doc).map_err(|e| match e {
+                patch::json_patch(&current, &patch_doc).map_err(|e| match e {
                     patch::PatchError::InvalidJsonPatch(m) => ApiError::bad_request(m),
                     other => ApiError::invalid(
                         info.group,
@@ -201,12 +201,13 @@ pub async fn patch_object(
                     ),
                 })?
             }
-            "application/merge-patch+json" => patch::merge_patch(&base, &patch_doc),
+            "application/merge-patch+json" => patch::merge_patch(&current, &patch_doc),
             "application/strategic-merge-patch+json" => {
-                patch::strategic_merge_patch(&base, &patch_doc, schema)
+                patch::strategic_merge_patch(&current, &patch_doc, schema)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?
             }
             _ => {
+                let mut base = current.clone();
                 if let Some(md) = base.get_mut("metadata").and_then(Value::as_object_mut) {
                     md.remove("managedFields");
                 }

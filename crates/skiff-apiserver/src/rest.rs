@@ -978,13 +978,34 @@ fn job_selector(obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn spec_of(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(m) = o.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-    }
-    o
+/// Whether `a` and `b` agree on everything but `metadata` and `status` (the spec, for the
+/// generation).
+fn same_spec(a: &Value, b: &Value) -> bool {
+    same_except(a, b, &["metadata", "status"])
+}
+
+/// Whether the objects `a` and `b` are equal apart from their top-level fields in `skip`.
+fn same_except(a: &Value, b: &Value, skip: &[&str]) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let kept = |m: &'_ serde_json::Map<String, Value>| {
+        m.keys().filter(|k| !skip.contains(&k.as_str())).count()
+    };
+    kept(a) == kept(b)
+        && a.iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .all(|(k, v)| b.get(k) == Some(v))
+}
+
+/// Whether `current` (as stored, with its resourceVersion) and `new` (without one) are the
+/// same object: an update that changes nothing is not written.
+fn unchanged(current: &Value, new: &Value) -> bool {
+    same_except(current, new, &["metadata"])
+        && match (current.get("metadata"), new.get("metadata")) {
+            (Some(a), Some(b)) => same_except(a, b, &["resourceVersion"]),
+            (a, b) => a == b,
+        }
 }
 
 /// The write path shared by PUT and PATCH: `new` replaces `current` (read at `current_rev`).
@@ -1034,17 +1055,21 @@ pub async fn write_update(
     match subresource {
         Some("status") => {
             // Only status changes; everything else comes from the current object.
-            let status = new.get("status").cloned();
-            let mut merged = current.clone();
-            match status {
-                Some(s) => merged["status"] = s,
-                None => {
-                    if let Some(m) = merged.as_object_mut() {
-                        m.remove("status");
+            let mut status = new.as_object_mut().and_then(|m| m.remove("status"));
+            let mut merged = serde_json::Map::new();
+            for (k, v) in current.as_object().into_iter().flatten() {
+                if k == "status" {
+                    if let Some(s) = status.take() {
+                        merged.insert(k.clone(), s);
                     }
+                } else {
+                    merged.insert(k.clone(), v.clone());
                 }
             }
-            new = merged;
+            if let Some(s) = status {
+                merged.insert("status".into(), s);
+            }
+            new = Value::Object(merged);
         }
         Some("finalize") => {
             let finalizers = new.pointer("/spec/finalizers").cloned();
@@ -1069,7 +1094,11 @@ pub async fn write_update(
     }
     // Fields the server owns.
     {
-        let cur_md = current.get("metadata").cloned().unwrap_or(json!({}));
+        let empty = serde_json::Map::new();
+        let cur_md = current
+            .get("metadata")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         let md = metadata_mut(&mut new);
         for k in [
             "uid",
@@ -1170,7 +1199,7 @@ pub async fn write_update(
     if !causes.is_empty() {
         return Err(ApiError::invalid(info.group, info.kind, name, causes));
     }
-    if obj_has_spec_generation(info) && subresource.is_none() && spec_of(current) != spec_of(&new) {
+    if obj_has_spec_generation(info) && subresource.is_none() && !same_spec(current, &new) {
         let g = current
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
@@ -1204,9 +1233,7 @@ pub async fn write_update(
         return Ok((StatusCode::OK, out));
     }
     // No change: no write, the resourceVersion stays.
-    let mut cur_cmp = current.clone();
-    metadata_mut(&mut cur_cmp).remove("resourceVersion");
-    if cur_cmp == new {
+    if unchanged(current, &new) {
         return Ok((StatusCode::OK, current.clone()));
     }
     let (claimed, dropped) =

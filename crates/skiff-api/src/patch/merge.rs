@@ -7,22 +7,37 @@ use super::PatchError;
 /// Applies a JSON merge patch: objects merge key by key, `null` removes a key, anything
 /// else (arrays included) replaces the target.
 pub fn merge_patch(target: &Value, patch: &Value) -> Value {
-    let Value::Object(patch_map) = patch else {
+    if !patch.is_object() {
         return patch.clone();
+    }
+    let mut out = target.clone();
+    merge_patch_into(&mut out, patch);
+    out
+}
+
+/// [`merge_patch`] in place.
+pub fn merge_patch_into(target: &mut Value, patch: &Value) {
+    let Value::Object(patch_map) = patch else {
+        *target = patch.clone();
+        return;
     };
-    let mut out = match target {
-        Value::Object(m) => m.clone(),
-        _ => Map::new(),
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let Value::Object(out) = target else {
+        return;
     };
     for (key, value) in patch_map {
         if value.is_null() {
             out.remove(key);
+        } else if let Some(t) = out.get_mut(key) {
+            merge_patch_into(t, value);
         } else {
-            let merged = merge_patch(out.get(key).unwrap_or(&Value::Null), value);
-            out.insert(key.clone(), merged);
+            let mut v = Value::Null;
+            merge_patch_into(&mut v, value);
+            out.insert(key.clone(), v);
         }
     }
-    Value::Object(out)
 }
 
 /// Applies a JSON patch, a list of `add`/`remove`/`replace`/`move`/`copy`/`test` operations.

@@ -14,7 +14,7 @@ use skiff_api::status::ApiError;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 struct Watcher {
     info: &'static ResourceInfo,
@@ -139,7 +139,16 @@ impl WatchState {
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
             if let Some(b) = self.pending.pop_front() {
-                return Some(b);
+                if self.pending.is_empty() {
+                    return Some(b);
+                }
+                let mut batch = bytes::BytesMut::from(&b[..]);
+                while batch.len() < BATCH_BYTES
+                    && let Some(next) = self.pending.pop_front()
+                {
+                    batch.extend_from_slice(&next);
+                }
+                return Some(batch.freeze());
             }
             if let Some(kv) = self.initial.next() {
                 if self
@@ -172,30 +181,10 @@ impl WatchState {
                         }
                         self.last = ev.revision;
                         if let Some(line) = self.w.render(&ev) {
-                            return Some(line);
+                            return Some(self.with_ready(line));
                         }
                     }
-                    Err(RecvError::Lagged(_)) => {
-                        // Catch up from history; if it is gone, the client must re-list.
-                        *rx = rx.resubscribe();
-                        match self.server.cache.history_after(&self.resource, self.last) {
-                            Some(evs) => {
-                                for ev in evs {
-                                    self.last = ev.revision;
-                                    if let Some(line) = self.w.render(&ev) {
-                                        self.pending.push_back(line);
-                                    }
-                                }
-                            }
-                            None => {
-                                self.rx = None;
-                                return Some(error_line(&ApiError::gone(format!(
-                                    "too old resource version: {}",
-                                    self.last
-                                ))));
-                            }
-                        }
-                    }
+                    Err(RecvError::Lagged(_)) => self.catch_up(),
                     Err(RecvError::Closed) => return None,
                 },
                 _ = self.bookmark_tick.tick(), if self.bookmarks => {
@@ -207,6 +196,74 @@ impl WatchState {
         }
     }
 }
+
+impl WatchState {
+    /// `first` and the lines of the events already waiting behind it, as one chunk of at most
+    /// about [`BATCH_BYTES`]: a watcher that fell behind catches up in a few large writes
+    /// instead of one write (and one turn of its connection's task) per event.
+    fn with_ready(&mut self, first: Bytes) -> Bytes {
+        let Some(rx) = self.rx.as_mut() else {
+            return first;
+        };
+        let mut batch: Option<bytes::BytesMut> = None;
+        let mut lagged = false;
+        while batch.as_ref().map_or(first.len(), bytes::BytesMut::len) < BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(ev) => {
+                    if ev.revision <= self.last {
+                        continue;
+                    }
+                    self.last = ev.revision;
+                    if let Some(line) = self.w.render(&ev) {
+                        batch
+                            .get_or_insert_with(|| bytes::BytesMut::from(&first[..]))
+                            .extend_from_slice(&line);
+                    }
+                }
+                Err(TryRecvError::Lagged(_)) => {
+                    lagged = true;
+                    break;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        if lagged {
+            // Sent after this chunk: the history replays what comes after `last`.
+            self.catch_up();
+        }
+        batch.map_or(first, bytes::BytesMut::freeze)
+    }
+
+    /// After the channel dropped events for this watcher: queues the lines of the events
+    /// after `last` from the history, or the error that makes the client re-list when the
+    /// history no longer has them.
+    fn catch_up(&mut self) {
+        let Some(rx) = self.rx.as_mut() else {
+            return;
+        };
+        *rx = rx.resubscribe();
+        match self.server.cache.history_after(&self.resource, self.last) {
+            Some(evs) => {
+                for ev in evs {
+                    self.last = ev.revision;
+                    if let Some(line) = self.w.render(&ev) {
+                        self.pending.push_back(line);
+                    }
+                }
+            }
+            None => {
+                self.rx = None;
+                self.pending.push_back(error_line(&ApiError::gone(format!(
+                    "too old resource version: {}",
+                    self.last
+                ))));
+            }
+        }
+    }
+}
+
+/// A chunk of events ready at once grows to about this many bytes.
+const BATCH_BYTES: usize = 256 * 1024;
 
 /// Whether `api_version` is `group/version` ("version" for the core group), without building it.
 fn is_api_version(api_version: &str, group: &str, version: &str) -> bool {

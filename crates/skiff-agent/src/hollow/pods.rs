@@ -228,15 +228,25 @@ fn status_value(pod: &Pod) -> Value {
         .unwrap_or_else(|| json!({}))
 }
 
-async fn write_status(api: &Api<Pod>, name: &str, status: &Value) -> Result<(), kube::Error> {
-    match api
-        .patch_status(
+/// Merge-patches the pod's status. The answer (the whole pod) is not decoded: the pod watch
+/// brings the new version anyway.
+async fn write_status(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    status: Value,
+) -> Result<(), kube::Error> {
+    use kube::Resource;
+    let patch = Value::Object(serde_json::Map::from_iter([("status".to_string(), status)]));
+    let request = kube::core::Request::new(Pod::url_path(&(), Some(namespace)))
+        .patch_subresource(
+            "status",
             name,
             &PatchParams::default(),
-            &Patch::Merge(&json!({ "status": status })),
+            &Patch::Merge(&patch),
         )
-        .await
-    {
+        .map_err(kube::Error::BuildRequest)?;
+    match client.request_text(request).await {
         Ok(_) => Ok(()),
         // Gone meanwhile: nothing left to report.
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
@@ -290,7 +300,13 @@ async fn sync(hollow: &Hollow, usage: &Usage, pod: &Pod) -> Result<Option<Durati
                     exit_code: 0,
                     finished: now,
                 };
-                write_status(&api, name, &pod_status::status(pod, &placement, &sim)).await?;
+                write_status(
+                    &hollow.client,
+                    namespace,
+                    name,
+                    pod_status::status(pod, &placement, &sim),
+                )
+                .await?;
             }
         }
         let params = DeleteParams {
@@ -345,7 +361,13 @@ async fn sync(hollow: &Hollow, usage: &Usage, pod: &Pod) -> Result<Option<Durati
         Ok(ip) => ip,
         Err(message) => {
             tracing::info!(pod = %name, node = %slot.name, "rejected: out of pods");
-            write_status(&api, name, &pod_status::rejected("OutOfpods", &message)).await?;
+            write_status(
+                &hollow.client,
+                namespace,
+                name,
+                pod_status::rejected("OutOfpods", &message),
+            )
+            .await?;
             return Ok(None);
         }
     };
@@ -369,8 +391,9 @@ async fn sync(hollow: &Hollow, usage: &Usage, pod: &Pod) -> Result<Option<Durati
     };
     let desired = pod_status::status(pod, &placement, &sim);
     if pod_status::signature(&desired) != pod_status::signature(&current) {
-        write_status(&api, name, &desired).await?;
-        tracing::debug!(phase = %desired["phase"], "status written");
+        let phase = desired["phase"].to_string();
+        write_status(&hollow.client, namespace, name, desired).await?;
+        tracing::debug!(%phase, "status written");
     }
     match sim {
         Sim::Running { .. } => usage.set(uid, slot.index, pod, usage::rates(pod)),

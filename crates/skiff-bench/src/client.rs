@@ -247,9 +247,17 @@ impl Client {
             items: Vec<PodFields<'a>>,
         }
         let mut cont = String::new();
+        let mut expired = 0;
         loop {
             let path = format!("{list_path}?limit=500&continue={cont}");
             let (code, body) = self.status(http::Method::GET, &path, None).await?;
+            // The list's snapshot was compacted away while paging: list again from the start,
+            // as clients do on 410 Expired.
+            if code == 410 && !cont.is_empty() && expired < 10 {
+                expired += 1;
+                cont.clear();
+                continue;
+            }
             if code != 200 {
                 return Err(format!("pod list answered {code}"));
             }

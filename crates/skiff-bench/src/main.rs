@@ -5,7 +5,8 @@
 //! `skiff-bench --scheduler [--nodes 5000] [--pods 50000]` for the scheduler's throughput alone,
 //! `skiff-bench --deployment-1000` for one Deployment of 1,000 replicas on 100 hollow nodes, or
 //! `skiff-bench --scale [--nodes 5000] [--pods 150000]` for a cluster of hollow nodes under load, or
-//! `skiff-bench --watch-only 10000` for the watch fan-out alone (three runs).
+//! `skiff-bench --watch-only 10000` for the watch fan-out alone (three runs), or
+//! `skiff-bench --status-patches 50000` for pod status merge patches alone.
 
 mod client;
 mod cluster;
@@ -22,6 +23,8 @@ struct Args {
     quick: bool,
     /// Run only the create-throughput scenario against a server that stays up (for profiling).
     creates_only: bool,
+    /// Run only this many pod status merge patches (a kubelet's writes) over 16 connections.
+    status_patches: Option<usize>,
     /// Run only the scheduler scenario: `nodes` Node objects, then `pods` pods.
     scheduler: bool,
     /// Run only a Deployment of 1,000 replicas on 100 hollow nodes.
@@ -48,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
         etcd: PathBuf::from("/usr/bin/etcd"),
         quick: false,
         creates_only: false,
+        status_patches: None,
         scheduler: false,
         deployment_1000: false,
         scale: false,
@@ -70,6 +74,9 @@ fn parse_args() -> Result<Args, String> {
             "--etcd" => args.etcd = it.next().ok_or("--etcd needs a path")?.into(),
             "--quick" => args.quick = true,
             "--creates-only" => args.creates_only = true,
+            "--status-patches" => {
+                args.status_patches = Some(count(it.next(), "--status-patches")?);
+            }
             "--scheduler" => args.scheduler = true,
             "--backlog" => args.backlog = true,
             "--hollow" => args.hollow = true,
@@ -79,7 +86,7 @@ fn parse_args() -> Result<Args, String> {
             "--nodes" => args.nodes = Some(count(it.next(), "--nodes")?),
             "--pods" => args.pods = Some(count(it.next(), "--pods")?),
             "-h" | "--help" => {
-                return Err("usage: skiff-bench [--skiff PATH] [--etcd PATH] [--quick] [--scheduler [--backlog] [--hollow] [--nodes N] [--pods M]] [--deployment-1000] [--scale [--nodes N] [--pods M]] [--watch-only WATCHERS]".into());
+                return Err("usage: skiff-bench [--skiff PATH] [--etcd PATH] [--quick] [--scheduler [--backlog] [--hollow] [--nodes N] [--pods M]] [--deployment-1000] [--scale [--nodes N] [--pods M]] [--watch-only WATCHERS] [--status-patches N]".into());
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -339,6 +346,96 @@ async fn skiff_creates(
         server_cpu,
         client_cpu,
     })
+}
+
+/// The status a kubelet reports for a running pod, `round` making every write a change.
+fn running_status(i: usize, round: usize) -> String {
+    let t = "2026-01-01T00:00:00Z";
+    format!(
+        r#"{{"status":{{"phase":"Running","conditions":[{{"type":"PodReadyToStartContainers","status":"True","lastProbeTime":null,"lastTransitionTime":"{t}"}},{{"type":"Initialized","status":"True","lastProbeTime":null,"lastTransitionTime":"{t}"}},{{"type":"Ready","status":"True","lastProbeTime":null,"lastTransitionTime":"{t}"}},{{"type":"ContainersReady","status":"True","lastProbeTime":null,"lastTransitionTime":"{t}"}},{{"type":"PodScheduled","status":"True","lastProbeTime":null,"lastTransitionTime":"{t}"}}],"hostIP":"10.1.0.1","hostIPs":[{{"ip":"10.1.0.1"}}],"podIP":"10.2.{}.{}","podIPs":[{{"ip":"10.2.{}.{}"}}],"startTime":"{t}","containerStatuses":[{{"name":"c","state":{{"running":{{"startedAt":"{t}"}}}},"lastState":{{}},"ready":true,"restartCount":{round},"image":"registry.k8s.io/pause:3.10","imageID":"registry.k8s.io/pause@sha256:ee6521f290b2168b6e0935a181d4cff9be1ac3f505666ef0e3c98fae8199917a","containerID":"containerd://{i:064x}","started":true}}],"qosClass":"Burstable"}}}}"#,
+        i / 256,
+        i % 256,
+        i / 256,
+        i % 256,
+    )
+}
+
+/// `n` pod status merge patches, as kubelets send them, over 16 connections against 1,000
+/// pods no scheduler takes: patches per second, latency and server CPU per patch.
+async fn status_patches(bin: &Path, n: usize) -> Result<String, String> {
+    const PODS: usize = 1_000;
+    const CLIENTS: usize = 16;
+    let s = start_skiff(bin).await?;
+    eprintln!("skiff server pid {}", s.proc.0.id());
+    let mut conns = Vec::new();
+    for _ in 0..CLIENTS {
+        conns.push(Arc::new(s.client().await?));
+    }
+    fan_out(&conns, 2, PODS, |c, i| async move {
+        let body = format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"pod-{i}","labels":{{"app":"bench"}}}},"spec":{{"schedulerName":"none","containers":[{{"name":"c","image":"registry.k8s.io/pause:3.10","resources":{{"requests":{{"cpu":"10m","memory":"10Mi"}}}}}}]}}}}"#
+        );
+        c.expect(
+            http::Method::POST,
+            "/api/v1/namespaces/default/pods",
+            Some(body),
+            201,
+            "pod create",
+        )
+        .await?;
+        Ok(())
+    })
+    .await?;
+    let cpu = CpuMeter::start(s.proc.0.id());
+    let t0 = Instant::now();
+    let lat = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
+    fan_out(&conns, 1, n, {
+        let lat = lat.clone();
+        move |c, i| {
+            let lat = lat.clone();
+            async move {
+                let pod = i % PODS;
+                let t = Instant::now();
+                let (code, body) = c
+                    .status(
+                        http::Method::PATCH,
+                        &format!("/api/v1/namespaces/default/pods/pod-{pod}/status"),
+                        Some(running_status(pod, i / PODS + 1)),
+                    )
+                    .await?;
+                if code != 200 {
+                    return Err(format!(
+                        "status patch answered {code}: {}",
+                        String::from_utf8_lossy(&body)
+                    ));
+                }
+                if let Ok(mut l) = lat.lock() {
+                    l.push(t.elapsed());
+                }
+                Ok(())
+            }
+        }
+    })
+    .await?;
+    let elapsed = t0.elapsed();
+    let (server_cpu, client_cpu) = cpu.elapsed();
+    let mut lat = std::mem::take(&mut *lat.lock().map_err(|e| e.to_string())?);
+    lat.sort();
+    let load = Load {
+        ops: n,
+        elapsed,
+        lat,
+        server_cpu,
+        client_cpu,
+    };
+    let (server, client) = load.cpu_us();
+    Ok(format!(
+        "| pod status merge patches ({n} over {PODS} pods, {CLIENTS} connections, HTTPS) | {:.0}/s; p50 {:.2} ms, p99 {:.2} ms; CPU per patch: server {server:.0} µs, load generator {client:.0} µs; server RSS {:.0} MB |\n",
+        load.rate(),
+        load.p(0.5),
+        load.p(0.99),
+        rss_mb(s.proc.0.id()),
+    ))
 }
 
 async fn etcd_puts(etcd: &Path, clients: usize, per_client: usize) -> Result<Load, String> {
@@ -1015,6 +1112,9 @@ async fn run(args: Args) -> Result<String, String> {
         return Ok(out);
     }
     let scale = if args.quick { 1 } else { 4 };
+    if let Some(n) = args.status_patches {
+        return status_patches(&args.skiff, n).await;
+    }
     if args.creates_only {
         let s = start_skiff(&args.skiff).await?;
         eprintln!("skiff server pid {}", s.proc.0.id());

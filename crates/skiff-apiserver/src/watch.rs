@@ -181,7 +181,8 @@ impl WatchState {
                         }
                         self.last = ev.revision;
                         if let Some(line) = self.w.render(&ev) {
-                            return Some(self.with_ready(line));
+                            self.pending.push_back(line);
+                            self.take_ready();
                         }
                     }
                     Err(RecvError::Lagged(_)) => self.catch_up(),
@@ -198,16 +199,16 @@ impl WatchState {
 }
 
 impl WatchState {
-    /// `first` and the lines of the events already waiting behind it, as one chunk of at most
-    /// about [`BATCH_BYTES`]: a watcher that fell behind catches up in a few large writes
-    /// instead of one write (and one turn of its connection's task) per event.
-    fn with_ready(&mut self, first: Bytes) -> Bytes {
+    /// Queues the lines of the events already waiting in the channel, up to about
+    /// [`BATCH_BYTES`] in all, so that they go out with the pending ones as one chunk: a
+    /// watcher that fell behind catches up in a few large writes instead of one write (and one
+    /// turn of its connection's task) per event.
+    fn take_ready(&mut self) {
         let Some(rx) = self.rx.as_mut() else {
-            return first;
+            return;
         };
-        let mut batch: Option<bytes::BytesMut> = None;
-        let mut lagged = false;
-        while batch.as_ref().map_or(first.len(), bytes::BytesMut::len) < BATCH_BYTES {
+        let mut bytes: usize = self.pending.iter().map(Bytes::len).sum();
+        while bytes < BATCH_BYTES {
             match rx.try_recv() {
                 Ok(ev) => {
                     if ev.revision <= self.last {
@@ -215,23 +216,18 @@ impl WatchState {
                     }
                     self.last = ev.revision;
                     if let Some(line) = self.w.render(&ev) {
-                        batch
-                            .get_or_insert_with(|| bytes::BytesMut::from(&first[..]))
-                            .extend_from_slice(&line);
+                        bytes += line.len();
+                        self.pending.push_back(line);
                     }
                 }
                 Err(TryRecvError::Lagged(_)) => {
-                    lagged = true;
-                    break;
+                    // The history replays what comes after `last`, behind these lines.
+                    self.catch_up();
+                    return;
                 }
-                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
             }
         }
-        if lagged {
-            // Sent after this chunk: the history replays what comes after `last`.
-            self.catch_up();
-        }
-        batch.map_or(first, bytes::BytesMut::freeze)
     }
 
     /// After the channel dropped events for this watcher: queues the lines of the events
@@ -262,7 +258,7 @@ impl WatchState {
     }
 }
 
-/// A chunk of events ready at once grows to about this many bytes.
+/// The lines sent as one chunk add up to about this many bytes.
 const BATCH_BYTES: usize = 256 * 1024;
 
 /// Whether `api_version` is `group/version` ("version" for the core group), without building it.

@@ -1054,14 +1054,28 @@ pub async fn write_update(
     }
     match subresource {
         Some("status") => {
-            // Only status changes; everything else comes from the current object.
+            // Only status changes; everything else comes from the current object, except the
+            // managedFields that recorded this write (upstream's ResetObjectMetaForStatus
+            // keeps them too).
             let mut status = new.as_object_mut().and_then(|m| m.remove("status"));
+            let mut managed = new
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+                .and_then(|m| m.remove("managedFields"));
             let mut merged = serde_json::Map::new();
             for (k, v) in current.as_object().into_iter().flatten() {
                 if k == "status" {
                     if let Some(s) = status.take() {
                         merged.insert(k.clone(), s);
                     }
+                } else if k == "metadata"
+                    && let Some(mf) = managed.take()
+                {
+                    let mut md = v.clone();
+                    if let Some(m) = md.as_object_mut() {
+                        m.insert("managedFields".into(), mf);
+                    }
+                    merged.insert(k.clone(), md);
                 } else {
                     merged.insert(k.clone(), v.clone());
                 }

@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::Client;
-use kube::api::{Api, EvictParams, PostParams};
+use kube::api::{Api, EvictParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -248,6 +248,72 @@ async fn eviction_honours_disruption_budget() {
             Err(kube::Error::Api(e)) => assert_eq!(e.code, 429),
             other => panic!("second eviction should be refused: {other:?}"),
         }
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// A status write is recorded in managedFields under its manager and the `status`
+/// subresource, as upstream records the kubelet's, and leaves the other entries alone.
+#[tokio::test]
+async fn status_writes_record_their_manager() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let s = server().await;
+        let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
+        let as_manager = |m: &str| PatchParams {
+            field_manager: Some(m.into()),
+            ..Default::default()
+        };
+        pods.create(
+            &PostParams {
+                field_manager: Some("creator".into()),
+                ..Default::default()
+            },
+            &pod("web", json!({"app": "web"})),
+        )
+        .await
+        .expect("create pod");
+        let status = json!({"status": {"phase": "Running", "podIP": "10.42.0.5"}});
+        pods.patch_status("web", &as_manager("kubelet"), &Patch::Merge(&status))
+            .await
+            .expect("status patch");
+        let labels = json!({"metadata": {"labels": {"tier": "front"}}});
+        pods.patch("web", &as_manager("labeler"), &Patch::Merge(&labels))
+            .await
+            .expect("label patch");
+        let got = pods.get("web").await.expect("get pod");
+        assert_eq!(
+            got.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Running")
+        );
+        let entries = got.metadata.managed_fields.unwrap_or_default();
+        let entry = |manager: &str| {
+            entries
+                .iter()
+                .find(|e| e.manager.as_deref() == Some(manager))
+                .unwrap_or_else(|| panic!("no entry for {manager}: {entries:?}"))
+        };
+        let kubelet = entry("kubelet");
+        assert_eq!(kubelet.subresource.as_deref(), Some("status"));
+        assert_eq!(kubelet.operation.as_deref(), Some("Update"));
+        let fields = serde_json::to_value(&kubelet.fields_v1).expect("fieldsV1");
+        assert_eq!(
+            fields,
+            json!({"f:status": {"f:phase": {}, "f:podIP": {}}}),
+            "{entries:?}"
+        );
+        assert_eq!(entry("creator").subresource, None);
+        assert!(
+            serde_json::to_value(&entry("creator").fields_v1)
+                .expect("fieldsV1")
+                .pointer("/f:spec/f:containers")
+                .is_some()
+        );
+        assert_eq!(
+            serde_json::to_value(&entry("labeler").fields_v1).expect("fieldsV1"),
+            json!({"f:metadata": {"f:labels": {"f:tier": {}}}})
+        );
+        assert_eq!(entries.len(), 3, "{entries:?}");
     })
     .await
     .expect("test timed out");

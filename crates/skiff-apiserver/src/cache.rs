@@ -245,6 +245,24 @@ impl CachedEvent {
         self.line.slice(self.object_start..self.line.len() - 2)
     }
 
+    /// The line for this event as `ty` without the object's `metadata.managedFields`, for
+    /// the server's own components, which never read them (client-go's informers in
+    /// kube-scheduler drop them too): decoding them is much of decoding a pod.
+    pub fn lean_line(&self, ty: EventType) -> Bytes {
+        let object = self.object_json();
+        let lean = crate::rawjson::without_managed_fields(&object);
+        if lean.is_none() && ty == self.kind {
+            return self.line();
+        }
+        let object = lean.as_deref().unwrap_or(&object);
+        let head = format!("{{\"type\":\"{}\",\"object\":", ty.as_str());
+        let mut v = Vec::with_capacity(head.len() + object.len() + 2);
+        v.extend_from_slice(head.as_bytes());
+        v.extend_from_slice(object);
+        v.extend_from_slice(b"}\n");
+        Bytes::from(v)
+    }
+
     /// The object, decoded anew on every call.
     pub fn object(&self) -> Option<Value> {
         serde_json::from_slice(&self.object_json()).ok()

@@ -207,6 +207,142 @@ fn write_object(out: &mut Vec<u8>, members: &[(Key<'_>, &RawValue)], overrides: 
     out.push(b'}');
 }
 
+/// `json` without `metadata.managedFields`, cut out of the serialized bytes; `None` when there
+/// is nothing to cut (or `json` is not an object). Only the members up to `managedFields` are
+/// scanned; the rest is copied. `json` must be valid JSON (the store's own serialization).
+pub fn without_managed_fields(json: &[u8]) -> Option<Vec<u8>> {
+    let metadata = members(json, skip_ws(json, 0))?.find(|m| m.key(json) == b"metadata")?;
+    let mut md = members(json, metadata.value.start)?;
+    let mut prev_end = None;
+    let cut = loop {
+        let m = md.next()?;
+        if m.key(json) == b"managedFields" {
+            break match prev_end {
+                // From the end of the member before it, so its comma goes too.
+                Some(end) => end..m.value.end,
+                // The first member: up to the next one, or to the end of this one if alone.
+                None => {
+                    let after = skip_ws(json, m.value.end);
+                    if json.get(after) == Some(&b',') {
+                        m.start..skip_ws(json, after + 1)
+                    } else {
+                        m.start..m.value.end
+                    }
+                }
+            };
+        }
+        prev_end = Some(m.value.end);
+    };
+    let mut out = Vec::with_capacity(json.len() - cut.len());
+    out.extend_from_slice(&json[..cut.start]);
+    out.extend_from_slice(&json[cut.end..]);
+    Some(out)
+}
+
+/// One member of a serialized object: where it starts (its key's opening quote), its key
+/// (inside the quotes, escapes left as they are) and its value.
+struct Member {
+    start: usize,
+    key: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+}
+
+impl Member {
+    fn key<'a>(&self, json: &'a [u8]) -> &'a [u8] {
+        &json[self.key.clone()]
+    }
+}
+
+/// The members of the object whose `{` is at `open`, read lazily: a caller that stops early
+/// does not scan the rest. `None` when there is no object at `open`.
+fn members(json: &[u8], open: usize) -> Option<impl Iterator<Item = Member> + '_> {
+    if json.get(open) != Some(&b'{') {
+        return None;
+    }
+    let mut i = open + 1;
+    Some(std::iter::from_fn(move || {
+        i = skip_ws(json, i);
+        if json.get(i) == Some(&b',') {
+            i = skip_ws(json, i + 1);
+        }
+        if json.get(i) != Some(&b'"') {
+            return None;
+        }
+        let start = i;
+        let key_end = skip_string(json, i)?;
+        let colon = skip_ws(json, key_end);
+        if json.get(colon) != Some(&b':') {
+            return None;
+        }
+        let value_start = skip_ws(json, colon + 1);
+        let value_end = skip_value(json, value_start)?;
+        i = value_end;
+        Some(Member {
+            start,
+            key: start + 1..key_end - 1,
+            value: value_start..value_end,
+        })
+    }))
+}
+
+fn skip_ws(json: &[u8], mut i: usize) -> usize {
+    while json.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    i
+}
+
+/// Just past the string whose opening quote is at `i`.
+fn skip_string(json: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while let Some(&c) = json.get(j) {
+        match c {
+            b'"' => return Some(j + 1),
+            b'\\' => j += 2,
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// Just past the value that starts at `i`, without checking it beyond its nesting.
+fn skip_value(json: &[u8], i: usize) -> Option<usize> {
+    match *json.get(i)? {
+        b'"' => skip_string(json, i),
+        b'{' | b'[' => {
+            let (mut depth, mut j) = (0usize, i);
+            while let Some(&c) = json.get(j) {
+                match c {
+                    b'"' => {
+                        j = skip_string(json, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            None
+        }
+        _ => {
+            let mut j = i;
+            while json
+                .get(j)
+                .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
+            {
+                j += 1;
+            }
+            (j > i).then_some(j)
+        }
+    }
+}
+
 /// Decodes only the parts of `json` under `paths` (dotted member names, `spec.nodeName`; a path ends
 /// where the whole value is kept), skipping the rest without building it.
 pub fn decode_paths(json: &[u8], paths: &[&str]) -> Option<Value> {
@@ -295,6 +431,56 @@ mod tests {
             md.insert("resourceVersion".into(), json!(revision.to_string()));
         }
         v
+    }
+
+    #[test]
+    fn cutting_managed_fields_matches_removing_them_from_the_decoded_object() {
+        let mf = json!([{"manager": "a \" } ] {", "fieldsV1": {"f:spec": {"f:x\\": {}}}}]);
+        let objects = [
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"managedFields": mf, "name": "p"}, "spec": {"a": [1, {"b": "}"}]}}),
+            json!({"metadata": {"name": "p", "managedFields": mf, "labels": {"x": "y"}}, "status": {}}),
+            json!({"kind": "Pod", "metadata": {"name": "p", "uid": "u", "managedFields": mf}}),
+            json!({"metadata": {"managedFields": mf}, "spec": null}),
+            json!({"metadata": {"managedFields": []}, "n": -1.5e3, "t": true}),
+        ];
+        for o in objects {
+            let mut want = o.clone();
+            want["metadata"]
+                .as_object_mut()
+                .expect("test json")
+                .remove("managedFields");
+            for text in [
+                serde_json::to_vec(&o).expect("test json"),
+                serde_json::to_vec_pretty(&o).expect("test json"),
+            ] {
+                let cut = without_managed_fields(&text).expect("cut");
+                assert_eq!(
+                    serde_json::from_slice::<Value>(&cut).expect("test json"),
+                    want,
+                    "{o}"
+                );
+            }
+            let compact = serde_json::to_vec(&o).expect("test json");
+            assert_eq!(
+                without_managed_fields(&compact).expect("test json"),
+                serde_json::to_vec(&want).expect("test json")
+            );
+        }
+        for nothing in [
+            json!({"metadata": {"name": "p"}, "spec": {"managedFields": []}}),
+            json!({"spec": {}}),
+            json!([1, 2]),
+            json!({"metadata": "x"}),
+        ] {
+            assert_eq!(
+                without_managed_fields(&serde_json::to_vec(&nothing).expect("test json")),
+                None
+            );
+        }
+        assert_eq!(
+            without_managed_fields(b"{\"metadata\":{\"managedFields\":[1,"),
+            None
+        );
     }
 
     #[test]

@@ -149,7 +149,9 @@ async fn serve_resource(
         if method != Method::GET {
             return Err(ApiError::method_not_allowed("watch requires GET"));
         }
-        return crate::watch::serve(server, info, ns, r.name.as_deref(), &q, accept).await;
+        let in_process = req.extensions().get::<crate::server::Remote>().is_none();
+        return crate::watch::serve(server, info, ns, r.name.as_deref(), &q, accept, in_process)
+            .await;
     }
     let verbs = info.verbs;
     let verb_allowed = |v: &str| verbs.contains(&v);

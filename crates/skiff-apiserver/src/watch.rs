@@ -24,6 +24,9 @@ struct Watcher {
     table: Option<IncludeObject>,
     /// Objects (and bookmarks) go out as PartialObjectMetadata.
     partial_metadata: bool,
+    /// An in-process watch (the server's controllers, scheduler and informers): objects go
+    /// out without `metadata.managedFields`, which none of them reads.
+    lean: bool,
 }
 
 impl Watcher {
@@ -66,6 +69,9 @@ impl Watcher {
         let same_version = *ev.object_kind == *self.info.kind
             && is_api_version(&ev.api_version, self.info.group, self.info.version);
         if same_version && self.table.is_none() && !self.partial_metadata {
+            if self.lean {
+                return Some(ev.lean_line(ty));
+            }
             if ty == ev.kind {
                 return Some(ev.line());
             }
@@ -286,6 +292,7 @@ pub async fn serve(
     name: Option<&str>,
     q: &Query,
     accept: &str,
+    in_process: bool,
 ) -> Result<Response<Body>, ApiError> {
     let filter = Filter::from_query(info, q)?;
     let table = accept
@@ -302,6 +309,7 @@ pub async fn serve(
         filter,
         table,
         partial_metadata: crate::rest::wants_partial_metadata(accept),
+        lean: in_process,
     };
     let timeout = q
         .int("timeoutSeconds")?
@@ -439,6 +447,7 @@ mod tests {
             filter: Filter::from_query(info, &Query::parse(Some(query))).expect("a valid selector"),
             table: None,
             partial_metadata: false,
+            lean: false,
         }
     }
 

@@ -1,10 +1,11 @@
 //! Pod subresources (binding, eviction) and Priority admission through a kube client.
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::Client;
-use kube::api::{Api, EvictParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, EvictParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -314,6 +315,47 @@ async fn status_writes_record_their_manager() {
             json!({"f:metadata": {"f:labels": {"f:tier": {}}}})
         );
         assert_eq!(entries.len(), 3, "{entries:?}");
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// The server's own components watch without managedFields (none of them reads them); the
+/// rest of each object, and GETs, keep everything.
+#[tokio::test]
+async fn in_process_watches_leave_out_managed_fields() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let s = server().await;
+        let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
+        let mut events = pods
+            .watch(&WatchParams::default(), "0")
+            .await
+            .expect("watch")
+            .boxed();
+        pods.create(&PostParams::default(), &pod("web", json!({"app": "web"})))
+            .await
+            .expect("create pod");
+        let status = json!({"status": {"phase": "Running"}});
+        pods.patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .expect("status patch");
+        for want in ["ADDED", "MODIFIED"] {
+            let (kind, got) = match events.try_next().await.expect("event").expect("open") {
+                WatchEvent::Added(p) => ("ADDED", p),
+                WatchEvent::Modified(p) => ("MODIFIED", p),
+                other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(kind, want);
+            assert_eq!(got.metadata.name.as_deref(), Some("web"));
+            assert_eq!(got.metadata.managed_fields, None);
+            assert!(got.metadata.labels.is_some_and(|l| l["app"] == "web"));
+            assert_eq!(
+                got.spec.expect("spec").containers[0].image.as_deref(),
+                Some("nginx")
+            );
+        }
+        let stored = pods.get("web").await.expect("get pod");
+        assert!(stored.metadata.managed_fields.is_some_and(|m| m.len() == 2));
     })
     .await
     .expect("test timed out");

@@ -195,6 +195,22 @@ fn top_fields(fields_v1: Option<&Value>) -> impl Iterator<Item = &str> {
         .filter_map(|k| k.strip_prefix("f:"))
 }
 
+/// Whether the stored `FieldsV1` tree `fields` has every path of `set` (as members, not
+/// only as parents of members), read where it is, without decoding the tree.
+fn has_all(fields: &Value, set: &FieldSet) -> bool {
+    set.iter().all(|path| {
+        let mut node = fields;
+        for pe in path {
+            match node.get(pe.encode()) {
+                Some(n) => node = n,
+                None => return false,
+            }
+        }
+        node.as_object()
+            .is_some_and(|m| m.is_empty() || m.contains_key("."))
+    })
+}
+
 fn decode_set(e: &ManagedFieldsEntry) -> Result<FieldSet, ApplyError> {
     match &e.fields_v1 {
         None => Ok(FieldSet::new()),
@@ -210,13 +226,15 @@ fn decode_set(e: &ManagedFieldsEntry) -> Result<FieldSet, ApplyError> {
 fn decode_managers(
     entries: &[ManagedFieldsEntry],
     touched: Option<&HashSet<&str>>,
+    also_raw: Option<&ManagedFieldsEntry>,
 ) -> Result<Vec<Manager>, ApplyError> {
     let mut out: Vec<Manager> = Vec::new();
     for e in entries {
-        let keep_raw = touched.is_some_and(|t| {
-            let mut tops = top_fields(e.fields_v1.as_ref()).peekable();
-            tops.peek().is_some() && !tops.any(|f| t.contains(f))
-        });
+        let keep_raw = also_raw.is_some_and(|r| std::ptr::eq(r, e))
+            || touched.is_some_and(|t| {
+                let mut tops = top_fields(e.fields_v1.as_ref()).peekable();
+                tops.peek().is_some() && !tops.any(|f| t.contains(f))
+            });
         match out
             .iter_mut()
             .find(|m| m.is(&e.manager, &e.operation, e.subresource.as_deref()))
@@ -359,7 +377,7 @@ pub fn server_side_apply(
         .map(without_managed_fields)
         .unwrap_or(Value::Object(Map::new()));
 
-    let mut managers = decode_managers(managed_fields, None)?;
+    let mut managers = decode_managers(managed_fields, None, None)?;
     if live.is_some() && managers.is_empty() {
         // The object predates managed fields: someone owns what is there.
         let (added, _) = compare(&Value::Object(Map::new()), &live_value, schema);
@@ -484,7 +502,22 @@ pub fn update_managed_fields(
             touched.insert(f.as_str());
         }
     }
-    let mut managers = decode_managers(managed_fields, Some(&touched))?;
+    // A writer that changes only fields it already owns (a kubelet's status writes) keeps
+    // its set: its entry stays as stored and only its time moves.
+    let mut mine_entries = managed_fields.iter().filter(|e| {
+        e.manager == ctx.manager
+            && e.operation == UPDATE
+            && e.subresource.as_deref() == ctx.subresource
+    });
+    let owned_already = match (mine_entries.next(), mine_entries.next()) {
+        (Some(e), None) if removed.is_empty() && !changed.is_empty() => e
+            .fields_v1
+            .as_ref()
+            .is_some_and(|f| has_all(f, &changed))
+            .then_some(e),
+        _ => None,
+    };
+    let mut managers = decode_managers(managed_fields, Some(&touched), owned_already)?;
     let mine = managers
         .iter()
         .position(|m| m.is(ctx.manager, UPDATE, ctx.subresource));
@@ -492,8 +525,14 @@ pub fn update_managed_fields(
         && m.raw
         && !changed.is_empty()
     {
-        m.set = decode_set(&m.entry)?;
-        m.raw = false;
+        if owned_already.is_some() {
+            // Its set stays as stored (the loop below passes raw entries by); the others
+            // still lose what it changed.
+            m.entry.time = Some(ctx.time.to_string());
+        } else {
+            m.set = decode_set(&m.entry)?;
+            m.raw = false;
+        }
     }
     for (i, m) in managers.iter_mut().enumerate() {
         if m.raw {
@@ -511,7 +550,7 @@ pub fn update_managed_fields(
     match mine {
         Some(i) => {
             if let Some(m) = managers.get_mut(i) {
-                if !changed.is_empty() {
+                if !changed.is_empty() && !m.raw {
                     m.set = m.set.union(&changed);
                     m.changed = true;
                 }

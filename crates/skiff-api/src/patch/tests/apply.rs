@@ -367,3 +367,124 @@ fn writes_leave_other_endpoints_fields_and_untouched_managers_alone() {
     );
     assert!(creator["f:spec"].get("f:containers").is_some(), "{creator}");
 }
+
+#[test]
+fn a_writer_changing_only_its_own_fields_keeps_its_set_and_moves_its_time() {
+    let s = Schema::for_kind("", "Pod");
+    let kubelet = |time| FieldManager {
+        manager: "kubelet",
+        time,
+        subresource: Some("status"),
+        ignored_fields: &["spec", "metadata"],
+    };
+    let pod = |phase: &str, ready: &str, extra: Option<(&str, &str)>| {
+        let mut p = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready}]}
+        });
+        if let Some((k, v)) = extra {
+            p["status"][k] = json!(v);
+        }
+        p
+    };
+    let pending = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "i"}]}
+    });
+    let first = pod("Pending", "False", None);
+    let entries = update_managed_fields(
+        Some(&pending),
+        &first,
+        &kubelet("2026-01-01T00:00:00Z"),
+        &[],
+        s,
+    )
+    .unwrap();
+    // Stored in another member order than this server writes: a set taken over as stored
+    // keeps it (a decoded and encoded one would not).
+    let mut entries = entries;
+    let f = entries[0].fields_v1.as_mut().unwrap()["f:status"]
+        .as_object_mut()
+        .unwrap();
+    let conditions = f.shift_remove("f:conditions").unwrap();
+    f.insert("f:conditions".into(), conditions);
+    let stored = entry(&entries, "kubelet").unwrap().clone();
+    assert!(
+        serde_json::to_string(&stored.fields_v1)
+            .unwrap()
+            .find("f:phase")
+            < serde_json::to_string(&stored.fields_v1)
+                .unwrap()
+                .find("f:conditions")
+    );
+
+    // Only fields it owns change: the set is the stored one, the time moves.
+    let running = pod("Running", "True", None);
+    let after = update_managed_fields(
+        Some(&first),
+        &running,
+        &kubelet("2026-01-02T00:00:00Z"),
+        &entries,
+        s,
+    )
+    .unwrap();
+    let now = entry(&after, "kubelet").unwrap();
+    assert_eq!(
+        serde_json::to_string(&now.fields_v1).unwrap(),
+        serde_json::to_string(&stored.fields_v1).unwrap()
+    );
+    assert_eq!(now.time.as_deref(), Some("2026-01-02T00:00:00Z"));
+    assert_eq!(after.len(), 1);
+
+    // A field it did not own yet: the set grows, as before.
+    let with_ip = pod("Running", "True", Some(("podIP", "10.0.0.1")));
+    let grown = update_managed_fields(
+        Some(&running),
+        &with_ip,
+        &kubelet("2026-01-03T00:00:00Z"),
+        &after,
+        s,
+    )
+    .unwrap();
+    let fields = entry(&grown, "kubelet").unwrap().fields_v1.clone().unwrap();
+    assert!(fields["f:status"].get("f:podIP").is_some(), "{fields}");
+    assert!(fields["f:status"].get("f:phase").is_some(), "{fields}");
+
+    // Another status writer that owned the phase loses it to the kubelet's change.
+    let other = FieldManager {
+        manager: "other",
+        time: "2026-01-04T00:00:00Z",
+        subresource: Some("status"),
+        ignored_fields: &["spec", "metadata"],
+    };
+    let failed = pod("Failed", "True", Some(("podIP", "10.0.0.1")));
+    let shared = update_managed_fields(Some(&with_ip), &failed, &other, &grown, s).unwrap();
+    assert!(
+        entry(&shared, "kubelet")
+            .unwrap()
+            .fields_v1
+            .as_ref()
+            .unwrap()["f:status"]
+            .get("f:phase")
+            .is_none()
+    );
+    let back = pod("Running", "True", Some(("podIP", "10.0.0.1")));
+    let mut taken = update_managed_fields(
+        Some(&failed),
+        &back,
+        &kubelet("2026-01-05T00:00:00Z"),
+        &shared,
+        s,
+    )
+    .unwrap();
+    taken.sort_by(|a, b| a.manager.cmp(&b.manager));
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert!(
+        taken[0].fields_v1.as_ref().unwrap()["f:status"]
+            .get("f:phase")
+            .is_some()
+    );
+}

@@ -37,6 +37,13 @@ pub struct ManagedFieldsEntry {
 }
 
 impl ManagedFieldsEntry {
+    /// Whether this is the entry of `name` writing with `operation` through `subresource`.
+    fn is(&self, name: &str, operation: &str, subresource: Option<&str>) -> bool {
+        self.manager == name
+            && self.operation == operation
+            && self.subresource.as_deref() == subresource
+    }
+
     /// The entry as the API serializes it, moving its `fieldsV1` instead of copying it.
     pub fn into_value(self) -> Value {
         let mut m = Map::new();
@@ -166,9 +173,7 @@ struct Manager {
 
 impl Manager {
     fn is(&self, name: &str, operation: &str, subresource: Option<&str>) -> bool {
-        self.entry.manager == name
-            && self.entry.operation == operation
-            && self.entry.subresource.as_deref() == subresource
+        self.entry.is(name, operation, subresource)
     }
 
     fn display(&self) -> String {
@@ -504,11 +509,9 @@ pub fn update_managed_fields(
     }
     // A writer that changes only fields it already owns (a kubelet's status writes) keeps
     // its set: its entry stays as stored and only its time moves.
-    let mut mine_entries = managed_fields.iter().filter(|e| {
-        e.manager == ctx.manager
-            && e.operation == UPDATE
-            && e.subresource.as_deref() == ctx.subresource
-    });
+    let mut mine_entries = managed_fields
+        .iter()
+        .filter(|e| e.is(ctx.manager, UPDATE, ctx.subresource));
     let owned_already = match (mine_entries.next(), mine_entries.next()) {
         (Some(e), None) if removed.is_empty() && !changed.is_empty() => e
             .fields_v1

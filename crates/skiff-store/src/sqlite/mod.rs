@@ -71,13 +71,18 @@ impl ReadPool {
                 None => schema::open_reader(&pool.path)?,
             };
             let result = read(&mut conn);
-            let mut idle = pool.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.len() < pool.max_idle {
-                idle.push(conn);
-            }
+            pool.give_back(conn);
             result
         })
         .await?
+    }
+
+    /// Returns a connection to the idle ones, or closes it when enough are idle.
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < self.max_idle {
+            idle.push(conn);
+        }
     }
 
     /// Runs a point read (one indexed row) on this thread when a pooled connection is idle:
@@ -98,10 +103,7 @@ impl ReadPool {
             return self.run(read).await;
         };
         let result = read(&mut conn);
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.max_idle {
-            idle.push(conn);
-        }
+        self.give_back(conn);
         result
     }
 }

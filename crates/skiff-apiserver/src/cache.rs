@@ -134,6 +134,8 @@ pub struct CachedEvent {
     before: Option<Before>,
     /// The line for metadata-only watchers (`as=PartialObjectMetadata`), made on first use.
     partial_line: std::sync::OnceLock<Bytes>,
+    /// The same for in-process watchers, without `metadata.managedFields`.
+    lean_partial_line: std::sync::OnceLock<Bytes>,
     /// When the event was made: a history keeps events fresher than [`FRESH`] beyond its
     /// base limits.
     at: std::time::Instant,
@@ -210,6 +212,7 @@ impl CachedEvent {
             attrs,
             before,
             partial_line: std::sync::OnceLock::new(),
+            lean_partial_line: std::sync::OnceLock::new(),
             at: std::time::Instant::now(),
         }
     }
@@ -272,22 +275,30 @@ impl CachedEvent {
     }
 
     /// The line a metadata-only watcher (`as=PartialObjectMetadata`) gets for this event as
-    /// `ty`. The object's `metadata` is copied as it was serialized, without decoding the
-    /// object; the line for the event's own type is made once and shared.
-    pub fn partial_line(&self, ty: EventType) -> Option<Bytes> {
+    /// `ty`, `lean` without `managedFields` (for in-process watchers). The object's
+    /// `metadata` is copied as it was serialized, without decoding the object; the line for
+    /// the event's own type is made once and shared.
+    pub fn partial_line(&self, ty: EventType, lean: bool) -> Option<Bytes> {
+        let cell = if lean {
+            &self.lean_partial_line
+        } else {
+            &self.partial_line
+        };
         if ty == self.kind
-            && let Some(line) = self.partial_line.get()
+            && let Some(line) = cell.get()
         {
             return Some(line.clone());
         }
-        #[derive(serde::Deserialize)]
-        struct Object<'a> {
-            #[serde(borrow)]
-            metadata: Option<&'a serde_json::value::RawValue>,
-        }
         let json = self.object_json();
-        let object: Object<'_> = serde_json::from_slice(&json).ok()?;
-        let metadata = object.metadata.map_or("{}", |m| m.get());
+        let metadata = crate::rawjson::member(&json, b"metadata")?
+            .filter(|m| m.first() == Some(&b'{'))
+            .unwrap_or(b"{}");
+        let cut = if lean {
+            crate::rawjson::without_member(metadata, 0, b"managedFields")
+        } else {
+            None
+        };
+        let metadata = cut.as_deref().unwrap_or(metadata);
         let render = || {
             let mut v = Vec::with_capacity(metadata.len() + 96);
             v.extend_from_slice(b"{\"type\":\"");
@@ -295,12 +306,12 @@ impl CachedEvent {
             v.extend_from_slice(
                 b"\",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
             );
-            v.extend_from_slice(metadata.as_bytes());
+            v.extend_from_slice(metadata);
             v.extend_from_slice(b"}}\n");
             Bytes::from(v)
         };
         if ty == self.kind {
-            return Some(self.partial_line.get_or_init(render).clone());
+            return Some(cell.get_or_init(render).clone());
         }
         Some(render())
     }
@@ -978,20 +989,34 @@ mod tests {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": "a", "namespace": "default", "labels": {"x": "a \"quoted\" é"},
+                          "managedFields": [{"manager": "m", "fieldsV1": {"f:data": {}}}],
                           "ownerReferences": [{"uid": "u", "kind": "K", "name": "o"}]},
             "data": {"metadata": "not this one"},
         });
+        let mut lean = object.clone();
+        lean["metadata"]
+            .as_object_mut()
+            .expect("test object")
+            .remove("managedFields");
         let ev = event(EventType::Added, &object);
         for ty in [EventType::Added, EventType::Deleted, EventType::Added] {
-            let line = ev.partial_line(ty).expect("a line");
-            assert!(line.ends_with(b"\n"));
-            let got: Value = serde_json::from_slice(&line).expect("JSON");
-            assert_eq!(got, decoded_line(ty, &object));
+            for (in_process, want) in [(false, &object), (true, &lean), (false, &object)] {
+                let line = ev.partial_line(ty, in_process).expect("a line");
+                assert!(line.ends_with(b"\n"));
+                let got: Value = serde_json::from_slice(&line).expect("JSON");
+                assert_eq!(got, decoded_line(ty, want));
+            }
         }
-        // The line of the event's own type is made once.
-        let a = ev.partial_line(EventType::Added).expect("a line");
-        let b = ev.partial_line(EventType::Added).expect("a line");
-        assert_eq!(a.as_ptr(), b.as_ptr());
+        // The line of the event's own type is made once (for each kind of watcher).
+        for in_process in [false, true] {
+            let a = ev
+                .partial_line(EventType::Added, in_process)
+                .expect("a line");
+            let b = ev
+                .partial_line(EventType::Added, in_process)
+                .expect("a line");
+            assert_eq!(a.as_ptr(), b.as_ptr());
+        }
     }
 
     #[test]
@@ -1024,7 +1049,7 @@ mod tests {
         let object = json!({"apiVersion": "v1", "kind": "ConfigMap"});
         let ev = event(EventType::Modified, &object);
         let got: Value =
-            serde_json::from_slice(&ev.partial_line(EventType::Modified).expect("a line"))
+            serde_json::from_slice(&ev.partial_line(EventType::Modified, false).expect("a line"))
                 .expect("JSON");
         assert_eq!(got, decoded_line(EventType::Modified, &object));
     }

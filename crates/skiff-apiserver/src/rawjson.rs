@@ -2,59 +2,35 @@
 //! the watch cache stamps each stored object's resourceVersion and takes its selector
 //! attributes on every write, and a decoded object costs many allocations.
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::fmt;
 
-/// An object key, borrowed from the input unless it has escapes.
-struct Key<'de>(Cow<'de, str>);
+/// The members of a serialized object, in order, each key decoded (borrowed unless it has
+/// escapes) and each value left serialized.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a [u8])>);
 
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
+impl<'a> Members<'a> {
+    /// `None` unless `json` is one object (and whitespace).
+    fn parse(json: &'a [u8]) -> Option<Members<'a>> {
+        let (members, end) = all_members(json, skip_ws(json, 0))?;
+        if skip_ws(json, end) != json.len() {
+            return None;
         }
-        d.deserialize_str(V)
+        Some(Members(
+            members
+                .iter()
+                .map(|m| Some((m.decoded_key(json)?, &json[m.value.clone()])))
+                .collect::<Option<_>>()?,
+        ))
+    }
+
+    fn get(&self, name: &str) -> Option<&'a [u8]> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
     }
 }
 
-/// The members of a JSON object, in order, each value left serialized.
-struct Members<'de>(Vec<(Key<'de>, &'de RawValue)>);
-
-impl<'de> serde::Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(entry) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    out.push(entry);
-                }
-                Ok(Members(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-fn is_object(raw: &RawValue) -> bool {
-    raw.get().trim_start().starts_with('{')
+fn is_object(value: &[u8]) -> bool {
+    value.first() == Some(&b'{')
 }
 
 fn write_key(out: &mut Vec<u8>, key: &str) {
@@ -67,7 +43,7 @@ fn write_key(out: &mut Vec<u8>, key: &str) {
 /// present, else last, as inserting into the decoded object would), with its `apiVersion` and
 /// `kind`. `None` when `json` is not a JSON object.
 pub fn stamp_resource_version(json: &[u8], revision: i64) -> Option<(Vec<u8>, String, String)> {
-    let top: Members<'_> = serde_json::from_slice(json).ok()?;
+    let top = Members::parse(json)?;
     let mut out = Vec::with_capacity(json.len() + 32);
     let (mut api_version, mut kind) = (String::new(), String::new());
     let rv = format!("\"{revision}\"");
@@ -76,19 +52,19 @@ pub fn stamp_resource_version(json: &[u8], revision: i64) -> Option<(Vec<u8>, St
         if i > 0 {
             out.push(b',');
         }
-        write_key(&mut out, &k.0);
-        match k.0.as_ref() {
+        write_key(&mut out, k);
+        match k.as_ref() {
             "metadata" if is_object(v) => {
-                let md: Members<'_> = serde_json::from_str(v.get()).ok()?;
+                let md = Members::parse(v)?;
                 let stamp = |out: &mut Vec<u8>| out.extend_from_slice(rv.as_bytes());
                 write_object(&mut out, &md.0, &[("resourceVersion", &stamp)]);
                 continue;
             }
-            "apiVersion" => api_version = serde_json::from_str(v.get()).unwrap_or_default(),
-            "kind" => kind = serde_json::from_str(v.get()).unwrap_or_default(),
+            "apiVersion" => api_version = serde_json::from_slice(v).unwrap_or_default(),
+            "kind" => kind = serde_json::from_slice(v).unwrap_or_default(),
             _ => {}
         }
-        out.extend_from_slice(v.get().as_bytes());
+        out.extend_from_slice(v);
     }
     out.push(b'}');
     Some((out, api_version, kind))
@@ -110,27 +86,23 @@ pub struct StoredPod<'a> {
 impl<'a> StoredPod<'a> {
     /// `None` when `json` is not an object whose `metadata` and `spec` are objects.
     pub fn parse(json: &'a [u8]) -> Option<StoredPod<'a>> {
-        let top: Members<'a> = serde_json::from_slice(json).ok()?;
-        let object = |m: &Members<'a>, name: &str| -> Option<Members<'a>> {
-            let (_, v) = m.0.iter().find(|(k, _)| k.0 == name)?;
-            // A member that is there but not an object makes this no pod to bind.
-            serde_json::from_str(v.get()).ok()
-        };
+        let top = Members::parse(json)?;
+        // A member that is there but not an object makes this no pod to bind.
+        let object = |m: &Members<'a>, name: &str| Members::parse(m.get(name)?);
         let string = |m: &Members<'a>, name: &str| -> Option<String> {
-            let (_, v) = m.0.iter().find(|(k, _)| k.0 == name)?;
-            serde_json::from_str::<Value>(v.get())
+            serde_json::from_slice::<Value>(m.get(name)?)
                 .ok()?
                 .as_str()
                 .map(str::to_string)
         };
         let md = object(&top, "metadata")?;
         let spec = object(&top, "spec")?;
-        let status = match top.0.iter().find(|(k, _)| k.0 == "status") {
-            Some((_, v)) if is_object(v) => serde_json::from_str(v.get()).ok()?,
+        let status = match top.get("status") {
+            Some(v) if is_object(v) => serde_json::from_slice(v).ok()?,
             _ => Value::Object(Map::new()),
         };
         let uid = string(&md, "uid");
-        let deleting = md.0.iter().any(|(k, _)| k.0 == "deletionTimestamp");
+        let deleting = md.get("deletionTimestamp").is_some();
         let node_name = string(&spec, "nodeName").unwrap_or_default();
         Some(StoredPod {
             uid,
@@ -146,12 +118,7 @@ impl<'a> StoredPod<'a> {
     /// `spec`) and `status` as it is now (in place, or last), as setting them in the decoded
     /// object and encoding it would.
     pub fn bound_to(&self, node: &str) -> Vec<u8> {
-        let size: usize = self
-            .top
-            .0
-            .iter()
-            .map(|(k, v)| k.0.len() + v.get().len() + 4)
-            .sum();
+        let size: usize = self.top.0.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
         let mut out = Vec::with_capacity(size + node.len() + 256);
         let write_node = |out: &mut Vec<u8>| {
             let _ = serde_json::to_writer(&mut *out, node);
@@ -176,7 +143,7 @@ type Override<'f> = (&'f str, &'f dyn Fn(&mut Vec<u8>));
 /// Writes `members` as an object, in order, except that each member named in `overrides` is
 /// written by its function, in place or (when absent) last, as inserting into a decoded
 /// object would place it.
-fn write_object(out: &mut Vec<u8>, members: &[(Key<'_>, &RawValue)], overrides: &[Override<'_>]) {
+fn write_object(out: &mut Vec<u8>, members: &[(Cow<'_, str>, &[u8])], overrides: &[Override<'_>]) {
     debug_assert!(overrides.len() <= 64);
     // Which overrides were written, one bit each.
     let mut written = 0u64;
@@ -189,13 +156,13 @@ fn write_object(out: &mut Vec<u8>, members: &[(Key<'_>, &RawValue)], overrides: 
         write_key(out, key);
     };
     for (k, v) in members {
-        member(out, &k.0);
-        match overrides.iter().position(|(name, _)| *name == k.0) {
+        member(out, k);
+        match overrides.iter().position(|(name, _)| name == k) {
             Some(i) => {
                 (overrides[i].1)(out);
                 written |= 1 << i;
             }
-            None => out.extend_from_slice(v.get().as_bytes()),
+            None => out.extend_from_slice(v),
         }
     }
     for (i, (name, write)) in overrides.iter().enumerate() {
@@ -207,16 +174,31 @@ fn write_object(out: &mut Vec<u8>, members: &[(Key<'_>, &RawValue)], overrides: 
     out.push(b'}');
 }
 
+/// The serialized value of the member `name` of the object `json`: `None` when `json` is not
+/// an object, `Some(None)` when it has no such member. Only the members up to it are scanned.
+pub fn member<'a>(json: &'a [u8], name: &[u8]) -> Option<Option<&'a [u8]>> {
+    let found = members(json, skip_ws(json, 0))?
+        .find(|m| m.key(json) == name)
+        .map(|m| &json[m.value]);
+    Some(found)
+}
+
 /// `json` without `metadata.managedFields`, cut out of the serialized bytes; `None` when there
 /// is nothing to cut (or `json` is not an object). Only the members up to `managedFields` are
 /// scanned; the rest is copied. `json` must be valid JSON (the store's own serialization).
 pub fn without_managed_fields(json: &[u8]) -> Option<Vec<u8>> {
     let metadata = members(json, skip_ws(json, 0))?.find(|m| m.key(json) == b"metadata")?;
-    let mut md = members(json, metadata.value.start)?;
+    without_member(json, metadata.value.start, b"managedFields")
+}
+
+/// `json` without the member `name` of the object whose `{` is at `open`; `None` when it has
+/// no such member. Only the members up to it are scanned.
+pub fn without_member(json: &[u8], open: usize, name: &[u8]) -> Option<Vec<u8>> {
+    let mut md = members(json, open)?;
     let mut prev_end = None;
     let cut = loop {
         let m = md.next()?;
-        if m.key(json) == b"managedFields" {
+        if m.key(json) == name {
             break match prev_end {
                 // From the end of the member before it, so its comma goes too.
                 Some(end) => end..m.value.end,
@@ -251,6 +233,17 @@ impl Member {
     fn key<'a>(&self, json: &'a [u8]) -> &'a [u8] {
         &json[self.key.clone()]
     }
+
+    /// The key as a string: borrowed, or unescaped when it has escapes.
+    fn decoded_key<'a>(&self, json: &'a [u8]) -> Option<Cow<'a, str>> {
+        let raw = self.key(json);
+        if !raw.contains(&b'\\') {
+            return std::str::from_utf8(raw).ok().map(Cow::Borrowed);
+        }
+        serde_json::from_slice(&json[self.start..self.key.end + 1])
+            .ok()
+            .map(Cow::Owned)
+    }
 }
 
 /// The members of the object whose `{` is at `open`, read lazily: a caller that stops early
@@ -283,6 +276,43 @@ fn members(json: &[u8], open: usize) -> Option<impl Iterator<Item = Member> + '_
             value: value_start..value_end,
         })
     }))
+}
+
+/// Every member of the object whose `{` is at `open`, and where the object ends (just past
+/// its `}`). `None` unless a whole object is there.
+fn all_members(json: &[u8], open: usize) -> Option<(Vec<Member>, usize)> {
+    if json.get(open) != Some(&b'{') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(8);
+    let mut i = skip_ws(json, open + 1);
+    if json.get(i) == Some(&b'}') {
+        return Some((out, i + 1));
+    }
+    loop {
+        if json.get(i) != Some(&b'"') {
+            return None;
+        }
+        let start = i;
+        let key_end = skip_string(json, i)?;
+        let colon = skip_ws(json, key_end);
+        if json.get(colon) != Some(&b':') {
+            return None;
+        }
+        let value_start = skip_ws(json, colon + 1);
+        let value_end = skip_value(json, value_start)?;
+        out.push(Member {
+            start,
+            key: start + 1..key_end - 1,
+            value: value_start..value_end,
+        });
+        i = skip_ws(json, value_end);
+        match json.get(i) {
+            Some(b',') => i = skip_ws(json, i + 1),
+            Some(b'}') => return Some((out, i + 1)),
+            _ => return None,
+        }
+    }
 }
 
 fn skip_ws(json: &[u8], mut i: usize) -> usize {
@@ -346,77 +376,54 @@ fn skip_value(json: &[u8], i: usize) -> Option<usize> {
 /// Decodes only the parts of `json` under `paths` (dotted member names, `spec.nodeName`; a path ends
 /// where the whole value is kept), skipping the rest without building it.
 pub fn decode_paths(json: &[u8], paths: &[&str]) -> Option<Value> {
-    let mut d = serde_json::Deserializer::from_slice(json);
-    let v = Pruned { paths }.deserialize(&mut d).ok()?;
-    d.end().ok()?;
-    Some(v)
-}
-
-struct Pruned<'p> {
-    /// What is left of each wanted path below this value; "" keeps the whole value.
-    paths: &'p [&'p str],
-}
-
-impl<'de> DeserializeSeed<'de> for Pruned<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        if self.paths.iter().any(|p| p.is_empty()) {
-            return serde::Deserialize::deserialize(d);
+    let start = skip_ws(json, 0);
+    if json.get(start) == Some(&b'{') && !paths.iter().any(|p| p.is_empty()) {
+        let (members, end) = all_members(json, start)?;
+        if skip_ws(json, end) != json.len() {
+            return None;
         }
-        d.deserialize_any(self)
+        return pruned_object(json, &members, paths);
     }
+    let end = skip_value(json, start)?;
+    if skip_ws(json, end) != json.len() {
+        return None;
+    }
+    pruned(json, start..end, paths)
 }
 
-impl<'de> Visitor<'de> for Pruned<'_> {
-    type Value = Value;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
+/// The value at `at` in `json`, keeping only what lies under `paths` (relative to it).
+fn pruned(json: &[u8], at: std::ops::Range<usize>, paths: &[&str]) -> Option<Value> {
+    if paths.iter().any(|p| p.is_empty()) {
+        return serde_json::from_slice(&json[at]).ok();
     }
     // Anything but an object cannot hold the paths below it.
-    fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
-        Ok(Value::Null)
+    if json.get(at.start) != Some(&b'{') {
+        return Some(Value::Null);
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Value::Null)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        let mut below: Vec<&str> = Vec::new();
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            below.clear();
-            below.extend(self.paths.iter().filter_map(|p| {
-                let rest = p.strip_prefix(key.0.as_ref())?;
-                if rest.is_empty() {
-                    Some(rest)
-                } else {
-                    rest.strip_prefix('.')
-                }
-            }));
-            if below.is_empty() {
-                map.next_value::<IgnoredAny>()?;
+    let (members, _) = all_members(json, at.start)?;
+    pruned_object(json, &members, paths)
+}
+
+fn pruned_object(json: &[u8], members: &[Member], paths: &[&str]) -> Option<Value> {
+    let mut out = Map::new();
+    let mut below: Vec<&str> = Vec::new();
+    for m in members {
+        let key = m.decoded_key(json)?;
+        below.clear();
+        below.extend(paths.iter().filter_map(|p| {
+            let rest = p.strip_prefix(key.as_ref())?;
+            if rest.is_empty() {
+                Some(rest)
             } else {
-                let v = map.next_value_seed(Pruned { paths: &below })?;
-                out.insert(key.0.into_owned(), v);
+                rest.strip_prefix('.')
             }
+        }));
+        if !below.is_empty() {
+            let v = pruned(json, m.value.clone(), &below)?;
+            out.insert(key.into_owned(), v);
         }
-        Ok(Value::Object(out))
     }
+    Some(Value::Object(out))
 }
 
 #[cfg(test)]

@@ -85,7 +85,7 @@ impl Watcher {
             return Some(Bytes::from(v));
         }
         if self.partial_metadata && self.table.is_none() {
-            return ev.partial_line(ty);
+            return ev.partial_line(ty, self.lean);
         }
         let object = ev.object()?;
         Some(self.line(ty.as_str(), convert_out(self.info, object)))

@@ -43,19 +43,37 @@ const TURN: Duration = Duration::from_millis(4);
 /// How often unschedulable pods are checked for the five-minute retry.
 const LEFTOVER_FLUSH: Duration = Duration::from_secs(30);
 
-/// A change to a pod in a cache the process keeps anyway.
-pub enum PodUpdate {
-    Applied(Arc<Pod>),
-    Deleted(Arc<Pod>),
+/// A change to an object in a cache the process keeps anyway.
+pub enum Update<K> {
+    Applied(Arc<K>),
+    Deleted(Arc<K>),
 }
 
-/// Pods from a cache shared with other components: `skiff server` hands the scheduler the
-/// controllers' pod informer, so that each pod is decoded and kept once. `snapshot` is every
-/// pod when `changes` began; `changes` are the updates after it, in order (an update may
-/// repeat the snapshot's own version of a pod, never an older one).
-pub struct SharedPods {
-    pub snapshot: Vec<Arc<Pod>>,
-    pub changes: futures::stream::BoxStream<'static, PodUpdate>,
+/// A change to a pod in a cache the process keeps anyway.
+pub type PodUpdate = Update<Pod>;
+
+/// Objects from a cache shared with other components. `snapshot` is every object when
+/// `changes` began; `changes` are the updates after it, in order (an update may repeat the
+/// snapshot's own version of an object, never an older one).
+pub struct Shared<K> {
+    pub snapshot: Vec<Arc<K>>,
+    pub changes: futures::stream::BoxStream<'static, Update<K>>,
+}
+
+/// Pods from the controllers' pod informer, so that each pod is decoded and kept once.
+pub type SharedPods = Shared<Pod>;
+
+/// Every kind the scheduler follows, from caches the process keeps warm whether or not this
+/// scheduler leads: `skiff server` hands it the controllers' informers, so that a new lease
+/// term starts scheduling at once, as upstream's kube-scheduler starts its informers before
+/// it competes for the lease.
+pub struct SharedCaches {
+    pub pods: Shared<Pod>,
+    pub nodes: Shared<Node>,
+    pub namespaces: Shared<Namespace>,
+    pub pvcs: Shared<PersistentVolumeClaim>,
+    pub pvs: Shared<PersistentVolume>,
+    pub pdbs: Shared<PodDisruptionBudget>,
 }
 
 /// A watch event of one of the kinds the scheduler follows.
@@ -85,20 +103,50 @@ enum Written {
 
 /// Schedules pods with `spec.schedulerName: default-scheduler` until `cancel` fires.
 pub async fn run(client: kube::Client, cancel: CancellationToken) {
-    run_with_pods(client, None, cancel).await
+    run_with(client, None, cancel).await
 }
 
-/// As [`run`], taking pods from `pods` when given instead of watching them itself.
-pub async fn run_with_pods(
+/// As [`run`], taking every kind from `caches` when given instead of watching them itself.
+pub async fn run_with(
     client: kube::Client,
-    pods: Option<SharedPods>,
+    caches: Option<SharedCaches>,
     cancel: CancellationToken,
 ) {
     let mut tasks = JoinSet::new();
     let (tx, rx) = mpsc::channel(4096);
-    match pods {
-        Some(pods) => {
-            tasks.spawn(forward_shared(pods, tx.clone(), cancel.clone()));
+    match caches {
+        Some(c) => {
+            tasks.spawn(forward_shared(c.pods, tx.clone(), cancel.clone()));
+            tasks.spawn(forward_cache(
+                c.nodes,
+                |e| Watched::Node(Box::new(e)),
+                tx.clone(),
+                cancel.clone(),
+            ));
+            tasks.spawn(forward_cache(
+                c.namespaces,
+                |e| Watched::Namespace(Box::new(e)),
+                tx.clone(),
+                cancel.clone(),
+            ));
+            tasks.spawn(forward_cache(
+                c.pvcs,
+                |e| Watched::Pvc(Box::new(e)),
+                tx.clone(),
+                cancel.clone(),
+            ));
+            tasks.spawn(forward_cache(
+                c.pvs,
+                |e| Watched::Pv(Box::new(e)),
+                tx.clone(),
+                cancel.clone(),
+            ));
+            tasks.spawn(forward_cache(
+                c.pdbs,
+                |e| Watched::Pdb(Box::new(e)),
+                tx,
+                cancel.clone(),
+            ));
         }
         None => {
             tasks.spawn(forward(
@@ -107,38 +155,38 @@ pub async fn run_with_pods(
                 tx.clone(),
                 cancel.clone(),
             ));
+            tasks.spawn(forward(
+                Api::<Node>::all(client.clone()),
+                |e| Watched::Node(Box::new(e)),
+                tx.clone(),
+                cancel.clone(),
+            ));
+            tasks.spawn(forward(
+                Api::<Namespace>::all(client.clone()),
+                |e| Watched::Namespace(Box::new(e)),
+                tx.clone(),
+                cancel.clone(),
+            ));
+            tasks.spawn(forward(
+                Api::<PersistentVolumeClaim>::all(client.clone()),
+                |e| Watched::Pvc(Box::new(e)),
+                tx.clone(),
+                cancel.clone(),
+            ));
+            tasks.spawn(forward(
+                Api::<PersistentVolume>::all(client.clone()),
+                |e| Watched::Pv(Box::new(e)),
+                tx.clone(),
+                cancel.clone(),
+            ));
+            tasks.spawn(forward(
+                Api::<PodDisruptionBudget>::all(client.clone()),
+                |e| Watched::Pdb(Box::new(e)),
+                tx,
+                cancel.clone(),
+            ));
         }
     }
-    tasks.spawn(forward(
-        Api::<Node>::all(client.clone()),
-        |e| Watched::Node(Box::new(e)),
-        tx.clone(),
-        cancel.clone(),
-    ));
-    tasks.spawn(forward(
-        Api::<Namespace>::all(client.clone()),
-        |e| Watched::Namespace(Box::new(e)),
-        tx.clone(),
-        cancel.clone(),
-    ));
-    tasks.spawn(forward(
-        Api::<PersistentVolumeClaim>::all(client.clone()),
-        |e| Watched::Pvc(Box::new(e)),
-        tx.clone(),
-        cancel.clone(),
-    ));
-    tasks.spawn(forward(
-        Api::<PersistentVolume>::all(client.clone()),
-        |e| Watched::Pv(Box::new(e)),
-        tx.clone(),
-        cancel.clone(),
-    ));
-    tasks.spawn(forward(
-        Api::<PodDisruptionBudget>::all(client.clone()),
-        |e| Watched::Pdb(Box::new(e)),
-        tx,
-        cancel.clone(),
-    ));
     let (recorder, event_writer) = Recorder::new(client.clone(), cancel.clone());
     tasks.spawn(event_writer);
     let mut lp = Loop {
@@ -201,13 +249,46 @@ async fn forward<K>(
 }
 
 /// Forwards a shared pod cache's snapshot and changes to the scheduling loop.
-async fn forward_shared(pods: SharedPods, tx: mpsc::Sender<Watched>, cancel: CancellationToken) {
+async fn forward_shared(pods: Shared<Pod>, tx: mpsc::Sender<Watched>, cancel: CancellationToken) {
     if tx.send(Watched::PodSnapshot(pods.snapshot)).await.is_err() {
         return;
     }
     let mut changes = std::pin::pin!(pods.changes.take_until(cancel.cancelled_owned()));
     while let Some(u) = changes.next().await {
         if tx.send(Watched::PodUpdate(u)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Forwards a shared cache of one kind as a watch would: its snapshot as the initial list,
+/// then its changes.
+async fn forward_cache<K: Clone + Send + Sync + 'static>(
+    cache: Shared<K>,
+    wrap: fn(watcher::Event<K>) -> Watched,
+    tx: mpsc::Sender<Watched>,
+    cancel: CancellationToken,
+) {
+    let initial = std::iter::once(watcher::Event::Init)
+        .chain(
+            cache
+                .snapshot
+                .into_iter()
+                .map(|o| watcher::Event::InitApply(Arc::unwrap_or_clone(o))),
+        )
+        .chain(std::iter::once(watcher::Event::InitDone));
+    for e in initial {
+        if tx.send(wrap(e)).await.is_err() {
+            return;
+        }
+    }
+    let mut changes = std::pin::pin!(cache.changes.take_until(cancel.cancelled_owned()));
+    while let Some(u) = changes.next().await {
+        let e = match u {
+            Update::Applied(o) => watcher::Event::Apply(Arc::unwrap_or_clone(o)),
+            Update::Deleted(o) => watcher::Event::Delete(Arc::unwrap_or_clone(o)),
+        };
+        if tx.send(wrap(e)).await.is_err() {
             return;
         }
     }
@@ -714,4 +795,57 @@ fn node_change(old: &Node, new: &Node) -> PluginSet {
         set.insert(Plugin::NodeUnschedulable);
     }
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str) -> Arc<Node> {
+        let mut n = Node::default();
+        n.metadata.name = Some(name.into());
+        Arc::new(n)
+    }
+
+    fn describe(w: Watched) -> String {
+        let Watched::Node(e) = w else {
+            return "not a node event".into();
+        };
+        let name = |n: &Node| n.metadata.name.clone().unwrap_or_default();
+        match *e {
+            watcher::Event::Init => "init".into(),
+            watcher::Event::InitApply(n) => format!("list {}", name(&n)),
+            watcher::Event::InitDone => "listed".into(),
+            watcher::Event::Apply(n) => format!("apply {}", name(&n)),
+            watcher::Event::Delete(n) => format!("delete {}", name(&n)),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shared_cache_arrives_as_a_list_then_its_changes() {
+        let changes =
+            futures::stream::iter(vec![Update::Applied(node("c")), Update::Deleted(node("a"))]);
+        let cache = Shared {
+            snapshot: vec![node("a"), node("b")],
+            changes: Box::pin(changes),
+        };
+        let (tx, mut rx) = mpsc::channel(16);
+        let forwarding = forward_cache(
+            cache,
+            |e| Watched::Node(Box::new(e)),
+            tx,
+            CancellationToken::new(),
+        );
+        tokio::time::timeout(Duration::from_secs(10), forwarding)
+            .await
+            .expect("the changes end, and so does the forwarding");
+        let mut got = Vec::new();
+        while let Ok(w) = rx.try_recv() {
+            got.push(describe(w));
+        }
+        assert_eq!(
+            got,
+            ["init", "list a", "list b", "listed", "apply c", "delete a"]
+        );
+    }
 }

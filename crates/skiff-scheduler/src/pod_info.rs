@@ -134,9 +134,12 @@ impl PodInfo {
             .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
         let labels = pod.metadata.labels.clone().unwrap_or_default();
-        let spec = pod.spec.clone().unwrap_or_default();
-        let requests = resources::pod_requests(&spec, false).map_err(|e| e.to_string());
-        let non_zero = resources::pod_requests(&spec, true)
+        // Read through a second handle, so that `pod` can move into the result.
+        let held = Arc::clone(&pod);
+        let no_spec = k8s_openapi::api::core::v1::PodSpec::default();
+        let spec = held.spec.as_ref().unwrap_or(&no_spec);
+        let requests = resources::pod_requests(spec, false).map_err(|e| e.to_string());
+        let non_zero = resources::pod_requests(spec, true)
             .map(|r| (r.milli_cpu, r.memory))
             .unwrap_or((0, 0));
         let mut host_ports = Vec::new();

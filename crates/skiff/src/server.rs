@@ -268,7 +268,14 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     let scheduler = tokio::spawn({
         let client = client.clone();
         let cancel = cancel.clone();
+        // Started now and kept warm across lease terms, as upstream's kube-scheduler starts
+        // its informers before it competes for the lease.
         let pods = informers.get::<k8s_openapi::api::core::v1::Pod>();
+        let nodes = informers.get::<k8s_openapi::api::core::v1::Node>();
+        let namespaces = informers.get::<k8s_openapi::api::core::v1::Namespace>();
+        let pvcs = informers.get::<k8s_openapi::api::core::v1::PersistentVolumeClaim>();
+        let pvs = informers.get::<k8s_openapi::api::core::v1::PersistentVolume>();
+        let pdbs = informers.get::<k8s_openapi::api::policy::v1::PodDisruptionBudget>();
         async move {
             skiff_controllers::leader::run(
                 client.clone(),
@@ -278,14 +285,31 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
                 cancel,
                 |term| {
                     let client = client.clone();
-                    let pods = pods.clone();
+                    let (pods, nodes, namespaces) =
+                        (pods.clone(), nodes.clone(), namespaces.clone());
+                    let (pvcs, pvs, pdbs) = (pvcs.clone(), pvs.clone(), pdbs.clone());
                     async move {
+                        let synced = async {
+                            pods.synced().await;
+                            nodes.synced().await;
+                            namespaces.synced().await;
+                            pvcs.synced().await;
+                            pvs.synced().await;
+                            pdbs.synced().await;
+                        };
                         tokio::select! {
-                            _ = pods.synced() => {}
+                            _ = synced => {}
                             _ = term.cancelled() => return,
                         }
-                        let pods = shared_pods(&pods);
-                        skiff_scheduler::run_with_pods(client, Some(pods), term).await
+                        let caches = skiff_scheduler::SharedCaches {
+                            pods: shared(&pods),
+                            nodes: shared(&nodes),
+                            namespaces: shared(&namespaces),
+                            pvcs: shared(&pvcs),
+                            pvs: shared(&pvs),
+                            pdbs: shared(&pdbs),
+                        };
+                        skiff_scheduler::run_with(client, Some(caches), term).await
                     }
                 },
             )
@@ -333,21 +357,28 @@ pub async fn shutdown_signal() {
 }
 
 /// The scheduler's view of the shared pod informer.
-fn shared_pods(
-    pods: &skiff_controllers::runtime::Informer<k8s_openapi::api::core::v1::Pod>,
-) -> skiff_scheduler::SharedPods {
+fn shared<K>(informer: &skiff_controllers::runtime::Informer<K>) -> skiff_scheduler::Shared<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     use skiff_controllers::runtime::Change;
-    use skiff_scheduler::PodUpdate;
-    let (snapshot, mut rx) = pods.snapshot_and_subscribe();
+    use skiff_scheduler::Update;
+    let (snapshot, mut rx) = informer.snapshot_and_subscribe();
     let changes = futures::stream::poll_fn(move |cx| {
         rx.poll_recv(cx).map(|c| {
             c.map(|c| match &*c {
-                Change::Applied { new, .. } => PodUpdate::Applied(new.clone()),
-                Change::Deleted(old) => PodUpdate::Deleted(old.clone()),
+                Change::Applied { new, .. } => Update::Applied(new.clone()),
+                Change::Deleted(old) => Update::Deleted(old.clone()),
             })
         })
     });
-    skiff_scheduler::SharedPods {
+    skiff_scheduler::Shared {
         snapshot,
         changes: Box::pin(changes),
     }

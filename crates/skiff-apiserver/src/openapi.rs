@@ -411,6 +411,19 @@ pub fn decode_error(info: &ResourceInfo, obj: &Value) -> Option<String> {
     type_error(table, node, obj, 0).map(TypeMismatch::message)
 }
 
+/// As [`decode_error`] for the object's top-level `member` alone, when the rest of it is
+/// known to be good (a status write that changes nothing else).
+pub fn member_decode_error(info: &ResourceInfo, obj: &Value, member: &str) -> Option<String> {
+    let table = TypeTable::get();
+    let node = table
+        .nodes
+        .get(table.node_of(definition_for(info)?)? as usize)?;
+    let child = node.property(member).or(node.additional)?;
+    let mut e = type_error(table, child, obj.get(member)?, 1)?;
+    e.path.push(format!(".{member}"));
+    Some(e.message())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +450,15 @@ mod tests {
         assert_eq!(
             decode_error(pods(), &json!(["a"])).as_deref(),
             Some("the body must be a JSON object describing a Pod")
+        );
+        let odd_status = json!({"metadata": {"name": "p"}, "status": {"conditions": [{"type": "Ready", "status": true}]}});
+        assert_eq!(
+            member_decode_error(pods(), &odd_status, "status").as_deref(),
+            Some("status.conditions[0].status: expected string, got boolean")
+        );
+        assert_eq!(
+            member_decode_error(pods(), &odd_status, "status"),
+            decode_error(pods(), &odd_status)
         );
         let fine = json!({"metadata": {"name": "p"}, "spec": {"containers": [
             {"name": "c", "image": "i", "resources": {"limits": {"cpu": 1}}}]}});

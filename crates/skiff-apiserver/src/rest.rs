@@ -701,8 +701,19 @@ async fn namespace_usable(server: &ApiServer, ns: &str) -> Result<(), ApiError> 
     }
 }
 
-fn check_type_meta(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
-    if let Some(e) = crate::openapi::decode_error(info, obj) {
+/// Checks the object's types (of `status` alone when `status_only`: the rest is the stored
+/// object's), its apiVersion and kind, and sets them.
+fn check_type_meta(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    status_only: bool,
+) -> Result<(), ApiError> {
+    let error = if status_only {
+        crate::openapi::member_decode_error(info, obj, "status")
+    } else {
+        crate::openapi::decode_error(info, obj)
+    };
+    if let Some(e) = error {
         return Err(ApiError::bad_request(format!(
             "error decoding {}: {e}",
             info.kind
@@ -759,7 +770,7 @@ pub async fn create_object(
     dry_run: bool,
     manager: Option<&str>,
 ) -> Result<Value, ApiError> {
-    check_type_meta(info, &mut obj)?;
+    check_type_meta(info, &mut obj, false)?;
     let body_ns = objects::namespace_of(&obj).map(str::to_string);
     {
         let md = metadata_mut(&mut obj);
@@ -1000,6 +1011,19 @@ fn same_except(a: &Value, b: &Value, skip: &[&str]) -> bool {
             .all(|(k, v)| b.get(k) == Some(v))
 }
 
+/// Whether `new` equals `current` apart from `status` and `metadata.managedFields` (which
+/// `new` has when `current` does).
+fn only_status_differs(current: &Value, new: &Value) -> bool {
+    same_except(current, new, &["metadata", "status"])
+        && match (current.get("metadata"), new.get("metadata")) {
+            (Some(a), Some(b)) => {
+                same_except(a, b, &["managedFields"])
+                    && (a.get("managedFields").is_none() || b.get("managedFields").is_some())
+            }
+            (a, b) => a == b,
+        }
+}
+
 /// Whether `current` (as stored, with its resourceVersion) and `new` (without one) are the
 /// same object: an update that changes nothing is not written.
 fn unchanged(current: &Value, new: &Value) -> bool {
@@ -1022,7 +1046,8 @@ pub async fn write_update(
     mut new: Value,
     dry_run: bool,
 ) -> Result<(StatusCode, Value), ApiError> {
-    check_type_meta(info, &mut new)?;
+    let status_only = subresource == Some("status") && only_status_differs(current, &new);
+    check_type_meta(info, &mut new, status_only)?;
     let current_rev: i64 = current
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
@@ -1055,10 +1080,11 @@ pub async fn write_update(
         ));
     }
     match subresource {
+        // Only status changes; everything else comes from the current object, except the
+        // managedFields that recorded this write (upstream's ResetObjectMetaForStatus keeps
+        // them too). A patch of status alone (a kubelet's) already is that object.
+        Some("status") if status_only => {}
         Some("status") => {
-            // Only status changes; everything else comes from the current object, except the
-            // managedFields that recorded this write (upstream's ResetObjectMetaForStatus
-            // keeps them too).
             let mut status = new.as_object_mut().and_then(|m| m.remove("status"));
             let mut managed = new
                 .get_mut("metadata")

@@ -320,6 +320,63 @@ async fn status_writes_record_their_manager() {
     .expect("test timed out");
 }
 
+/// A status write changes status alone, whether it sends nothing else (as a kubelet does)
+/// or other fields too; a value of the wrong type in status is refused either way.
+#[tokio::test]
+async fn status_writes_change_only_status() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let s = server().await;
+        let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
+        pods.create(&PostParams::default(), &pod("web", json!({"app": "web"})))
+            .await
+            .expect("create pod");
+        let params = PatchParams::default();
+        let only_status = json!({"status": {"phase": "Running", "podIP": "10.42.0.5"}});
+        let written = pods
+            .patch_status("web", &params, &Patch::Merge(&only_status))
+            .await
+            .expect("status patch");
+        assert_eq!(
+            written.status.as_ref().and_then(|st| st.phase.as_deref()),
+            Some("Running")
+        );
+        let mixed = json!({"metadata": {"labels": {"tier": "front"}},
+                           "spec": {"activeDeadlineSeconds": 5},
+                           "status": {"phase": "Succeeded"}});
+        pods.patch_status("web", &params, &Patch::Merge(&mixed))
+            .await
+            .expect("mixed status patch");
+        let got = pods.get("web").await.expect("get pod");
+        assert_eq!(
+            got.status.as_ref().and_then(|st| st.phase.as_deref()),
+            Some("Succeeded")
+        );
+        assert_eq!(
+            got.status.as_ref().and_then(|st| st.pod_ip.as_deref()),
+            Some("10.42.0.5")
+        );
+        assert_eq!(
+            got.metadata.labels.as_ref().and_then(|l| l.get("tier")),
+            None
+        );
+        assert_eq!(
+            got.spec.as_ref().and_then(|sp| sp.active_deadline_seconds),
+            None
+        );
+        for bad in [
+            json!({"status": {"conditions": "ready"}}),
+            json!({"spec": {"activeDeadlineSeconds": "soon"}, "status": {"phase": "Running"}}),
+        ] {
+            match pods.patch_status("web", &params, &Patch::Merge(&bad)).await {
+                Err(kube::Error::Api(e)) => assert_eq!(e.code, 400, "{bad}: {e:?}"),
+                other => panic!("{bad}: want 400, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("test timed out");
+}
+
 /// The server's own components watch without managedFields (none of them reads them); the
 /// rest of each object, and GETs, keep everything.
 #[tokio::test]

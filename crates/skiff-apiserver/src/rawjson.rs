@@ -539,6 +539,12 @@ mod tests {
                    "status": null, "source": {"component": "c", "host": "h"}})
         );
         assert!(decode_paths(b"{\"a\":1} x", &["a"]).is_none());
+        // Keys are compared unescaped, as a decoder would.
+        let escaped = br#"{"meta\u0064ata": {"name": "p", "x": [1, {"}": "]"}]}, "spec": 1}"#;
+        assert_eq!(
+            decode_paths(escaped, &["metadata.name", "spec.nodeName"]),
+            Some(json!({"metadata": {"name": "p"}, "spec": null}))
+        );
     }
 
     #[test]

@@ -768,9 +768,11 @@ async fn write_scheduler_lease(c: &Client, holder: Option<&str>) -> Result<(), S
             200 => {
                 let mut lease: serde_json::Value =
                     serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-                let transitions = lease["spec"]["leaseTransitions"].as_i64().unwrap_or(0);
+                // Taking the lease is a transition; giving it up is not.
+                let transitions = lease["spec"]["leaseTransitions"].as_i64().unwrap_or(0)
+                    + i64::from(holder.is_some());
                 lease["spec"] = spec;
-                lease["spec"]["leaseTransitions"] = serde_json::json!(transitions + 1);
+                lease["spec"]["leaseTransitions"] = serde_json::json!(transitions);
                 c.status(http::Method::PUT, SCHEDULER_LEASE, Some(lease.to_string()))
                     .await?
             }

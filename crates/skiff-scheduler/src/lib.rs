@@ -60,9 +60,6 @@ pub struct Shared<K> {
     pub changes: futures::stream::BoxStream<'static, Update<K>>,
 }
 
-/// Pods from the controllers' pod informer, so that each pod is decoded and kept once.
-pub type SharedPods = Shared<Pod>;
-
 /// Every kind the scheduler follows, from caches the process keeps warm whether or not this
 /// scheduler leads: `skiff server` hands it the controllers' informers, so that a new lease
 /// term starts scheduling at once, as upstream's kube-scheduler starts its informers before

@@ -356,7 +356,7 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// The scheduler's view of the shared pod informer.
+/// The scheduler's view of one of the process's shared informers.
 fn shared<K>(informer: &skiff_controllers::runtime::Informer<K>) -> skiff_scheduler::Shared<K>
 where
     K: kube::Resource<DynamicType = ()>

@@ -250,6 +250,9 @@ struct TypeTable {
 struct TypeNode {
     /// The schema's `type`.
     ty: Option<&'static str>,
+    /// A string that may also be written as a number: a Quantity or an IntOrString, whose
+    /// decoders take both, where a plain string field refuses a number.
+    number_too: bool,
     /// Property names (sorted) and their nodes: smaller than a hash map per schema, and a
     /// binary search over a few dozen names costs about as much as hashing one.
     properties: Box<[(&'static str, u32)]>,
@@ -278,8 +281,12 @@ impl TypeTable {
         let n = self.nodes.len() as u32;
         self.nodes.push(TypeNode::default());
         self.index.insert(at, n);
+        let quantity =
+            skiff_api::openapi::definition("io.k8s.apimachinery.pkg.api.resource.Quantity");
         let mut node = TypeNode {
             ty: schema.get("type").and_then(Value::as_str),
+            number_too: schema.get("format").and_then(Value::as_str) == Some("int-or-string")
+                || quantity.is_some_and(|q| std::ptr::eq(q, schema)),
             ..TypeNode::default()
         };
         if let Some(props) = schema.get("properties").and_then(Value::as_object) {
@@ -336,8 +343,9 @@ fn type_error(table: &TypeTable, node: u32, v: &Value, depth: usize) -> Option<T
     let mismatch = match ty {
         Some("object") => !v.is_object(),
         Some("array") => !v.is_array(),
-        // Quantities and int-or-string are strings in the schema but accept numbers.
-        Some("string") => v.is_object() || v.is_array() || v.is_boolean(),
+        Some("string") => {
+            v.is_object() || v.is_array() || v.is_boolean() || (v.is_number() && !schema.number_too)
+        }
         Some("integer") | Some("number") => !v.is_number(),
         Some("boolean") => !v.is_boolean(),
         _ => false,
@@ -460,6 +468,18 @@ mod tests {
             member_decode_error(pods(), &odd_status, "status"),
             decode_error(pods(), &odd_status)
         );
+        // A number is no string, except for quantities and int-or-string.
+        let env = json!({"metadata": {"name": "p"}, "spec": {"containers": [
+            {"name": "c", "image": "i", "env": [{"name": "N", "value": 1}]}]}});
+        assert_eq!(
+            decode_error(pods(), &env).as_deref(),
+            Some("spec.containers[0].env[0].value: expected string, got number")
+        );
+        let numbers = json!({"metadata": {"name": "p"}, "spec": {"containers": [
+            {"name": "c", "image": "i", "resources": {"requests": {"cpu": 0.5, "memory": 1024}},
+             "ports": [{"containerPort": 80}],
+             "readinessProbe": {"httpGet": {"port": 8080}}}]}});
+        assert_eq!(decode_error(pods(), &numbers), None);
         let fine = json!({"metadata": {"name": "p"}, "spec": {"containers": [
             {"name": "c", "image": "i", "resources": {"limits": {"cpu": 1}}}]}});
         assert_eq!(decode_error(pods(), &fine), None);

@@ -365,6 +365,7 @@ async fn status_writes_change_only_status() {
         );
         for bad in [
             json!({"status": {"conditions": "ready"}}),
+            json!({"status": {"phase": 3}}),
             json!({"spec": {"activeDeadlineSeconds": "soon"}, "status": {"phase": "Running"}}),
         ] {
             match pods.patch_status("web", &params, &Patch::Merge(&bad)).await {

@@ -258,24 +258,29 @@ fn members(json: &[u8], open: usize) -> Option<impl Iterator<Item = Member> + '_
         if json.get(i) == Some(&b',') {
             i = skip_ws(json, i + 1);
         }
-        if json.get(i) != Some(&b'"') {
-            return None;
-        }
-        let start = i;
-        let key_end = skip_string(json, i)?;
-        let colon = skip_ws(json, key_end);
-        if json.get(colon) != Some(&b':') {
-            return None;
-        }
-        let value_start = skip_ws(json, colon + 1);
-        let value_end = skip_value(json, value_start)?;
-        i = value_end;
-        Some(Member {
-            start,
-            key: start + 1..key_end - 1,
-            value: value_start..value_end,
-        })
+        let m = member_at(json, i)?;
+        i = m.value.end;
+        Some(m)
     }))
+}
+
+/// The member whose key's opening quote is at `i`.
+fn member_at(json: &[u8], i: usize) -> Option<Member> {
+    if json.get(i) != Some(&b'"') {
+        return None;
+    }
+    let key_end = skip_string(json, i)?;
+    let colon = skip_ws(json, key_end);
+    if json.get(colon) != Some(&b':') {
+        return None;
+    }
+    let value_start = skip_ws(json, colon + 1);
+    let value_end = skip_value(json, value_start)?;
+    Some(Member {
+        start: i,
+        key: i + 1..key_end - 1,
+        value: value_start..value_end,
+    })
 }
 
 /// Every member of the object whose `{` is at `open`, and where the object ends (just past
@@ -290,23 +295,9 @@ fn all_members(json: &[u8], open: usize) -> Option<(Vec<Member>, usize)> {
         return Some((out, i + 1));
     }
     loop {
-        if json.get(i) != Some(&b'"') {
-            return None;
-        }
-        let start = i;
-        let key_end = skip_string(json, i)?;
-        let colon = skip_ws(json, key_end);
-        if json.get(colon) != Some(&b':') {
-            return None;
-        }
-        let value_start = skip_ws(json, colon + 1);
-        let value_end = skip_value(json, value_start)?;
-        out.push(Member {
-            start,
-            key: start + 1..key_end - 1,
-            value: value_start..value_end,
-        });
-        i = skip_ws(json, value_end);
+        let m = member_at(json, i)?;
+        i = skip_ws(json, m.value.end);
+        out.push(m);
         match json.get(i) {
             Some(b',') => i = skip_ws(json, i + 1),
             Some(b'}') => return Some((out, i + 1)),

@@ -111,79 +111,33 @@ pub async fn run_with(
 ) {
     let mut tasks = JoinSet::new();
     let (tx, rx) = mpsc::channel(4096);
-    match caches {
-        Some(c) => {
-            tasks.spawn(forward_shared(c.pods, tx.clone(), cancel.clone()));
-            tasks.spawn(forward_cache(
-                c.nodes,
-                |e| Watched::Node(Box::new(e)),
-                tx.clone(),
-                cancel.clone(),
-            ));
-            tasks.spawn(forward_cache(
-                c.namespaces,
-                |e| Watched::Namespace(Box::new(e)),
-                tx.clone(),
-                cancel.clone(),
-            ));
-            tasks.spawn(forward_cache(
-                c.pvcs,
-                |e| Watched::Pvc(Box::new(e)),
-                tx.clone(),
-                cancel.clone(),
-            ));
-            tasks.spawn(forward_cache(
-                c.pvs,
-                |e| Watched::Pv(Box::new(e)),
-                tx.clone(),
-                cancel.clone(),
-            ));
-            tasks.spawn(forward_cache(
-                c.pdbs,
-                |e| Watched::Pdb(Box::new(e)),
-                tx,
-                cancel.clone(),
-            ));
-        }
-        None => {
-            tasks.spawn(forward(
-                Api::<Pod>::all(client.clone()),
-                |e| Watched::Pod(Box::new(e)),
-                tx.clone(),
-                cancel.clone(),
-            ));
-            tasks.spawn(forward(
-                Api::<Node>::all(client.clone()),
-                |e| Watched::Node(Box::new(e)),
-                tx.clone(),
-                cancel.clone(),
-            ));
-            tasks.spawn(forward(
-                Api::<Namespace>::all(client.clone()),
-                |e| Watched::Namespace(Box::new(e)),
-                tx.clone(),
-                cancel.clone(),
-            ));
-            tasks.spawn(forward(
-                Api::<PersistentVolumeClaim>::all(client.clone()),
-                |e| Watched::Pvc(Box::new(e)),
-                tx.clone(),
-                cancel.clone(),
-            ));
-            tasks.spawn(forward(
-                Api::<PersistentVolume>::all(client.clone()),
-                |e| Watched::Pv(Box::new(e)),
-                tx.clone(),
-                cancel.clone(),
-            ));
-            tasks.spawn(forward(
-                Api::<PodDisruptionBudget>::all(client.clone()),
-                |e| Watched::Pdb(Box::new(e)),
-                tx,
-                cancel.clone(),
-            ));
-        }
-    }
+    let (pods, nodes, namespaces, pvcs, pvs, pdbs) = match caches {
+        Some(c) => (
+            Some(c.pods),
+            Some(c.nodes),
+            Some(c.namespaces),
+            Some(c.pvcs),
+            Some(c.pvs),
+            Some(c.pdbs),
+        ),
+        None => (None, None, None, None, None, None),
+    };
+    match pods {
+        Some(pods) => tasks.spawn(forward_shared(pods, tx.clone(), cancel.clone())),
+        None => tasks.spawn(forward(
+            Api::<Pod>::all(client.clone()),
+            |e| Watched::Pod(Box::new(e)),
+            tx.clone(),
+            cancel.clone(),
+        )),
+    };
+    let c = (&client, &tx, &cancel);
+    tasks.spawn(follow(nodes, c, |e| Watched::Node(Box::new(e))));
+    tasks.spawn(follow(namespaces, c, |e| Watched::Namespace(Box::new(e))));
+    tasks.spawn(follow(pvcs, c, |e| Watched::Pvc(Box::new(e))));
+    tasks.spawn(follow(pvs, c, |e| Watched::Pv(Box::new(e))));
+    tasks.spawn(follow(pdbs, c, |e| Watched::Pdb(Box::new(e))));
+    drop(tx);
     let (recorder, event_writer) = Recorder::new(client.clone(), cancel.clone());
     tasks.spawn(event_writer);
     let mut lp = Loop {
@@ -255,6 +209,32 @@ async fn forward_shared(pods: Shared<Pod>, tx: mpsc::Sender<Watched>, cancel: Ca
         if tx.send(Watched::PodUpdate(u)).await.is_err() {
             return;
         }
+    }
+}
+
+/// Follows one kind: from `cache` when there is one, else through a watch of its own.
+fn follow<K>(
+    cache: Option<Shared<K>>,
+    (client, tx, cancel): (&kube::Client, &mpsc::Sender<Watched>, &CancellationToken),
+    wrap: fn(watcher::Event<K>) -> Watched,
+) -> futures::future::BoxFuture<'static, ()>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    match cache {
+        Some(cache) => Box::pin(forward_cache(cache, wrap, tx.clone(), cancel.clone())),
+        None => Box::pin(forward(
+            Api::<K>::all(client.clone()),
+            wrap,
+            tx.clone(),
+            cancel.clone(),
+        )),
     }
 }
 

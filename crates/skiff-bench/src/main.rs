@@ -23,6 +23,8 @@ struct Args {
     quick: bool,
     /// Run only the create-throughput scenario against a server that stays up (for profiling).
     creates_only: bool,
+    /// With --creates-only: this many creates in the 16-client run (default 16,000; 4,000 with --quick).
+    creates: Option<usize>,
     /// Run only this many pod status merge patches (a kubelet's writes) over 16 connections.
     status_patches: Option<usize>,
     /// Run only the scheduler scenario: `nodes` Node objects, then `pods` pods.
@@ -52,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
         etcd: PathBuf::from("/usr/bin/etcd"),
         quick: false,
         creates_only: false,
+        creates: None,
         status_patches: None,
         scheduler: false,
         deployment_1000: false,
@@ -75,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
             "--etcd" => args.etcd = it.next().ok_or("--etcd needs a path")?.into(),
             "--quick" => args.quick = true,
             "--creates-only" => args.creates_only = true,
+            "--creates" => args.creates = Some(count(it.next(), "--creates")?),
             "--status-patches" => {
                 args.status_patches = Some(count(it.next(), "--status-patches")?);
             }
@@ -87,7 +91,7 @@ fn parse_args() -> Result<Args, String> {
             "--nodes" => args.nodes = Some(count(it.next(), "--nodes")?),
             "--pods" => args.pods = Some(count(it.next(), "--pods")?),
             "-h" | "--help" => {
-                return Err("usage: skiff-bench [--skiff PATH] [--etcd PATH] [--quick] [--scheduler [--backlog] [--hollow] [--nodes N] [--pods M]] [--deployment-1000] [--scale [--nodes N] [--pods M]] [--watch-only WATCHERS] [--status-patches N]".into());
+                return Err("usage: skiff-bench [--skiff PATH] [--etcd PATH] [--quick] [--creates-only [--creates N]] [--scheduler [--backlog] [--hollow] [--nodes N] [--pods M]] [--deployment-1000] [--scale [--nodes N] [--pods M]] [--watch-only WATCHERS] [--status-patches N]".into());
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -304,20 +308,25 @@ impl Load {
     }
 }
 
+/// `clients` concurrent clients, each creating `per_client` ConfigMaps one after another,
+/// over `conns` HTTP/2 connections (client `c` uses connection `c % conns`; client-go
+/// shares one connection among all its goroutines).
 async fn skiff_creates(
     server: &Server,
     clients: usize,
+    conns: usize,
     per_client: usize,
     tag: &str,
 ) -> Result<Load, String> {
-    let mut conns = Vec::new();
-    for _ in 0..clients {
-        conns.push(Arc::new(server.client().await?));
+    let mut shared = Vec::new();
+    for _ in 0..conns.clamp(1, clients) {
+        shared.push(Arc::new(server.client().await?));
     }
     let cpu = CpuMeter::start(server.proc.0.id());
     let t0 = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for (c, conn) in conns.into_iter().enumerate() {
+    for c in 0..clients {
+        let conn = shared[c % shared.len()].clone();
         let tag = tag.to_string();
         tasks.spawn(async move {
             let mut lat = Vec::with_capacity(per_client);
@@ -439,7 +448,14 @@ async fn status_patches(bin: &Path, n: usize) -> Result<String, String> {
     ))
 }
 
-async fn etcd_puts(etcd: &Path, clients: usize, per_client: usize) -> Result<Load, String> {
+/// The etcd counterpart of `skiff_creates`: `clients` clients putting over `conns` gRPC
+/// connections.
+async fn etcd_puts(
+    etcd: &Path,
+    clients: usize,
+    conns: usize,
+    per_client: usize,
+) -> Result<Load, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (cport, pport) = (free_port(), free_port());
     let etcd_proc = Proc(
@@ -476,15 +492,20 @@ async fn etcd_puts(etcd: &Path, clients: usize, per_client: usize) -> Result<Loa
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let mut shared = Vec::new();
+    for _ in 0..conns.clamp(1, clients) {
+        shared.push(
+            etcd_client::Client::connect([endpoint.as_str()], None)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
     let mut tasks = tokio::task::JoinSet::new();
     let cpu = CpuMeter::start(etcd_proc.0.id());
     let t0 = Instant::now();
     for c in 0..clients {
-        let endpoint = endpoint.clone();
+        let mut client = shared[c % shared.len()].clone();
         tasks.spawn(async move {
-            let mut client = etcd_client::Client::connect([endpoint.as_str()], None)
-                .await
-                .map_err(|e| e.to_string())?;
             let mut lat = Vec::with_capacity(per_client);
             // The same value size as a stored ConfigMap, roughly.
             let value = vec![b'x'; 200];
@@ -1195,27 +1216,34 @@ async fn run(args: Args) -> Result<String, String> {
     if args.creates_only {
         let s = start_skiff(&args.skiff).await?;
         eprintln!("skiff server pid {}", s.proc.0.id());
-        let line = |who: &str, clients: usize, l: &Load| {
+        let line = |who: &str, clients: usize, conns: usize, l: &Load| {
             let (server, client) = l.cpu_us();
             format!(
-                "{who}, {clients} client(s): {:.0}/s p50 {:.2} ms p99 {:.2} ms; CPU per op: server {server:.0} us, load generator {client:.0} us\n",
+                "{who}, {clients} client(s) over {conns} connection(s): {:.0}/s p50 {:.2} ms p99 {:.2} ms; CPU per op: server {server:.0} us, load generator {client:.0} us\n",
                 l.rate(),
                 l.p(0.5),
                 l.p(0.99)
             )
         };
-        let one = skiff_creates(&s, 1, 500 * scale, "one").await?;
-        out.push_str(&line("skiff create", 1, &one));
-        let many = skiff_creates(&s, 16, 250 * scale, "many").await?;
-        out.push_str(&line("skiff create", 16, &many));
+        let one = skiff_creates(&s, 1, 1, 500 * scale, "one").await?;
+        out.push_str(&line("skiff create", 1, 1, &one));
+        let per_client = args.creates.map_or(250 * scale, |n| n.div_ceil(16));
+        eprintln!("16 clients: {} creates", 16 * per_client);
+        let many = skiff_creates(&s, 16, 16, per_client, "many").await?;
+        out.push_str(&line("skiff create", 16, 16, &many));
+        let shared = skiff_creates(&s, 16, 1, 250 * scale, "shared").await?;
+        out.push_str(&line("skiff create", 16, 1, &shared));
         drop(s);
-        let e_one = etcd_puts(&args.etcd, 1, 500 * scale).await?;
-        out.push_str(&line("etcd put", 1, &e_one));
-        let e_many = etcd_puts(&args.etcd, 16, 250 * scale).await?;
-        out.push_str(&line("etcd put", 16, &e_many));
+        let e_one = etcd_puts(&args.etcd, 1, 1, 500 * scale).await?;
+        out.push_str(&line("etcd put", 1, 1, &e_one));
+        let e_many = etcd_puts(&args.etcd, 16, 16, 250 * scale).await?;
+        out.push_str(&line("etcd put", 16, 16, &e_many));
+        let e_shared = etcd_puts(&args.etcd, 16, 1, 250 * scale).await?;
+        out.push_str(&line("etcd put", 16, 1, &e_shared));
         out.push_str(&format!(
-            "16 clients: skiff/etcd = {:.2}\n",
-            many.rate() / e_many.rate()
+            "16 clients: skiff/etcd = {:.2} over 16 connections, {:.2} over one\n",
+            many.rate() / e_many.rate(),
+            shared.rate() / e_shared.rate()
         ));
         return Ok(out);
     }
@@ -1236,10 +1264,10 @@ async fn run(args: Args) -> Result<String, String> {
     ));
     out.push_str(&format!("| idle RSS, server --no-agent | {idle:.1} MB | k3s server 1,428 MB | ≤ 60 MB (with agent) |\n"));
 
-    let one = skiff_creates(&s, 1, 500 * scale, "one").await?;
-    let many = skiff_creates(&s, 16, 250 * scale, "many").await?;
-    let e_one = etcd_puts(&args.etcd, 1, 500 * scale).await?;
-    let e_many = etcd_puts(&args.etcd, 16, 250 * scale).await?;
+    let one = skiff_creates(&s, 1, 1, 500 * scale, "one").await?;
+    let many = skiff_creates(&s, 16, 16, 250 * scale, "many").await?;
+    let e_one = etcd_puts(&args.etcd, 1, 1, 500 * scale).await?;
+    let e_many = etcd_puts(&args.etcd, 16, 16, 250 * scale).await?;
     out.push_str(&format!("| durable creates/s, 1 client (HTTPS) | {:.0}/s, p50 {:.2} ms, p99 {:.2} ms | etcd put {:.0}/s, p50 {:.2} ms, p99 {:.2} ms | p99 ≤ 2 ms |\n", one.rate(), one.p(0.5), one.p(0.99), e_one.rate(), e_one.p(0.5), e_one.p(0.99)));
     out.push_str(&format!("| durable creates/s, 16 clients (HTTPS) | {:.0}/s, p50 {:.2} ms, p99 {:.2} ms | etcd put {:.0}/s, p50 {:.2} ms, p99 {:.2} ms | ≥ 3 × etcd ({:.1} ×) |\n", many.rate(), many.p(0.5), many.p(0.99), e_many.rate(), e_many.p(0.5), e_many.p(0.99), many.rate() / e_many.rate()));
 

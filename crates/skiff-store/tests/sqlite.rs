@@ -169,3 +169,33 @@ async fn reopen_keeps_data_revision_and_compaction() {
     .await
     .expect("test timed out");
 }
+
+/// The store keeps its revision in the newest row; when compaction removes that row (a
+/// tombstone), the revision must survive it, in the open store and after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revision_survives_compacting_the_newest_row() {
+    tokio::time::timeout(common::TEST_TIMEOUT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open(&dir).await;
+        store.create("/a", Bytes::from_static(b"a")).await.unwrap();
+        store.create("/b", Bytes::from_static(b"b")).await.unwrap();
+        let deleted = store.delete("/b", None).await.unwrap().mod_revision;
+        store.compact(deleted).await.unwrap();
+        let listed = store.range("/", None, 0, 0).await.unwrap();
+        assert_eq!(listed.revision, deleted);
+        assert_eq!(listed.kvs.len(), 1);
+        drop(store);
+
+        let (store, _) = open(&dir).await;
+        assert_eq!(store.current_revision().await.unwrap(), deleted);
+        assert_eq!(store.compacted_revision().await.unwrap(), deleted);
+        assert_eq!(store.range("/", None, 0, 0).await.unwrap().revision, deleted);
+        assert_eq!(
+            store.create("/c", Bytes::new()).await.unwrap(),
+            deleted + 1,
+            "a revision is never handed out twice"
+        );
+    })
+    .await
+    .expect("test timed out");
+}

@@ -80,20 +80,23 @@ pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// The store's current and compacted revision as seen by `tx`'s snapshot.
+///
+/// Every write inserts the row of its revision, so the current revision is the newest
+/// row's id; `meta` only remembers it across a compaction that removed the newest rows
+/// (tombstones), which is when the writer updates `meta`. Commits do not touch `meta`:
+/// one page less in the log per commit.
 pub(super) fn read_meta(tx: &Transaction<'_>) -> rusqlite::Result<(Revision, Revision)> {
-    let mut stmt =
-        tx.prepare_cached("SELECT name, value FROM meta WHERE name IN ('revision', 'compacted')")?;
-    let mut rows = stmt.query([])?;
-    let (mut revision, mut compacted) = (1, 0);
-    while let Some(row) = rows.next()? {
-        let name: String = row.get(0)?;
-        let value: i64 = row.get(1)?;
-        match name.as_str() {
-            "revision" => revision = value,
-            _ => compacted = value,
-        }
-    }
-    Ok((revision, compacted))
+    let mut stmt = tx.prepare_cached(
+        "SELECT max((SELECT value FROM meta WHERE name = 'revision'),
+                    coalesce((SELECT max(id) FROM kv), 0)),
+                (SELECT value FROM meta WHERE name = 'compacted')",
+    )?;
+    stmt.query_row([], |row| {
+        Ok((
+            row.get::<_, Option<i64>>(0)?.unwrap_or(1),
+            row.get::<_, Option<i64>>(1)?.unwrap_or(0),
+        ))
+    })
 }
 
 /// The key's current value, if it exists.

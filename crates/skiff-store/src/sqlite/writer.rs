@@ -215,13 +215,7 @@ impl Writer {
                 return Err((error, pending));
             }
         }
-        let commit = tx
-            .prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'revision'")
-            .and_then(|mut s| s.execute([self.revisions.current]))
-            .and_then(|_| tx.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'compacted'"))
-            .and_then(|mut s| s.execute([self.revisions.compacted]))
-            .and_then(|_| tx.commit());
-        match commit {
+        match tx.commit() {
             Ok(()) => Ok(pending),
             Err(error) => Err((error, pending)),
         }
@@ -446,6 +440,15 @@ impl Revisions {
         tx.execute(
             "DELETE FROM kv WHERE id > ?1 AND id <= ?2 AND deleted = 1",
             params![self.compacted, revision],
+        )?;
+        // The newest rows may have been tombstones: `meta` keeps the revision (read_meta).
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'revision'",
+            [self.current],
+        )?;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'compacted'",
+            [revision],
         )?;
         self.compacted = revision;
         Ok(Ok(()))

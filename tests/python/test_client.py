@@ -1,7 +1,8 @@
 """The official Python `kubernetes` client against a `skiff server --no-agent` it starts itself.
 
 Covers CRUD of ConfigMaps, Deployments and Services (with 404 and 409 errors), list with
-limit/continue, watch from a resourceVersion, and `utils.create_from_yaml`.
+limit/continue, watch from a resourceVersion, `utils.create_from_yaml`, and the access and
+token reviews.
 """
 
 import os
@@ -397,3 +398,52 @@ def test_create_from_yaml(api_client, namespace, tmp_path):
     with pytest.raises(utils.FailToCreateError) as err:
         utils.create_from_yaml(api_client, str(path), namespace=namespace)
     assert sorted(e.status for e in err.value.api_exceptions) == [409, 409, 409]
+
+
+def test_access_and_token_reviews(api_client, namespace):
+    """Reviews are answered, not stored: SubjectAccessReview, LocalSubjectAccessReview and
+    TokenReview through the client's typed APIs, with upstream's validation errors."""
+    authz = client.AuthorizationV1Api(api_client)
+    attrs = client.V1ResourceAttributes(verb="list", resource="pods", namespace=namespace)
+    admin = authz.create_subject_access_review(
+        client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user="alice", groups=["system:masters"], resource_attributes=attrs
+            )
+        ),
+        _request_timeout=TIMEOUT,
+    )
+    assert admin.status.allowed is True
+    alice = authz.create_namespaced_local_subject_access_review(
+        namespace,
+        client.V1LocalSubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(user="alice", resource_attributes=attrs)
+        ),
+        _request_timeout=TIMEOUT,
+    )
+    assert alice.status.allowed is False
+    assert alice.metadata.namespace == namespace
+    # Neither user nor groups: 422 with upstream's cause.
+    code = status_of(
+        authz.create_subject_access_review,
+        client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(resource_attributes=attrs)
+        ),
+    )
+    assert code == 422
+
+    authn = client.AuthenticationV1Api(api_client)
+    token = api_client.configuration.api_key["BearerToken"].split(" ", 1)[1]
+    mine = authn.create_token_review(
+        client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token)),
+        _request_timeout=TIMEOUT,
+    )
+    assert mine.status.authenticated is True
+    assert mine.status.user.username == "system:admin"
+    assert "system:masters" in mine.status.user.groups
+    bogus = authn.create_token_review(
+        client.V1TokenReview(spec=client.V1TokenReviewSpec(token="not-a-token")),
+        _request_timeout=TIMEOUT,
+    )
+    assert not bogus.status.authenticated
+    assert bogus.status.error

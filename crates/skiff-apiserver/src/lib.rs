@@ -2,6 +2,7 @@
 //! authn → authz → admission chain in front of the store.
 
 pub mod alloc;
+pub mod authz;
 pub mod cache;
 mod cork;
 pub mod crd;
@@ -17,6 +18,7 @@ pub mod pods;
 mod rawjson;
 pub mod request;
 pub mod rest;
+pub mod reviews;
 pub mod server;
 pub mod structural;
 pub mod table;

@@ -138,7 +138,7 @@ async fn serve_resource(
     r: ResourceRequest,
     req: Request<Body>,
     q: Query,
-    _user: User,
+    user: User,
     accept: &str,
 ) -> Result<Response<Body>, ApiError> {
     let info = r.info;
@@ -170,6 +170,15 @@ async fn serve_resource(
                 .to_string();
             let out = crate::pods::bind(server, ns, &pod, &binding, q.dry_run()?).await?;
             Ok(json_response(StatusCode::CREATED, &out))
+        }
+        (&Method::POST, None, None) if crate::reviews::is_review(info) => {
+            let body = read_body(req).await?;
+            let obj = objects::parse_body(&body.0, &body.1)?;
+            q.dry_run()?;
+            let mut obj = check_field_validation(&server.resources, info, obj, &q)?;
+            check_type_meta(info, &mut obj, false)?;
+            let answer = crate::reviews::create(server, info, ns, obj, &user)?;
+            Ok(json_response(StatusCode::CREATED, &answer))
         }
         (&Method::POST, None, None) if verb_allowed("create") => {
             let body = read_body(req).await?;

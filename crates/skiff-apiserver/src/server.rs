@@ -25,6 +25,10 @@ pub struct Config {
     pub node_token: String,
 }
 
+/// The audience of skiff's API, as upstream's default `--api-audiences` (the service
+/// account issuer).
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
+
 /// Who made a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -158,6 +162,24 @@ impl ApiServer {
         ))
     }
 
+    /// The user a bearer token belongs to: the admin's or the nodes' token.
+    pub fn authenticate_token(&self, token: &str) -> Option<User> {
+        if constant_time_eq(token, &self.config.admin_token) {
+            Some(User {
+                name: "system:admin".into(),
+                groups: vec!["system:masters".into(), "system:authenticated".into()],
+            })
+        } else if constant_time_eq(token, &self.config.node_token) {
+            Some(User {
+                name: "system:node".into(),
+                groups: vec!["system:nodes".into(), "system:authenticated".into()],
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Who sent the request, then whom it acts as (`Impersonate-*` headers).
     fn authenticate(&self, req: &Request<Body>) -> Result<User, ApiError> {
         if req.extensions().get::<Remote>().is_none() {
             return Ok(User {
@@ -171,32 +193,28 @@ impl ApiServer {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        match token {
-            Some(t) if constant_time_eq(t, &self.config.admin_token) => Ok(User {
-                name: "system:admin".into(),
-                groups: vec!["system:masters".into(), "system:authenticated".into()],
-            }),
-            Some(t) if constant_time_eq(t, &self.config.node_token) => Ok(User {
-                name: "system:node".into(),
-                groups: vec!["system:nodes".into(), "system:authenticated".into()],
-            }),
-            _ => Err(ApiError::unauthorized()),
-        }
+        let user = token
+            .and_then(|t| self.authenticate_token(t))
+            .ok_or_else(ApiError::unauthorized)?;
+        crate::authz::impersonate(req.headers(), user)
     }
 
-    /// The authorizer: until RBAC lands, cluster admins and nodes may do everything, no one else anything.
-    fn authorize(&self, user: &User, path: &str) -> Result<(), ApiError> {
-        if user
-            .groups
-            .iter()
-            .any(|g| g == "system:masters" || g == "system:nodes")
-        {
+    /// The authorizer (see `authz`): admins and nodes need no attributes.
+    fn authorize(&self, user: &User, route: &Route, req: &Request<Body>) -> Result<(), ApiError> {
+        if crate::authz::privileged(user) {
             return Ok(());
         }
-        Err(ApiError::forbidden(format!(
-            "User \"{}\" cannot access path \"{path}\"",
-            user.name
-        )))
+        let attrs = match route {
+            Route::Resource(r) => {
+                crate::authz::resource_attributes(r, req.method(), &Query::parse(req.uri().query()))
+            }
+            _ => crate::authz::path_attributes(req.uri().path(), req.method()),
+        };
+        if crate::authz::authorize(user, &attrs).allowed {
+            Ok(())
+        } else {
+            Err(crate::authz::forbidden(user, &attrs))
+        }
     }
 
     async fn handle(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
@@ -221,7 +239,7 @@ impl ApiServer {
             Route::Health(_) | Route::CaCerts => None,
             _ => Some(
                 self.authenticate(&req)
-                    .and_then(|u| self.authorize(&u, &path).map(|_| u)),
+                    .and_then(|u| self.authorize(&u, &route, &req).map(|_| u)),
             ),
         };
         // Requests answered without reading their body still get it drained, so HTTP/2 clients

@@ -189,7 +189,10 @@ async fn revision_survives_compacting_the_newest_row() {
         let (store, _) = open(&dir).await;
         assert_eq!(store.current_revision().await.unwrap(), deleted);
         assert_eq!(store.compacted_revision().await.unwrap(), deleted);
-        assert_eq!(store.range("/", None, 0, 0).await.unwrap().revision, deleted);
+        assert_eq!(
+            store.range("/", None, 0, 0).await.unwrap().revision,
+            deleted
+        );
         assert_eq!(
             store.create("/c", Bytes::new()).await.unwrap(),
             deleted + 1,

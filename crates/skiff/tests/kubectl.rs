@@ -2,7 +2,7 @@
 //! the seeds' manifests and one of every common kind through apply, get, watch, describe,
 //! label, annotate, scale, explain, diff and the three delete propagation policies.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use skiff_testkit::{TestServer, kubectl_120, kubectl_135};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -1339,6 +1339,60 @@ fn delete_with_propagation(k: &Kubectl) {
     k.exits(1, &["get", "configmap", "in-staging", "-n", "staging"]);
 }
 
+/// `kubectl auth can-i` and `auth whoami` send review objects; `--as` impersonates. Under
+/// the admin-only policy the admin may do everything and anyone else only the basics.
+fn auth_reviews_and_impersonation(k: &Kubectl) {
+    assert_eq!(k.ok(&["auth", "can-i", "create", "pods"]).trim(), "yes");
+    assert_eq!(
+        k.ok(&["auth", "can-i", "*", "*", "--all-namespaces"])
+            .trim(),
+        "yes"
+    );
+    let out = k.exits(1, &["auth", "can-i", "get", "pods", "--as=alice"]);
+    assert_eq!(text(&out.stdout).trim(), "no");
+    let yes = [
+        "auth",
+        "can-i",
+        "delete",
+        "nodes",
+        "--as=alice",
+        "--as-group=system:masters",
+    ];
+    assert_eq!(k.ok(&yes).trim(), "yes");
+    let out = k.exits(1, &["get", "pods", "--as=alice"]);
+    assert!(
+        text(&out.stderr).contains(
+            "pods is forbidden: User \"alice\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+        ),
+        "{}",
+        k.describe(&["get", "pods", "--as=alice"], &out)
+    );
+    let admin = k.ok(&["auth", "can-i", "--list"]);
+    assert!(
+        admin.lines().map(squash).any(|l| l == "*.* [] [] [*]"),
+        "{admin}"
+    );
+    let bob = k.ok(&["auth", "can-i", "--list", "--as=bob"]);
+    assert!(
+        bob.lines()
+            .map(squash)
+            .any(|l| l == "selfsubjectaccessreviews.authorization.k8s.io [] [] [create]"),
+        "{bob}"
+    );
+    assert!(!bob.contains("*.*"), "{bob}");
+    // The reviews are answered, never stored.
+    k.exits(1, &["get", "selfsubjectaccessreviews"]);
+    if k.version == Version::V135 {
+        let me = k.json(&["auth", "whoami"]);
+        assert_eq!(me["status"]["userInfo"]["username"], "system:admin");
+        let alice = k.json(&["auth", "whoami", "--as=alice", "--as-group=devs"]);
+        assert_eq!(
+            alice["status"]["userInfo"]["groups"],
+            json!(["devs", "system:authenticated"])
+        );
+    }
+}
+
 fn exercise(bin: PathBuf, version: Version) {
     let k = Kubectl::start(bin, version);
     api_resources(&k);
@@ -1355,6 +1409,7 @@ fn exercise(bin: PathBuf, version: Version) {
     explain(&k);
     diff(&k);
     delete_with_propagation(&k);
+    auth_reviews_and_impersonation(&k);
 }
 
 #[test]

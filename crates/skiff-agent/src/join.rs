@@ -280,6 +280,11 @@ pub fn client(server: &str, ca_pem: &str, token: &JoinToken) -> Result<kube::Cli
     let mut config = kube::Config::new(url);
     config.root_cert = Some(roots);
     config.auth_info.token = Some(token.bearer.clone().into());
+    // The agent is the node's kubelet: its writes are managed by "kubelet", as upstream's.
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static("kubelet/v1.35.0 (linux/amd64) skiff"),
+    ));
     kube::Client::try_from(config).map_err(JoinError::Client)
 }
 

@@ -152,6 +152,21 @@ impl ApiServer {
         })
     }
 
+    /// The router for an in-process component: its requests carry `agent` as their
+    /// user agent unless they name one, so its writes are managed by the component's name
+    /// (`kube-scheduler`, `kube-controller-manager`), as upstream's components' are.
+    pub fn router_as(self: &Arc<Self>, agent: &'static str) -> axum::Router {
+        let state = self.clone();
+        axum::Router::new().fallback(move |mut req: Request<Body>| {
+            let state = state.clone();
+            if !req.headers().contains_key(header::USER_AGENT) {
+                req.headers_mut()
+                    .insert(header::USER_AGENT, http::HeaderValue::from_static(agent));
+            }
+            async move { state.handle(req).await }
+        })
+    }
+
     /// Starts deleting events `ttl` after their last write (upstream's `--event-ttl`).
     pub fn start_event_expiry(&self, ttl: std::time::Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(crate::ttl::run(

@@ -242,7 +242,14 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     // Co-located controllers are API clients over the router, in process. Of the servers
     // sharing a datastore, only the holder of the controller lease runs them.
     let identity = format!("{host}_{}", uuid::Uuid::new_v4());
-    let client = kube::Client::new(api.router(), "default");
+    let client = kube::Client::new(
+        api.router_as("kube-controller-manager/v1.35.0 (linux/amd64) skiff"),
+        "default",
+    );
+    let scheduler_client = kube::Client::new(
+        api.router_as("kube-scheduler/v1.35.0 (linux/amd64) skiff"),
+        "default",
+    );
     // One set of informers for the process, so that the scheduler and the controllers keep one
     // copy of each pod between them, and a new lease term starts from warm caches.
     let informers = skiff_controllers::runtime::Informers::new(client.clone(), cancel.clone());
@@ -266,7 +273,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     // The scheduler is an API client over the router too; of several servers, only the holder
     // of the scheduler lease schedules.
     let scheduler = tokio::spawn({
-        let client = client.clone();
+        let client = scheduler_client;
         let cancel = cancel.clone();
         // Started now and kept warm across lease terms, as upstream's kube-scheduler starts
         // its informers before it competes for the lease.

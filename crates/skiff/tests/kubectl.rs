@@ -1339,6 +1339,43 @@ fn delete_with_propagation(k: &Kubectl) {
     k.exits(1, &["get", "configmap", "in-staging", "-n", "staging"]);
 }
 
+/// The in-process scheduler and controllers write under their upstream names, so that
+/// managedFields (and apply conflicts) name `kube-scheduler` and `kube-controller-manager`.
+fn components_manage_their_writes(k: &Kubectl) {
+    let managers = |v: &Value| -> Vec<(String, String)> {
+        v["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                let field = |f: &str| m[f].as_str().unwrap_or("").to_string();
+                (field("manager"), field("subresource"))
+            })
+            .collect()
+    };
+    let shown = |args: &[&'static str]| {
+        let mut all = args.to_vec();
+        if k.version == Version::V135 {
+            all.push("--show-managed-fields");
+        }
+        all
+    };
+    let scheduled = ("kube-scheduler".to_string(), "status".to_string());
+    wait_until(
+        k,
+        "the scheduler's status write on pod/quote-store",
+        &shown(&["get", "pod", "quote-store"]),
+        |v| managers(v).contains(&scheduled),
+    );
+    let rolled = ("kube-controller-manager".to_string(), "status".to_string());
+    wait_until(
+        k,
+        "the deployment controller's status write",
+        &shown(&["get", "deployment", "services"]),
+        |v| managers(v).contains(&rolled),
+    );
+}
+
 /// `kubectl auth can-i` and `auth whoami` send review objects; `--as` impersonates. Under
 /// the admin-only policy the admin may do everything and anyone else only the basics.
 fn auth_reviews_and_impersonation(k: &Kubectl) {
@@ -1397,6 +1434,7 @@ fn exercise(bin: PathBuf, version: Version) {
     let k = Kubectl::start(bin, version);
     api_resources(&k);
     apply_creates_then_unchanged(&k);
+    components_manage_their_writes(&k);
     validation_is_on(&k);
     apply_patches_a_change(&k);
     secret_string_data(&k);

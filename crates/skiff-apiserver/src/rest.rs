@@ -570,7 +570,7 @@ pub async fn list(
     // Read in chunks at one revision, so a large list never holds every stored value at once.
     let chunk = if limit == 0 { 500 } else { limit.max(16) };
     loop {
-        let res = server.store.range(&pfx, start_after.as_deref(), chunk, revision).await.map_err(|e| match e {
+        let res = server.store.range_chunk(&pfx, start_after.as_deref(), chunk, revision).await.map_err(|e| match e {
             StoreError::Compacted { .. } if q.get("continue").is_some() => ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."),
             e => store_error(info, "", e),
         })?;
@@ -589,9 +589,6 @@ pub async fn list(
             }
             if limit > 0 && items.len() >= limit {
                 stopped_early = idx + 1 < n || res.more;
-                if stopped_early && filter.is_empty() {
-                    remaining = Some(res.remaining + (n - idx - 1) as i64);
-                }
                 break;
             }
         }
@@ -605,6 +602,17 @@ pub async fn list(
             break;
         }
         start_after = last_key;
+    }
+    // Upstream counts what follows the page only for lists without selectors: counted
+    // once here, not for every chunk read.
+    if let Some(k) = next.as_deref().filter(|_| filter.is_empty()) {
+        remaining = Some(
+            server
+                .store
+                .count(&pfx, Some(k), revision)
+                .await
+                .map_err(|e| store_error(info, "", e))?,
+        );
     }
     let mut meta = json!({"resourceVersion": revision.to_string()});
     if let Some(k) = next {

@@ -156,6 +156,41 @@ impl EtcdStore {
         })
     }
 
+    /// etcd counts a range as it reads it, so a chunk costs what a range costs.
+    pub async fn range_chunk(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Revision,
+    ) -> Result<RangeResult, StoreError> {
+        let mut res = self.range(prefix, start_after, limit, revision).await?;
+        res.remaining = 0;
+        Ok(res)
+    }
+
+    pub async fn count(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        revision: Revision,
+    ) -> Result<i64, StoreError> {
+        let full_prefix = self.full_key(prefix);
+        let start = match start_after {
+            Some(after) if after >= prefix => format!("{}{after}\0", self.prefix),
+            _ => full_prefix.clone(),
+        };
+        let mut options = GetOptions::new().with_count_only().with_revision(revision);
+        options = match prefix_end(full_prefix.as_bytes()) {
+            Some(end) => options.with_range(end),
+            None => options.with_from_key(),
+        };
+        match self.client.clone().get(start, Some(options)).await {
+            Ok(resp) => Ok(resp.count()),
+            Err(error) => Err(self.map_read_error(error, revision).await),
+        }
+    }
+
     async fn map_read_error(&self, error: etcd_client::Error, requested: Revision) -> StoreError {
         if is_compacted(&error) {
             match self.compacted_revision().await {

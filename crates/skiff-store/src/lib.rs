@@ -135,6 +135,30 @@ impl Store {
         dispatch!(self, s => s.range(prefix, start_after, limit, revision).await)
     }
 
+    /// `range` without counting the keys after the page: `more` says whether any follow and
+    /// `remaining` is 0. For reading a long range in chunks, where `range`'s count would
+    /// visit the rest of the range once per chunk.
+    pub async fn range_chunk(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Revision,
+    ) -> Result<RangeResult, StoreError> {
+        dispatch!(self, s => s.range_chunk(prefix, start_after, limit, revision).await)
+    }
+
+    /// How many keys beginning with `prefix` come after `start_after` (when given) at
+    /// `revision` (0 = current).
+    pub async fn count(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        revision: Revision,
+    ) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.count(prefix, start_after, revision).await)
+    }
+
     /// Creates `key` if it is absent; returns the new revision.
     pub async fn create(&self, key: &str, value: Bytes) -> Result<Revision, StoreError> {
         dispatch!(self, s => s.create(key, value).await)

@@ -131,6 +131,37 @@ impl MemoryStore {
         limit: usize,
         revision: Revision,
     ) -> Result<RangeResult, StoreError> {
+        self.read_range(prefix, start_after, limit, revision, true)
+    }
+
+    pub async fn range_chunk(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Revision,
+    ) -> Result<RangeResult, StoreError> {
+        self.read_range(prefix, start_after, limit, revision, false)
+    }
+
+    pub async fn count(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        revision: Revision,
+    ) -> Result<i64, StoreError> {
+        let all = self.read_range(prefix, start_after, 0, revision, true)?;
+        Ok(all.kvs.len() as i64)
+    }
+
+    fn read_range(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Revision,
+        count: bool,
+    ) -> Result<RangeResult, StoreError> {
         let state = self.lock();
         let revision = state.check_read_revision(revision)?;
         let lower = match start_after {
@@ -144,17 +175,22 @@ impl MemoryStore {
             .range::<str, _>((lower, Bound::Unbounded))
             .take_while(|(key, _)| key.starts_with(prefix))
             .filter_map(|(key, versions)| State::at(key, versions, revision));
+        let mut more = false;
         for kv in matching {
             if limit == 0 || kvs.len() < limit {
                 kvs.push(kv);
-            } else {
+            } else if count {
                 remaining += 1;
+                more = true;
+            } else {
+                more = true;
+                break;
             }
         }
         Ok(RangeResult {
             kvs,
             remaining,
-            more: remaining > 0,
+            more,
             revision,
         })
     }

@@ -45,6 +45,7 @@ conformance!(
     delete_if_revision,
     revision_increments_once_per_write,
     range_prefix_limit_continuation,
+    range_chunks_and_count,
     range_at_past_revision,
     watch_from_every_revision,
     watch_while_writing,
@@ -263,6 +264,34 @@ async fn range_prefix_limit_continuation(store: Store) {
     assert_eq!(before.kvs.len(), 1);
     let exact_limit = store.range("/a/", None, 5, 0).await.unwrap();
     assert_eq!((exact_limit.kvs.len(), exact_limit.remaining), (5, 0));
+}
+
+/// `range_chunk` pages like `range` but only says whether more follow; `count` counts
+/// what follows a key, at a past revision too.
+async fn range_chunks_and_count(store: Store) {
+    for key in ["/c/1", "/c/2", "/c/3", "/c/4", "/c/5", "/cd", "/d/1"] {
+        store.create(key, b(key)).await.unwrap();
+    }
+    let at = store.current_revision().await.unwrap();
+    let keys =
+        |r: &skiff_store::RangeResult| r.kvs.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>();
+    let first = store.range_chunk("/c/", None, 2, 0).await.unwrap();
+    assert_eq!(keys(&first), ["/c/1", "/c/2"]);
+    assert_eq!((first.remaining, first.more, first.revision), (0, true, at));
+    let last = store.range_chunk("/c/", Some("/c/3"), 2, at).await.unwrap();
+    assert_eq!(keys(&last), ["/c/4", "/c/5"]);
+    assert!(!last.more, "exactly a page left: nothing follows");
+    let all = store.range_chunk("/c/", None, 0, 0).await.unwrap();
+    assert_eq!((all.kvs.len(), all.more), (5, false));
+
+    assert_eq!(store.count("/c/", None, 0).await.unwrap(), 5);
+    assert_eq!(store.count("/c/", Some("/c/2"), 0).await.unwrap(), 3);
+    assert_eq!(store.count("/c/", Some("/c/5"), 0).await.unwrap(), 0);
+    store.delete("/c/3", None).await.unwrap();
+    assert_eq!(store.count("/c/", Some("/c/2"), 0).await.unwrap(), 2);
+    assert_eq!(store.count("/c/", Some("/c/2"), at).await.unwrap(), 3);
+    let past = store.range_chunk("/c/", Some("/c/2"), 1, at).await.unwrap();
+    assert_eq!((keys(&past), past.more), (vec!["/c/3".to_string()], true));
 }
 
 async fn range_at_past_revision(store: Store) {

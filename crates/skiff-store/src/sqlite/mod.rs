@@ -216,7 +216,47 @@ impl SqliteStore {
         let start_after = start_after.map(str::to_string);
         self.inner
             .readers
-            .run(move |conn| reader::range(conn, &prefix, start_after.as_deref(), limit, revision))
+            .run(move |conn| {
+                reader::range(conn, &prefix, start_after.as_deref(), limit, revision, true)
+            })
+            .await
+    }
+
+    pub async fn range_chunk(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Revision,
+    ) -> Result<RangeResult, StoreError> {
+        let prefix = prefix.to_string();
+        let start_after = start_after.map(str::to_string);
+        self.inner
+            .readers
+            .run(move |conn| {
+                reader::range(
+                    conn,
+                    &prefix,
+                    start_after.as_deref(),
+                    limit,
+                    revision,
+                    false,
+                )
+            })
+            .await
+    }
+
+    pub async fn count(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        revision: Revision,
+    ) -> Result<i64, StoreError> {
+        let prefix = prefix.to_string();
+        let start_after = start_after.map(str::to_string);
+        self.inner
+            .readers
+            .run(move |conn| reader::count(conn, &prefix, start_after.as_deref(), revision))
             .await
     }
 

@@ -56,15 +56,12 @@ fn latest_rows_sql(bounds: &str, revision_param: usize) -> String {
     )
 }
 
-pub(super) fn range(
-    conn: &mut Connection,
-    prefix: &str,
-    start_after: Option<&str>,
-    limit: usize,
+/// The snapshot a read uses: `revision` (0 = current), checked against what is retained.
+fn read_revision(
+    tx: &rusqlite::Transaction<'_>,
     revision: Revision,
-) -> Result<RangeResult, StoreError> {
-    let tx = conn.transaction()?;
-    let (current, compacted) = read_meta(&tx)?;
+) -> Result<Revision, StoreError> {
+    let (current, compacted) = read_meta(tx)?;
     let revision = if revision == 0 { current } else { revision };
     if revision > current {
         return Err(StoreError::FutureRevision(revision));
@@ -75,23 +72,39 @@ pub(super) fn range(
             compacted,
         });
     }
+    Ok(revision)
+}
 
+/// Live keys under `prefix` after `start_after` at `revision`; `count` asks how many follow
+/// the page (one more query over the rest of the range), else only whether any do.
+pub(super) fn range(
+    conn: &mut Connection,
+    prefix: &str,
+    start_after: Option<&str>,
+    limit: usize,
+    revision: Revision,
+    count: bool,
+) -> Result<RangeResult, StoreError> {
+    let tx = conn.transaction()?;
+    let revision = read_revision(&tx, revision)?;
     let mut params = Vec::new();
     let bounds = key_bounds("key", prefix, start_after, &mut params);
     params.push(Value::Integer(revision));
     let revision_param = params.len();
-    params.push(Value::Integer(if limit == 0 {
-        -1
-    } else {
-        i64::try_from(limit).unwrap_or(i64::MAX)
-    }));
+    // Without a count, one row past the page says whether more follow.
+    let fetch = match limit {
+        0 => -1,
+        n if count => i64::try_from(n).unwrap_or(i64::MAX),
+        n => i64::try_from(n).unwrap_or(i64::MAX).saturating_add(1),
+    };
+    params.push(Value::Integer(fetch));
     let sql = format!(
         "SELECT kv.key, kv.value, kv.create_revision, kv.id {} ORDER BY kv.key LIMIT ?{}",
         latest_rows_sql(&bounds, revision_param),
         params.len()
     );
     let mut stmt = tx.prepare_cached(&sql)?;
-    let rows = stmt
+    let mut rows = stmt
         .query_map(params_from_iter(params.iter()), |row| {
             Ok((
                 row.get::<_, Vec<u8>>(0)?,
@@ -102,6 +115,8 @@ pub(super) fn range(
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     drop(stmt);
+    let past_page = !count && limit > 0 && rows.len() > limit;
+    rows.truncate(if limit > 0 { limit } else { rows.len() });
     let kvs = rows
         .into_iter()
         .map(|(key, value, create_revision, mod_revision)| {
@@ -115,22 +130,43 @@ pub(super) fn range(
         .collect::<Result<Vec<_>, StoreError>>()?;
 
     let remaining = match kvs.last() {
-        Some(last) if limit > 0 && kvs.len() == limit => {
-            let mut params = Vec::new();
-            let bounds = key_bounds("key", prefix, Some(&last.key), &mut params);
-            params.push(Value::Integer(revision));
-            let sql = format!("SELECT COUNT(*) {}", latest_rows_sql(&bounds, params.len()));
-            let mut stmt = tx.prepare_cached(&sql)?;
-            stmt.query_row(params_from_iter(params.iter()), |row| row.get::<_, i64>(0))?
+        Some(last) if count && limit > 0 && kvs.len() == limit => {
+            count_after(&tx, prefix, Some(&last.key), revision)?
         }
         _ => 0,
     };
     Ok(RangeResult {
         kvs,
         remaining,
-        more: remaining > 0,
+        more: remaining > 0 || past_page,
         revision,
     })
+}
+
+fn count_after(
+    tx: &rusqlite::Transaction<'_>,
+    prefix: &str,
+    start_after: Option<&str>,
+    revision: Revision,
+) -> rusqlite::Result<i64> {
+    let mut params = Vec::new();
+    let bounds = key_bounds("key", prefix, start_after, &mut params);
+    params.push(Value::Integer(revision));
+    let sql = format!("SELECT COUNT(*) {}", latest_rows_sql(&bounds, params.len()));
+    let mut stmt = tx.prepare_cached(&sql)?;
+    stmt.query_row(params_from_iter(params.iter()), |row| row.get::<_, i64>(0))
+}
+
+/// How many live keys under `prefix` follow `start_after` at `revision`.
+pub(super) fn count(
+    conn: &mut Connection,
+    prefix: &str,
+    start_after: Option<&str>,
+    revision: Revision,
+) -> Result<i64, StoreError> {
+    let tx = conn.transaction()?;
+    let revision = read_revision(&tx, revision)?;
+    Ok(count_after(&tx, prefix, start_after, revision)?)
 }
 
 /// One chunk of a watch's replay: events for `prefix` with `last` < revision <= `upto`.

@@ -339,3 +339,67 @@ async fn namespace_deletion_removes_custom_resources_too() {
     .await
     .expect("test timed out");
 }
+
+/// A repeated Event raises the count of the Event already written, as upstream's recorder
+/// does; a different message is an Event of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_events_count_into_one() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let client = api_server(&cancel, &mut tasks).await;
+        let recorder =
+            skiff_controllers::events::Recorder::new(client.clone(), "cronjob-controller");
+        let object = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("batch/v1".into()),
+            kind: Some("CronJob".into()),
+            name: Some("nightly".into()),
+            namespace: Some("default".into()),
+            uid: Some("3b9f6e8e-0000-4000-8000-000000000001".into()),
+            ..Default::default()
+        };
+        use skiff_controllers::events::EventType;
+        for _ in 0..5 {
+            recorder
+                .record(
+                    &object,
+                    EventType::Warning,
+                    "UnexpectedJob",
+                    "Saw a job: j1",
+                )
+                .await;
+        }
+        recorder
+            .record(
+                &object,
+                EventType::Warning,
+                "UnexpectedJob",
+                "Saw a job: j2",
+            )
+            .await;
+        let events: Api<k8s_openapi::api::core::v1::Event> =
+            Api::namespaced(client.clone(), "default");
+        let mut listed = events
+            .list(&Default::default())
+            .await
+            .expect("list events")
+            .items;
+        listed.sort_by_key(|e| e.message.clone());
+        let counts: Vec<_> = listed
+            .iter()
+            .map(|e| (e.message.clone().unwrap_or_default(), e.count))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![
+                ("Saw a job: j1".to_string(), Some(5)),
+                ("Saw a job: j2".to_string(), Some(1)),
+            ]
+        );
+        let first = &listed[0];
+        assert!(first.last_timestamp >= first.first_timestamp);
+        cancel.cancel();
+    })
+    .await
+    .expect("test timed out");
+}

@@ -255,6 +255,15 @@ fn layout(info: &ResourceInfo) -> Vec<Col> {
             Col("Secrets", "integer", 0),
             Col("Age", "string", 0),
         ],
+        ("autoscaling", "horizontalpodautoscalers") => vec![
+            Col("Name", "string", 0),
+            Col("Reference", "string", 0),
+            Col("Targets", "string", 0),
+            Col("MinPods", "string", 0),
+            Col("MaxPods", "integer", 0),
+            Col("Replicas", "integer", 0),
+            Col("Age", "string", 0),
+        ],
         ("batch", "jobs") => vec![
             Col("Name", "string", 0),
             Col("Status", "string", 0),
@@ -402,6 +411,105 @@ fn or_none(v: &str) -> String {
         "<none>".into()
     } else {
         v.into()
+    }
+}
+
+/// A quantity as upstream prints it (`String()` of the stored value).
+fn quantity(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(q)) => q.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "<unknown>".to_string(),
+    }
+}
+
+/// The TARGETS cell of an HPA, upstream's `formatHPAMetrics`: `current/target` per metric,
+/// the first two, then "+ N more...". An autoscaling/v1 object names one CPU target.
+fn hpa_targets(o: &Value) -> String {
+    let percent = |v: Option<&Value>| v.and_then(Value::as_i64).map(|p| format!("{p}%"));
+    let specs = o
+        .pointer("/spec/metrics")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if specs.is_empty() {
+        if let Some(target) = percent(o.pointer("/spec/targetCPUUtilizationPercentage")) {
+            let current = percent(o.pointer("/status/currentCPUUtilizationPercentage"))
+                .unwrap_or_else(|| "<unknown>".into());
+            return format!("cpu: {current}/{target}");
+        }
+        return "<none>".into();
+    }
+    let statuses = o
+        .pointer("/status/currentMetrics")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let list: Vec<String> = specs
+        .iter()
+        .enumerate()
+        .map(|(n, spec)| {
+            let status = statuses.get(n);
+            let ty = spec.get("type").and_then(Value::as_str).unwrap_or("");
+            let field = match ty {
+                "Resource" => "resource",
+                "ContainerResource" => "containerResource",
+                "Pods" => "pods",
+                "Object" => "object",
+                "External" => "external",
+                _ => return "<unknown type>".to_string(),
+            };
+            let target = spec.get(field).and_then(|m| m.get("target"));
+            let current = status
+                .and_then(|s| s.get(field))
+                .and_then(|m| m.get("current"));
+            let pick = |v: Option<&Value>, k: &str| v.and_then(|t| t.get(k)).cloned();
+            let value_of = |k: &str| quantity(pick(current, k).as_ref());
+            match ty {
+                "Resource" | "ContainerResource" => {
+                    let resource = spec
+                        .pointer(&format!("/{field}/name"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if let Some(avg) = pick(target, "averageValue") {
+                        format!(
+                            "{resource}: {}/{}",
+                            value_of("averageValue"),
+                            quantity(Some(&avg))
+                        )
+                    } else {
+                        let cur = percent(pick(current, "averageUtilization").as_ref())
+                            .unwrap_or_else(|| "<unknown>".into());
+                        let tgt = percent(pick(target, "averageUtilization").as_ref())
+                            .unwrap_or_else(|| "<auto>".into());
+                        format!("{resource}: {cur}/{tgt}")
+                    }
+                }
+                "Pods" => format!(
+                    "{}/{}",
+                    value_of("averageValue"),
+                    quantity(pick(target, "averageValue").as_ref())
+                ),
+                _ => match pick(target, "averageValue") {
+                    Some(avg) => format!(
+                        "{}/{} (avg)",
+                        value_of("averageValue"),
+                        quantity(Some(&avg))
+                    ),
+                    None => format!(
+                        "{}/{}",
+                        value_of("value"),
+                        quantity(pick(target, "value").as_ref())
+                    ),
+                },
+            }
+        })
+        .collect();
+    let shown = list.iter().take(2).cloned().collect::<Vec<_>>().join(", ");
+    if list.len() > 2 {
+        format!("{shown} + {} more...", list.len() - 2)
+    } else {
+        shown
     }
 }
 
@@ -570,6 +678,24 @@ fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
                     .and_then(Value::as_array)
                     .map_or(0, Vec::len)
             ),
+            age(o),
+        ],
+        ("autoscaling", "horizontalpodautoscalers") => vec![
+            name,
+            json!(format!(
+                "{}/{}",
+                s(o, "/spec/scaleTargetRef/kind"),
+                s(o, "/spec/scaleTargetRef/name")
+            )),
+            json!(hpa_targets(o)),
+            json!(
+                match o.pointer("/spec/minReplicas").and_then(Value::as_i64) {
+                    Some(n) => n.to_string(),
+                    None => "<unset>".to_string(),
+                }
+            ),
+            json!(i(o, "/spec/maxReplicas")),
+            json!(i(o, "/status/currentReplicas")),
             age(o),
         ],
         ("batch", "jobs") => {
@@ -1026,5 +1152,23 @@ mod tests {
             Some(&json!("x"))
         );
         assert_eq!(simple_jsonpath(&o, ".spec.missing"), None);
+    }
+
+    #[test]
+    fn hpa_targets_as_upstream() {
+        let cpu = json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}});
+        let mem = json!({"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "500Mi"}}});
+        let pods = json!({"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "10"}}});
+        let v2 = json!({"spec": {"metrics": [cpu, mem]},
+            "status": {"currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 12, "averageValue": "120m"}}}]}});
+        assert_eq!(hpa_targets(&v2), "cpu: 12%/50%, memory: <unknown>/500Mi");
+        let three = json!({"spec": {"metrics": [cpu, mem, pods]}});
+        assert_eq!(
+            hpa_targets(&three),
+            "cpu: <unknown>/50%, memory: <unknown>/500Mi + 1 more..."
+        );
+        let v1 = json!({"spec": {"targetCPUUtilizationPercentage": 80}});
+        assert_eq!(hpa_targets(&v1), "cpu: <unknown>/80%");
+        assert_eq!(hpa_targets(&json!({"spec": {}})), "<none>");
     }
 }

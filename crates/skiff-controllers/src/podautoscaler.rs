@@ -538,6 +538,47 @@ async fn sync(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
         write_status(ctx, &hpa, status).await?;
         return Ok(period);
     }
+    // Outside [min, max] the target is brought back first, metrics or not, as upstream does.
+    let bound = if current > max {
+        Some((max, "Current number of replicas above Spec.MaxReplicas"))
+    } else if current < min {
+        Some((min, "Current number of replicas below Spec.MinReplicas"))
+    } else {
+        None
+    };
+    if let Some((desired, reason)) = bound {
+        status.desired_replicas = desired;
+        let rescaled = Rescale {
+            targets: &targets,
+            name: &target.name,
+            scale: &scale,
+            current,
+            desired,
+            reason,
+            now,
+        };
+        let able = rescale(ctx, key, &hpa, rescaled).await;
+        if able.status == "True" {
+            status.last_scale_time = Some(Time(now));
+        }
+        let (limit, message) = if desired == max {
+            (
+                "TooManyReplicas",
+                "the desired replica count is more than the maximum replica count",
+            )
+        } else {
+            (
+                "TooFewReplicas",
+                "the desired replica count is less than the minimum replica count",
+            )
+        };
+        status.conditions = Some(vec![
+            able,
+            condition("ScalingLimited", "True", limit, message.into(), now),
+        ]);
+        write_status(ctx, &hpa, status).await?;
+        return Ok(period);
+    }
     let selector = scale
         .status
         .as_ref()
@@ -768,66 +809,24 @@ async fn sync(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
     };
     let mut able = able;
     if desired != current {
-        let mut s = scale.clone();
-        if let Some(sp) = s.spec.as_mut() {
-            sp.replicas = Some(desired);
-        }
-        match targets
-            .replace_scale(&target.name, &PostParams::default(), &s)
-            .await
-        {
-            Ok(_) => {
-                let reason = if desired > current {
-                    format!("{metric} above target")
-                } else {
-                    "All metrics below target".to_string()
-                };
-                ctx.recorder
-                    .record(
-                        &hpa.object_ref(&()),
-                        EventType::Normal,
-                        "SuccessfulRescale",
-                        &format!("New size: {desired}; reason: {reason}"),
-                    )
-                    .await;
-                ctx.memory
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .entry(key.clone())
-                    .or_default()
-                    .scale_events
-                    .push((std::time::Instant::now(), desired - current));
-                status.last_scale_time = Some(Time(now));
-                status.current_replicas = Some(current);
-                able = condition(
-                    "AbleToScale",
-                    "True",
-                    "SucceededRescale",
-                    format!("the HPA controller was able to update the target scale to {desired}"),
-                    now,
-                );
-            }
-            Err(e) => {
-                let msg = match &e {
-                    kube::Error::Api(s) => s.message.clone(),
-                    other => other.to_string(),
-                };
-                able = condition(
-                    "AbleToScale",
-                    "False",
-                    "FailedUpdateScale",
-                    format!("the HPA controller was unable to update the target scale: {msg}"),
-                    now,
-                );
-                ctx.recorder
-                    .record(
-                        &hpa.object_ref(&()),
-                        EventType::Warning,
-                        "FailedRescale",
-                        &format!("New size: {desired}; error: {msg}"),
-                    )
-                    .await;
-            }
+        let reason = if desired > current {
+            format!("{metric} above target")
+        } else {
+            "All metrics below target".to_string()
+        };
+        let rescaled = Rescale {
+            targets: &targets,
+            name: &target.name,
+            scale: &scale,
+            current,
+            desired,
+            reason: &reason,
+            now,
+        };
+        able = rescale(ctx, key, &hpa, rescaled).await;
+        if able.status == "True" {
+            status.last_scale_time = Some(Time(now));
+            status.current_replicas = Some(current);
         }
     } else if hpa
         .status
@@ -866,6 +865,85 @@ async fn sync(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
     ]);
     write_status(ctx, &hpa, status).await?;
     Ok(period)
+}
+
+/// A change of the target's scale the controller decided on.
+struct Rescale<'a> {
+    targets: &'a Api<DynamicObject>,
+    name: &'a str,
+    scale: &'a k8s_openapi::api::autoscaling::v1::Scale,
+    current: i32,
+    desired: i32,
+    reason: &'a str,
+    now: Timestamp,
+}
+
+/// Writes the target's new scale; answers the AbleToScale condition it earned, with an
+/// Event either way, as upstream's controller records them.
+async fn rescale(
+    ctx: &Ctx,
+    key: &Key,
+    hpa: &HorizontalPodAutoscaler,
+    r: Rescale<'_>,
+) -> HorizontalPodAutoscalerCondition {
+    let mut s = r.scale.clone();
+    if let Some(sp) = s.spec.as_mut() {
+        sp.replicas = Some(r.desired);
+    }
+    match r
+        .targets
+        .replace_scale(r.name, &PostParams::default(), &s)
+        .await
+    {
+        Ok(_) => {
+            ctx.recorder
+                .record(
+                    &hpa.object_ref(&()),
+                    EventType::Normal,
+                    "SuccessfulRescale",
+                    &format!("New size: {}; reason: {}", r.desired, r.reason),
+                )
+                .await;
+            ctx.memory
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(key.clone())
+                .or_default()
+                .scale_events
+                .push((std::time::Instant::now(), r.desired - r.current));
+            condition(
+                "AbleToScale",
+                "True",
+                "SucceededRescale",
+                format!(
+                    "the HPA controller was able to update the target scale to {}",
+                    r.desired
+                ),
+                r.now,
+            )
+        }
+        Err(e) => {
+            let msg = match &e {
+                kube::Error::Api(s) => s.message.clone(),
+                other => other.to_string(),
+            };
+            ctx.recorder
+                .record(
+                    &hpa.object_ref(&()),
+                    EventType::Warning,
+                    "FailedRescale",
+                    &format!("New size: {}; error: {msg}", r.desired),
+                )
+                .await;
+            condition(
+                "AbleToScale",
+                "False",
+                "FailedUpdateScale",
+                format!("the HPA controller was unable to update the target scale: {msg}"),
+                r.now,
+            )
+        }
+    }
 }
 
 fn started_long_enough(p: &Pod, init: Duration, now: Timestamp) -> bool {

@@ -709,7 +709,16 @@ spec:
             .then_some(())
     });
     let hpa = k(&s, &["get", "hpa", "api"]);
-    assert!(hpa.contains("api"), "{hpa}");
+    let row = hpa
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    // NAME REFERENCE TARGETS(cpu: x%/50%) MINPODS MAXPODS REPLICAS AGE, as kubectl 1.35 shows.
+    assert_eq!(row.get(1), Some(&"Deployment/api"), "{hpa}");
+    assert_eq!(row.get(2), Some(&"cpu:"), "{hpa}");
+    assert!(row.get(3).is_some_and(|t| t.ends_with("/50%")), "{hpa}");
     // Usage falls: every pod now reports 5 % of its request.
     wait_for(90, "scaled back down", || {
         for p in live_pods(&s, "app=api") {
@@ -730,4 +739,26 @@ spec:
     });
     let events = k(&s, &["describe", "hpa", "api"]);
     assert!(events.contains("SuccessfulRescale"), "{events}");
+    // Below minReplicas the target is raised even when no metric can be read (no memory
+    // request here), as upstream's controller checks the bounds before the metrics.
+    k(
+        &s,
+        &[
+            "patch",
+            "hpa",
+            "api",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"minReplicas":3,"metrics":[{"type":"Resource","resource":{"name":"memory","target":{"type":"Utilization","averageUtilization":50}}}]}}"#,
+        ],
+    );
+    wait_for(60, "raised to minReplicas", || {
+        let d = json(&s, &["get", "deployment", "api"]);
+        (d.pointer("/spec/replicas").and_then(Value::as_i64) == Some(3)).then_some(())
+    });
+    let events = k(&s, &["describe", "hpa", "api"]);
+    assert!(
+        events.contains("Current number of replicas below Spec.MinReplicas"),
+        "{events}"
+    );
 }

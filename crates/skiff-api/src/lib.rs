@@ -4,6 +4,7 @@ pub mod convert;
 pub mod cron;
 pub mod defaults;
 pub mod duration;
+pub mod events;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

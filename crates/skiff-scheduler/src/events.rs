@@ -5,7 +5,8 @@
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
+use skiff_api::events::{RepeatKey, Repeats};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -78,29 +79,65 @@ async fn write_events(
     let requests =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
             .take_until(cancel.cancelled_owned());
+    // A pod that stays unschedulable is tried again and again: its repeated FailedScheduling
+    // counts into one Event, as upstream's scheduler shows "(x5 over 2m)".
+    let repeats = std::sync::Arc::new(Repeats::new());
     requests
         .for_each_concurrent(CONCURRENCY, |r| {
             let client = client.clone();
-            async move { write(client, r).await }
+            let repeats = repeats.clone();
+            async move { write(client, &repeats, r).await }
         })
         .await;
 }
 
-async fn write(client: kube::Client, r: Request) {
+/// Raises the count of the Event `name`; false when it is gone (expired or deleted).
+async fn count_repeat(client: &kube::Client, ns: &str, name: &str, count: i32) -> bool {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let patch = serde_json::json!({"count": count, "lastTimestamp": Time(now)});
+    let request = kube::core::Request::new(format!("/api/v1/namespaces/{ns}/events"))
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .map_err(kube::Error::BuildRequest);
+    let written = match request {
+        Ok(request) => client.request::<serde::de::IgnoredAny>(request).await,
+        Err(e) => Err(e),
+    };
+    match written {
+        Ok(_) => true,
+        Err(kube::Error::Api(e)) if e.code == 404 => false,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot count a repeated event");
+            true
+        }
+    }
+}
+
+async fn write(client: kube::Client, repeats: &Repeats, r: Request) {
     let ns = r
         .object
         .namespace
         .clone()
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".into());
+    let type_ = match r.type_ {
+        EventType::Normal => "Normal",
+        EventType::Warning => "Warning",
+    };
+    let key = RepeatKey::new(&ns, &r.object, type_, r.reason, &r.message);
+    if let Some((name, count)) = repeats.repeat(&key)
+        && count_repeat(&client, &ns, &name, count).await
+    {
+        return;
+    }
     let now = k8s_openapi::jiff::Timestamp::now();
+    let name = format!(
+        "{}.{:x}",
+        r.object.name.as_deref().unwrap_or("unknown"),
+        now.as_nanosecond()
+    );
     let event = Event {
         metadata: ObjectMeta {
-            name: Some(format!(
-                "{}.{:x}",
-                r.object.name.as_deref().unwrap_or("unknown"),
-                now.as_nanosecond()
-            )),
+            name: Some(name.clone()),
             namespace: Some(ns.clone()),
             ..ObjectMeta::default()
         },
@@ -108,13 +145,7 @@ async fn write(client: kube::Client, r: Request) {
         related: r.related,
         reason: Some(r.reason.into()),
         message: Some(r.message),
-        type_: Some(
-            match r.type_ {
-                EventType::Normal => "Normal",
-                EventType::Warning => "Warning",
-            }
-            .into(),
-        ),
+        type_: Some(type_.into()),
         source: Some(EventSource {
             component: Some(COMPONENT.into()),
             host: None,
@@ -143,7 +174,8 @@ async fn write(client: kube::Client, r: Request) {
             .map(drop),
         Err(e) => Err(e),
     };
-    if let Err(e) = written {
-        tracing::debug!(reason = r.reason, error = %e, "cannot record event");
+    match written {
+        Ok(()) => repeats.remember(key, name),
+        Err(e) => tracing::debug!(reason = r.reason, error = %e, "cannot record event"),
     }
 }

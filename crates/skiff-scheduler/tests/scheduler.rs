@@ -556,3 +556,37 @@ async fn pods_for_other_schedulers_are_left_alone() {
     })
     .await;
 }
+
+/// Each retry of a pod that cannot be scheduled counts into one FailedScheduling Event,
+/// as upstream's scheduler shows "(x3 over 7s)" instead of a line per attempt.
+#[tokio::test]
+async fn repeated_failures_count_into_one_event() {
+    run(async {
+        let c = cluster().await;
+        // No node at all: the scheduler retries with backoff (1 s, 2 s, ...).
+        create_pod(&c.client, pod("lonely", "1")).await;
+        let api: Api<Event> = Api::namespaced(c.client.clone(), "default");
+        let failures = eventually("a FailedScheduling event counted twice", || async {
+            let failures: Vec<Event> = api
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.involved_object.name.as_deref() == Some("lonely")
+                        && e.reason.as_deref() == Some("FailedScheduling")
+                })
+                .collect();
+            failures
+                .iter()
+                .any(|e| e.count.unwrap_or(0) >= 2)
+                .then_some(failures)
+        })
+        .await;
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        let e = &failures[0];
+        assert!(e.last_timestamp >= e.first_timestamp, "{e:?}");
+    })
+    .await;
+}

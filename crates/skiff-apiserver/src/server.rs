@@ -145,21 +145,23 @@ impl ApiServer {
 
     /// The router every client uses: over HTTPS for remote clients, in-process for co-located components.
     pub fn router(self: &Arc<Self>) -> axum::Router {
-        let state = self.clone();
-        axum::Router::new().fallback(move |req: Request<Body>| {
-            let state = state.clone();
-            async move { state.handle(req).await }
-        })
+        self.router_with(None)
     }
 
     /// The router for an in-process component: its requests carry `agent` as their
     /// user agent unless they name one, so its writes are managed by the component's name
     /// (`kube-scheduler`, `kube-controller-manager`), as upstream's components' are.
     pub fn router_as(self: &Arc<Self>, agent: &'static str) -> axum::Router {
+        self.router_with(Some(agent))
+    }
+
+    fn router_with(self: &Arc<Self>, agent: Option<&'static str>) -> axum::Router {
         let state = self.clone();
         axum::Router::new().fallback(move |mut req: Request<Body>| {
             let state = state.clone();
-            if !req.headers().contains_key(header::USER_AGENT) {
+            if let Some(agent) = agent
+                && !req.headers().contains_key(header::USER_AGENT)
+            {
                 req.headers_mut()
                     .insert(header::USER_AGENT, http::HeaderValue::from_static(agent));
             }

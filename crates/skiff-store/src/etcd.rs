@@ -120,19 +120,10 @@ impl EtcdStore {
         limit: usize,
         revision: Revision,
     ) -> Result<RangeResult, StoreError> {
-        let full_prefix = self.full_key(prefix);
-        let start = match start_after {
-            // The smallest key after `after` is `after` followed by a NUL byte.
-            Some(after) if after >= prefix => format!("{}{after}\0", self.prefix),
-            _ => full_prefix.clone(),
-        };
-        let mut options = GetOptions::new()
+        let options = GetOptions::new()
             .with_limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .with_revision(revision);
-        options = match prefix_end(full_prefix.as_bytes()) {
-            Some(end) => options.with_range(end),
-            None => options.with_from_key(),
-        };
+        let (start, options) = self.key_range(prefix, start_after, options);
         let resp = match self.client.clone().get(start, Some(options)).await {
             Ok(resp) => resp,
             Err(error) => return Err(self.map_read_error(error, revision).await),
@@ -156,6 +147,26 @@ impl EtcdStore {
         })
     }
 
+    /// The first key and the range end of the keys under `prefix` after `start_after`.
+    fn key_range(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        options: GetOptions,
+    ) -> (String, GetOptions) {
+        let full_prefix = self.full_key(prefix);
+        let start = match start_after {
+            // The smallest key after `after` is `after` followed by a NUL byte.
+            Some(after) if after >= prefix => format!("{}{after}\0", self.prefix),
+            _ => full_prefix.clone(),
+        };
+        let options = match prefix_end(full_prefix.as_bytes()) {
+            Some(end) => options.with_range(end),
+            None => options.with_from_key(),
+        };
+        (start, options)
+    }
+
     /// etcd counts a range as it reads it, so a chunk costs what a range costs.
     pub async fn range_chunk(
         &self,
@@ -175,16 +186,8 @@ impl EtcdStore {
         start_after: Option<&str>,
         revision: Revision,
     ) -> Result<i64, StoreError> {
-        let full_prefix = self.full_key(prefix);
-        let start = match start_after {
-            Some(after) if after >= prefix => format!("{}{after}\0", self.prefix),
-            _ => full_prefix.clone(),
-        };
-        let mut options = GetOptions::new().with_count_only().with_revision(revision);
-        options = match prefix_end(full_prefix.as_bytes()) {
-            Some(end) => options.with_range(end),
-            None => options.with_from_key(),
-        };
+        let options = GetOptions::new().with_count_only().with_revision(revision);
+        let (start, options) = self.key_range(prefix, start_after, options);
         match self.client.clone().get(start, Some(options)).await {
             Ok(resp) => Ok(resp.count()),
             Err(error) => Err(self.map_read_error(error, revision).await),

@@ -212,13 +212,7 @@ impl SqliteStore {
         limit: usize,
         revision: Revision,
     ) -> Result<RangeResult, StoreError> {
-        let prefix = prefix.to_string();
-        let start_after = start_after.map(str::to_string);
-        self.inner
-            .readers
-            .run(move |conn| {
-                reader::range(conn, &prefix, start_after.as_deref(), limit, revision, true)
-            })
+        self.read_range(prefix, start_after, limit, revision, true)
             .await
     }
 
@@ -228,6 +222,18 @@ impl SqliteStore {
         start_after: Option<&str>,
         limit: usize,
         revision: Revision,
+    ) -> Result<RangeResult, StoreError> {
+        self.read_range(prefix, start_after, limit, revision, false)
+            .await
+    }
+
+    async fn read_range(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Revision,
+        count: bool,
     ) -> Result<RangeResult, StoreError> {
         let prefix = prefix.to_string();
         let start_after = start_after.map(str::to_string);
@@ -240,7 +246,7 @@ impl SqliteStore {
                     start_after.as_deref(),
                     limit,
                     revision,
-                    false,
+                    count,
                 )
             })
             .await

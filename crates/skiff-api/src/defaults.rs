@@ -28,6 +28,18 @@ pub fn apply(group: &str, kind: &str, o: &mut Value) {
         ("", "Pod") => {
             if let Some(spec) = m.get_mut("spec") {
                 pod_spec(spec);
+                requests_from_limits(spec);
+            }
+        }
+        ("", "LimitRange") => {
+            for item in m
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("limits"))
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                limit_range_item(item);
             }
         }
         ("", "PodTemplate") => template(m.get_mut("template")),
@@ -320,6 +332,69 @@ fn container(c: &mut Value) {
                 default_field(fr, "apiVersion", json!("v1"));
             }
         }
+    }
+}
+
+/// A pod's container that limits a resource and does not request it requests its limit
+/// (upstream's `SetDefaults_Pod`; pod templates keep what they say).
+fn requests_from_limits(spec: &mut Value) {
+    for list in ["containers", "initContainers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let Some(res) = c.get_mut("resources").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let Some(limits) = res
+                .get("limits")
+                .and_then(Value::as_object)
+                .filter(|l| !l.is_empty())
+                .cloned()
+            else {
+                continue;
+            };
+            let Some(requests) = child(res, "requests") else {
+                continue;
+            };
+            for (k, q) in limits {
+                requests.entry(k).or_insert(q);
+            }
+        }
+    }
+}
+
+/// A Container limit item's defaults (upstream's `SetDefaults_LimitRangeItem`): the default
+/// limit is the max, the default request the default limit, else the min.
+fn limit_range_item(item: &mut Value) {
+    let Some(m) = item.as_object_mut() else {
+        return;
+    };
+    if m.get("type").and_then(Value::as_str) != Some("Container") {
+        return;
+    }
+    let list = |m: &Map<String, Value>, k: &str| {
+        m.get(k)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (max, min) = (list(m, "max"), list(m, "min"));
+    let mut default = list(m, "default");
+    for (k, q) in max {
+        default.entry(k).or_insert(q);
+    }
+    let mut request = list(m, "defaultRequest");
+    for (k, q) in default.iter().chain(min.iter()) {
+        request.entry(k.clone()).or_insert_with(|| q.clone());
+    }
+    if !default.is_empty() {
+        m.insert("default".into(), Value::Object(default));
+    }
+    if !request.is_empty() {
+        m.insert("defaultRequest".into(), Value::Object(request));
     }
 }
 

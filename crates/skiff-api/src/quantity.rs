@@ -134,9 +134,229 @@ pub fn as_f64(s: &str) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
+/// How a quantity is written, from the suffix it was parsed with (upstream's `Format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `m`, `k`, `M`, ... or no suffix.
+    DecimalSi,
+    /// `Ki`, `Mi`, `Gi`, ...
+    BinarySi,
+    /// `e3`, `E6`, ...
+    DecimalExponent,
+}
+
+/// One billionth of a unit: the finest scale upstream keeps.
+const NANO: i128 = 1_000_000_000;
+
+/// An exact quantity for sums and comparisons (resource quota usage), kept in billionths of a
+/// unit with the format its string form takes, as upstream's `Quantity` adds and prints.
+#[derive(Debug, Clone, Copy)]
+pub struct Quantity {
+    nanos: i128,
+    format: Format,
+}
+
+impl Quantity {
+    pub const ZERO: Quantity = Quantity {
+        nanos: 0,
+        format: Format::DecimalSi,
+    };
+
+    pub fn parse(s: &str) -> Result<Quantity, QuantityError> {
+        let p = parse(s)?;
+        let t = s.trim().trim_start_matches(['+', '-']);
+        let suffix = t.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+        let format = if suffix.ends_with('i') {
+            Format::BinarySi
+        } else if suffix.starts_with(['e', 'E']) {
+            Format::DecimalExponent
+        } else {
+            Format::DecimalSi
+        };
+        let saturate = || QuantityError(s.to_string());
+        let mut v = i128::try_from(p.mantissa).map_err(|_| saturate())?;
+        for _ in 0..p.exp2 {
+            v = v.checked_mul(2).ok_or_else(saturate)?;
+        }
+        let exp = p.exp10 + 9;
+        if exp >= 0 {
+            for _ in 0..exp {
+                v = v.checked_mul(10).ok_or_else(saturate)?;
+            }
+        } else {
+            let div = 10i128
+                .checked_pow((-exp).unsigned_abs())
+                .ok_or_else(saturate)?;
+            // Below a billionth rounds up, as upstream rounds to its finest scale.
+            v = v / div + i128::from(v % div != 0);
+        }
+        Ok(Quantity {
+            nanos: if p.negative { -v } else { v },
+            format,
+        })
+    }
+
+    /// An integer count (`pods: 1`).
+    pub fn count(n: i64) -> Quantity {
+        Quantity {
+            nanos: i128::from(n) * NANO,
+            format: Format::DecimalSi,
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.nanos == 0
+    }
+
+    pub fn is_negative(&self) -> bool {
+        self.nanos < 0
+    }
+
+    /// The larger of the two (`self` on a tie).
+    pub fn max(self, other: Quantity) -> Quantity {
+        if other.nanos > self.nanos {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// The sum, in the format of the left side unless it is zero (then the right's), as
+/// upstream's `Add`.
+impl std::ops::Add for Quantity {
+    type Output = Quantity;
+    fn add(self, other: Quantity) -> Quantity {
+        Quantity {
+            nanos: self.nanos.saturating_add(other.nanos),
+            format: if self.nanos == 0 {
+                other.format
+            } else {
+                self.format
+            },
+        }
+    }
+}
+
+impl std::ops::Sub for Quantity {
+    type Output = Quantity;
+    fn sub(self, other: Quantity) -> Quantity {
+        Quantity {
+            nanos: self.nanos.saturating_sub(other.nanos),
+            format: if self.nanos == 0 {
+                other.format
+            } else {
+                self.format
+            },
+        }
+    }
+}
+
+/// Equal amounts are equal whatever their format (`1Gi` and `1073741824`).
+impl PartialEq for Quantity {
+    fn eq(&self, other: &Self) -> bool {
+        self.nanos == other.nanos
+    }
+}
+
+impl Eq for Quantity {}
+
+impl PartialOrd for Quantity {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.nanos.cmp(&other.nanos))
+    }
+}
+
+impl std::fmt::Display for Quantity {
+    /// Upstream's canonical form: the largest suffix that keeps the number whole (`1500m`,
+    /// `2`, `3k`, `1536Mi`); binary quantities under 1024 or with a fraction print as decimal.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.nanos == 0 {
+            return f.write_str("0");
+        }
+        let sign = if self.nanos < 0 { "-" } else { "" };
+        let abs = self.nanos.unsigned_abs();
+        let whole = abs.is_multiple_of(NANO as u128);
+        if self.format == Format::BinarySi && whole && abs >= 1024 * NANO as u128 {
+            let mut units = abs / NANO as u128;
+            let mut exp = 0;
+            while units.is_multiple_of(1024) && exp < 6 {
+                units /= 1024;
+                exp += 1;
+            }
+            let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][exp];
+            return write!(f, "{sign}{units}{suffix}");
+        }
+        // Powers of 1000 from 10^-9 up: the largest that divides the value.
+        let mut mantissa = abs;
+        let mut exp: i32 = -9;
+        while mantissa.is_multiple_of(1000) && exp < 18 {
+            mantissa /= 1000;
+            exp += 3;
+        }
+        if self.format == Format::DecimalExponent {
+            return if exp == 0 {
+                write!(f, "{sign}{mantissa}")
+            } else {
+                write!(f, "{sign}{mantissa}e{exp}")
+            };
+        }
+        let suffix = match exp {
+            -9 => "n",
+            -6 => "u",
+            -3 => "m",
+            0 => "",
+            3 => "k",
+            6 => "M",
+            9 => "G",
+            12 => "T",
+            15 => "P",
+            _ => "E",
+        };
+        write!(f, "{sign}{mantissa}{suffix}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn canonical(s: &str) -> String {
+        Quantity::parse(s)
+            .map(|q| q.to_string())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn canonical_forms_as_upstream() {
+        assert_eq!(canonical("100m"), "100m");
+        assert_eq!(canonical("1000m"), "1");
+        assert_eq!(canonical("1.5"), "1500m");
+        assert_eq!(canonical("3000"), "3k");
+        assert_eq!(canonical("1234"), "1234");
+        assert_eq!(canonical("1Gi"), "1Gi");
+        assert_eq!(canonical("1.5Gi"), "1536Mi");
+        assert_eq!(canonical("1024Mi"), "1Gi");
+        assert_eq!(canonical("512"), "512");
+        assert_eq!(canonical("0.5Ki"), "512");
+        assert_eq!(canonical("1e3"), "1e3");
+        assert_eq!(canonical("0"), "0");
+        assert_eq!(canonical("-2k"), "-2k");
+        assert_eq!(canonical("1n"), "1n");
+    }
+
+    #[test]
+    fn sums_keep_the_first_format() {
+        let q = |s| Quantity::parse(s).expect("quantity");
+        assert_eq!((q("100m") + q("200m")).to_string(), "300m");
+        assert_eq!((q("1Gi") + q("512Mi")).to_string(), "1536Mi");
+        assert_eq!((Quantity::ZERO + q("1Gi")).to_string(), "1Gi");
+        assert_eq!((q("1") + q("1Gi")).to_string(), "1073741825");
+        assert_eq!((q("1") - q("1")).to_string(), "0");
+        assert!(q("1Gi") > q("1G"));
+        assert!(q("500m") < q("1"));
+        assert_eq!(q("1"), Quantity::count(1));
+    }
 
     #[test]
     fn floats_of_base_units() {

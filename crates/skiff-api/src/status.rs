@@ -111,6 +111,18 @@ impl ApiError {
     pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(403, "Forbidden", message)
     }
+    /// An admission plugin's refusal of one object: `pods "web" is forbidden: REASON`.
+    pub fn forbidden_object(group: &str, plural: &str, name: &str, reason: &str) -> ApiError {
+        ApiError {
+            code: 403,
+            reason: "Forbidden",
+            message: format!(
+                "{} \"{name}\" is forbidden: {reason}",
+                qualified(group, plural)
+            ),
+            details: Some(details(group, plural, name)),
+        }
+    }
     pub fn not_found(group: &str, plural: &str, name: &str) -> ApiError {
         ApiError {
             code: 404,

@@ -1,6 +1,7 @@
 //! The HTTPS Kubernetes API server: REST handlers, the watch cache, discovery, OpenAPI and the
 //! authn → authz → admission chain in front of the store.
 
+pub mod admission;
 pub mod alloc;
 pub mod authz;
 pub mod cache;

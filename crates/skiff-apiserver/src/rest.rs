@@ -789,6 +789,7 @@ pub async fn create_object(
 ) -> Result<Value, ApiError> {
     check_type_meta(info, &mut obj, false)?;
     let body_ns = objects::namespace_of(&obj).map(str::to_string);
+    let shown_name;
     {
         let md = metadata_mut(&mut obj);
         if info.namespaced {
@@ -815,6 +816,13 @@ pub async fn create_object(
             .get("name")
             .and_then(Value::as_str)
             .unwrap_or("")
+            .to_string();
+        // Admission messages name a generated object by its prefix, as upstream's do.
+        shown_name = md
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|_| name.is_empty())
+            .unwrap_or(&name)
             .to_string();
         if name.is_empty()
             && let Some(g) = md
@@ -850,8 +858,12 @@ pub async fn create_object(
     {
         namespace_usable(server, ns).await?;
     }
-    prepare_for_create(info, &mut obj);
     skiff_api::defaults::apply(info.group, info.kind, &mut obj);
+    let admitted_ns = ns.filter(|_| info.namespaced);
+    if let Some(ns) = admitted_ns {
+        crate::admission::default_limits(server, info, ns, &mut obj);
+    }
+    prepare_for_create(info, &mut obj);
     let mut causes = skiff_api::validation::validate(info.group, info.kind, &obj);
     if let Some(schema) = server.resources.schema_for(info) {
         causes.extend(crate::structural::apply(&schema, &mut obj));
@@ -863,15 +875,26 @@ pub async fn create_object(
     if !causes.is_empty() {
         return Err(ApiError::invalid(info.group, info.kind, &name, causes));
     }
-    if info.group.is_empty() && info.plural == "services" {
-        server.allocator.allocate(&mut obj, dry_run).await?;
-    }
     if info.group == "batch" && info.plural == "jobs" {
         job_selector(&mut obj)?;
     }
     if info.group.is_empty() && info.plural == "pods" {
         crate::pods::admit_priority(server, &mut obj).await?;
         crate::pods::admit_default_tolerations(&server.pod_defaults, &mut obj);
+    }
+    let charged = match admitted_ns {
+        Some(ns) => {
+            crate::admission::check_limits(server, info, ns, &shown_name, &obj)?;
+            crate::admission::charge_quotas(server, info, ns, &shown_name, &obj, dry_run).await?
+        }
+        None => crate::admission::Charged::default(),
+    };
+    if info.group.is_empty()
+        && info.plural == "services"
+        && let Err(e) = server.allocator.allocate(&mut obj, dry_run).await
+    {
+        charged.release(server).await;
+        return Err(e);
     }
     if let Some(m) = manager {
         crate::patch::track_update(info, None, &mut obj, m, None);
@@ -889,6 +912,7 @@ pub async fn create_object(
             if info.plural == "services" {
                 server.allocator.release(&obj).await;
             }
+            charged.release(server).await;
             return Err(store_error(info, &name, e));
         }
     };
@@ -930,42 +954,11 @@ fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
         }
     }
     if info.group.is_empty() && info.plural == "pods" {
-        let qos = pod_qos(m.get("spec"));
+        let qos = skiff_api::quota::pod_qos(m.get("spec"));
         m.insert(
             "status".into(),
             json!({"phase": "Pending", "qosClass": qos}),
         );
-    }
-}
-
-fn pod_qos(spec: Option<&Value>) -> &'static str {
-    let cs = spec
-        .and_then(|s| s.get("containers"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut any = false;
-    let mut guaranteed = !cs.is_empty();
-    for c in &cs {
-        let req = c.pointer("/resources/requests").and_then(Value::as_object);
-        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
-        if req.is_some_and(|r| !r.is_empty()) || lim.is_some_and(|l| !l.is_empty()) {
-            any = true;
-        }
-        for res in ["cpu", "memory"] {
-            let l = lim.and_then(|l| l.get(res));
-            let r = req.and_then(|r| r.get(res)).or(l);
-            if l.is_none() || r != l {
-                guaranteed = false;
-            }
-        }
-    }
-    if guaranteed {
-        "Guaranteed"
-    } else if any {
-        "Burstable"
-    } else {
-        "BestEffort"
     }
 }
 

@@ -55,6 +55,9 @@ pub struct ApiServer {
     pub namespaces: crate::namespaces::Namespaces,
     /// Every PriorityClass, for the priority admission of each new pod.
     pub priority_classes: crate::pods::PriorityClasses,
+    /// Every LimitRange and ResourceQuota, for their admission plugins.
+    pub limit_ranges: crate::admission::Namespaced,
+    pub quotas: crate::admission::Namespaced,
     pub metrics: Metrics,
     pub cancel: CancellationToken,
     /// Every API watch's task, so shutdown can wait for them.
@@ -100,6 +103,22 @@ impl ApiServer {
         )
         .await
         .map_err(|e| error_chain(&e))?;
+        let limit_ranges = crate::admission::Namespaced::start(
+            &store,
+            &cache,
+            crate::admission::LIMIT_RANGE_PREFIX,
+            crate::admission::extract,
+        )
+        .await
+        .map_err(|e| error_chain(&e))?;
+        let quotas = crate::admission::Namespaced::start(
+            &store,
+            &cache,
+            crate::admission::RESOURCE_QUOTA_PREFIX,
+            crate::admission::extract,
+        )
+        .await
+        .map_err(|e| error_chain(&e))?;
         let allocator = alloc::Allocators::load(&store, &config.service_cidr)
             .await
             .map_err(|e| error_chain(&e))?;
@@ -111,6 +130,8 @@ impl ApiServer {
             resources,
             namespaces,
             priority_classes,
+            limit_ranges,
+            quotas,
             metrics: Metrics {
                 requests: AtomicU64::new(0),
                 errors: AtomicU64::new(0),

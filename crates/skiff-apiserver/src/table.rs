@@ -382,8 +382,34 @@ fn layout(info: &ResourceInfo) -> Vec<Col> {
             Col("Age", "string", 0),
             Col("VolumeMode", "string", 1),
         ],
+        ("", "resourcequotas") => vec![
+            Col("Name", "string", 0),
+            Col("Age", "string", 0),
+            Col("Request", "string", 0),
+            Col("Limit", "string", 0),
+        ],
+        ("", "limitranges") => vec![Col("Name", "string", 0), Col("Created At", "date", 0)],
         _ => vec![Col("Name", "string", 0), Col("Age", "string", 0)],
     }
+}
+
+/// A quota's REQUEST and LIMIT cells: `name: used/hard` for each hard resource, the
+/// `limits.*` ones in the second (upstream's printResourceQuota).
+fn quota_cells(o: &Value) -> (String, String) {
+    use skiff_api::quota::parse_list;
+    let hard = parse_list(o.pointer("/status/hard"));
+    let used = parse_list(o.pointer("/status/used"));
+    let (mut request, mut limit) = (Vec::new(), Vec::new());
+    for (name, h) in &hard {
+        let u = used.get(name).map_or("0".to_string(), ToString::to_string);
+        let cell = format!("{name}: {u}/{h}");
+        if name.split('.').next() == Some("limits") && name.contains('.') {
+            limit.push(cell);
+        } else {
+            request.push(cell);
+        }
+    }
+    (request.join(", "), limit.join(", "))
 }
 
 fn access_modes(o: &Value, p: &str) -> String {
@@ -1018,6 +1044,11 @@ fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
             age(o),
             json!(s(o, "/spec/volumeMode")),
         ],
+        ("", "resourcequotas") => {
+            let (request, limit) = quota_cells(o);
+            vec![name, age(o), json!(request), json!(limit)]
+        }
+        ("", "limitranges") => vec![name, json!(s(o, "/metadata/creationTimestamp"))],
         _ => vec![name, age(o)],
     }
 }

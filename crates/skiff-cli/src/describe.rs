@@ -306,10 +306,47 @@ async fn describe(api: &Api, r: &Resource, obj: &Value, events: bool) -> Result<
             o.kv(0, "Name", s(obj, "/metadata/name"));
             labels_annotations(&mut o, obj);
             o.kv(0, "Status", s(obj, "/status/phase"));
+            let ns = s(obj, "/metadata/name");
+            let items = |list: Option<Value>| -> Vec<Value> {
+                list.and_then(|l| l.get("items").and_then(Value::as_array).cloned())
+                    .unwrap_or_default()
+            };
+            let quotas = items(
+                api.get(&format!("/api/v1/namespaces/{ns}/resourcequotas"))
+                    .await
+                    .ok(),
+            );
+            let ranges = items(
+                api.get(&format!("/api/v1/namespaces/{ns}/limitranges"))
+                    .await
+                    .ok(),
+            );
             o.line(0, "");
-            o.line(0, "No resource quota.");
+            if quotas.is_empty() {
+                o.line(0, "No resource quota.");
+            } else {
+                o.line(0, "Resource Quotas");
+                for q in &quotas {
+                    quota_section(&mut o, q, 1);
+                }
+            }
             o.line(0, "");
-            o.line(0, "No LimitRange resource.");
+            if ranges.is_empty() {
+                o.line(0, "No LimitRange resource.");
+            } else {
+                o.line(0, "Resource Limits");
+                for r in &ranges {
+                    limits_table(&mut o, r, " ", r == &ranges[0]);
+                }
+            }
+        }
+        ("", "ResourceQuota") => {
+            header(&mut o, obj, true);
+            quota_section(&mut o, obj, 0);
+        }
+        ("", "LimitRange") => {
+            header(&mut o, obj, true);
+            limits_table(&mut o, obj, "", true);
         }
         ("", "Node") => describe_node(&mut o, obj, &created),
         _ => {
@@ -339,8 +376,14 @@ async fn describe(api: &Api, r: &Resource, obj: &Value, events: bool) -> Result<
             }
         }
     }
-    // kubectl's namespace describer shows no events.
-    if events && !(r.group.is_empty() && r.kind == "Namespace") {
+    // kubectl's namespace, quota and limit range describers show no events.
+    if events
+        && !(r.group.is_empty()
+            && matches!(
+                r.kind.as_str(),
+                "Namespace" | "ResourceQuota" | "LimitRange"
+            ))
+    {
         let ev = fetch_events(api, r, obj).await?;
         events_section(&mut o, &ev);
     }
@@ -895,6 +938,111 @@ fn describe_pod(o: &mut Out, p: &Value) {
         &[],
     );
     tolerations(o, 0, &arr(p, "/spec/tolerations"));
+}
+
+/// What a quota scope matches, as kubectl explains it.
+fn scope_help(scope: &str) -> &'static str {
+    match scope {
+        "Terminating" => {
+            "Matches all pods that have an active deadline. These pods have a limited lifespan on a node before being actively terminated by the system."
+        }
+        "NotTerminating" => {
+            "Matches all pods that do not have an active deadline. These pods usually include long running pods whose container command is not expected to terminate."
+        }
+        "BestEffort" => {
+            "Matches all pods that do not have resource requirements set. These pods have a best effort quality of service."
+        }
+        "NotBestEffort" => {
+            "Matches all pods that have at least one resource requirement set. These pods have a burstable or guaranteed quality of service."
+        }
+        _ => "",
+    }
+}
+
+/// A quota's scopes and `Resource Used Hard` rows: on its own (`level` 0) or within a
+/// namespace (`level` 1, with kubectl's shorter rules).
+fn quota_section(o: &mut Out, q: &Value, level: usize) {
+    if level > 0 {
+        o.kv(level, "Name", s(q, "/metadata/name"));
+    }
+    let mut scopes: Vec<&str> = arr(q, "/spec/scopes")
+        .into_iter()
+        .filter_map(Value::as_str)
+        .collect();
+    scopes.sort();
+    if !scopes.is_empty() {
+        o.kv(level, "Scopes", scopes.join(", "));
+        for scope in &scopes {
+            let help = scope_help(scope);
+            if !help.is_empty() {
+                let bullet = if level == 0 { " * " } else { "* " };
+                o.line(level, &format!("{bullet}{help}"));
+            }
+        }
+    }
+    o.line(level, "Resource\tUsed\tHard");
+    o.line(
+        level,
+        if level == 0 {
+            "--------\t----\t----"
+        } else {
+            "--------\t---\t---"
+        },
+    );
+    let hard = obj_map(q, "/status/hard");
+    let used = obj_map(q, "/status/used");
+    let mut names: Vec<&String> = hard.keys().collect();
+    names.sort();
+    for n in names {
+        let h = hard[n.as_str()].as_str().unwrap_or("0");
+        let u = used.get(n.as_str()).and_then(Value::as_str).unwrap_or("0");
+        o.line(level, &format!("{n}\t{u}\t{h}"));
+    }
+}
+
+/// A LimitRange's rows (`Type Resource Min Max ...`), each line led by `lead`; the header
+/// only when `heading`.
+fn limits_table(o: &mut Out, r: &Value, lead: &str, heading: bool) {
+    if heading {
+        o.line(0, &format!("{lead}Type\tResource\tMin\tMax\tDefault Request\tDefault Limit\tMax Limit/Request Ratio"));
+        o.line(0, &format!("{lead}----\t--------\t---\t---\t---------------\t-------------\t-----------------------"));
+    }
+    for item in arr(r, "/spec/limits") {
+        let fields = [
+            "min",
+            "max",
+            "defaultRequest",
+            "default",
+            "maxLimitRequestRatio",
+        ];
+        let mut names: Vec<String> = fields
+            .iter()
+            .flat_map(|f| {
+                obj_map(item, &format!("/{f}"))
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        for n in names {
+            let cells: Vec<String> = fields
+                .iter()
+                .map(|f| {
+                    obj_map(item, &format!("/{f}"))
+                        .get(&n)
+                        .and_then(Value::as_str)
+                        .unwrap_or("-")
+                        .to_string()
+                })
+                .collect();
+            o.line(
+                0,
+                &format!("{lead}{}\t{n}\t{}", s(item, "/type"), cells.join("\t")),
+            );
+        }
+    }
 }
 
 async fn describe_service(api: &Api, o: &mut Out, svc: &Value) {

@@ -21,6 +21,7 @@ pub mod pod_util;
 pub mod podautoscaler;
 pub mod podgc;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod resources;
 pub mod runtime;
 pub mod serviceaccount;
@@ -36,6 +37,7 @@ pub struct Settings {
     pub node_lifecycle: nodelifecycle::Settings,
     pub podgc: podgc::Settings,
     pub podautoscaler: podautoscaler::Settings,
+    pub resourcequota: resourcequota::Settings,
     /// The range node pod CIDRs come from (None: nodes get none).
     pub cluster_cidr: Option<nodeipam::ClusterCidr>,
 }
@@ -46,6 +48,7 @@ impl Default for Settings {
             node_lifecycle: nodelifecycle::Settings::default(),
             podgc: podgc::Settings::default(),
             podautoscaler: podautoscaler::Settings::default(),
+            resourcequota: resourcequota::Settings::default(),
             cluster_cidr: nodeipam::ClusterCidr::parse("10.42.0.0/16"),
         }
     }
@@ -122,6 +125,11 @@ pub async fn run_in(
     tasks.spawn(podautoscaler::run(
         informers.clone(),
         settings.podautoscaler,
+        cancel.clone(),
+    ));
+    tasks.spawn(resourcequota::run(
+        informers.clone(),
+        settings.resourcequota,
         cancel.clone(),
     ));
     if let Some(range) = settings.cluster_cidr {

@@ -1430,6 +1430,114 @@ fn auth_reviews_and_impersonation(k: &Kubectl) {
     }
 }
 
+/// ResourceQuota and LimitRange as upstream's admission plugins and quota controller handle
+/// them: defaults from the LimitRange, its maximum enforced, usage counted into the quota's
+/// status, a create past the quota refused with upstream's message, usage given back when
+/// a pod goes; `get` and `describe` (kubectl's and skiff's) show them as upstream.
+fn quotas_and_limit_ranges(k: &Kubectl) {
+    k.ok(&["create", "namespace", "quota-ns"]);
+    let ns = ["-n", "quota-ns"];
+    let with_ns = |args: &[&'static str]| -> Vec<&'static str> {
+        let mut all = args.to_vec();
+        all.extend(ns);
+        all
+    };
+    k.ok(&with_ns(&[
+        "create",
+        "quota",
+        "q1",
+        "--hard=pods=2,requests.cpu=1,limits.memory=1Gi,count/configmaps=3",
+    ]));
+    let limits = r#"{"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "lr"},
+        "spec": {"limits": [{"type": "Container", "default": {"cpu": "500m", "memory": "256Mi"},
+        "defaultRequest": {"cpu": "250m"}, "max": {"cpu": "1"}}]}}"#;
+    k.ok_stdin(&with_ns(&["apply", "-f", "-"]), limits);
+    let counted = |v: &Value| v["status"]["used"]["pods"] == "0";
+    wait_until(
+        k,
+        "the quota counted",
+        &with_ns(&["get", "quota", "q1"]),
+        counted,
+    );
+    // The default request of memory comes from its default limit.
+    let lr = k.json(&with_ns(&["get", "limitrange", "lr"]));
+    assert_eq!(
+        lr["spec"]["limits"][0]["defaultRequest"],
+        json!({"cpu": "250m", "memory": "256Mi"})
+    );
+    k.ok(&with_ns(&["run", "p1", "--image=nginx"]));
+    let p1 = k.json(&with_ns(&["get", "pod", "p1"]));
+    assert_eq!(
+        p1["spec"]["containers"][0]["resources"],
+        json!({"limits": {"cpu": "500m", "memory": "256Mi"}, "requests": {"cpu": "250m", "memory": "256Mi"}})
+    );
+    assert_eq!(
+        p1["metadata"]["annotations"]["kubernetes.io/limit-ranger"],
+        "LimitRanger plugin set: cpu, memory request for container p1; cpu, memory limit for container p1"
+    );
+    assert_eq!(p1["status"]["qosClass"], "Burstable");
+    let too_big = with_ns(&[
+        "run",
+        "big",
+        "--image=nginx",
+        r#"--overrides={"spec":{"containers":[{"name":"big","image":"nginx","resources":{"limits":{"cpu":"2"}}}]}}"#,
+    ]);
+    let out = k.exits(1, &too_big);
+    assert!(
+        text(&out.stderr).contains(
+            "pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+        ),
+        "{}",
+        k.describe(&too_big, &out)
+    );
+    // A server-side dry run is checked but not charged.
+    k.ok(&with_ns(&[
+        "run",
+        "p2",
+        "--image=nginx",
+        "--dry-run=server",
+    ]));
+    k.ok(&with_ns(&["run", "p2", "--image=nginx"]));
+    let p3 = with_ns(&["run", "p3", "--image=nginx"]);
+    let out = k.exits(1, &p3);
+    assert!(
+        text(&out.stderr).contains(
+            "pods \"p3\" is forbidden: exceeded quota: q1, requested: pods=1, used: pods=2, limited: pods=2"
+        ),
+        "{}",
+        k.describe(&p3, &out)
+    );
+    let (header, row) = k.wide(&with_ns(&["quota"]), "q1");
+    assert_eq!(header, "NAME AGE REQUEST LIMIT");
+    assert!(
+        row.ends_with(
+            "count/configmaps: 0/3, pods: 2/2, requests.cpu: 500m/1 limits.memory: 512Mi/1Gi"
+        ),
+        "{row}"
+    );
+    let described = k.ok(&with_ns(&["describe", "quota", "q1"]));
+    let rows: Vec<String> = described.lines().map(squash).collect();
+    for want in ["Resource Used Hard", "limits.memory 512Mi 1Gi", "pods 2 2"] {
+        assert!(rows.iter().any(|r| r == want), "{want} in\n{described}");
+    }
+    let skiff = k.server.run(
+        env!("CARGO_BIN_EXE_skiff").as_ref(),
+        &with_ns(&["describe", "quota", "q1"]),
+    );
+    assert_eq!(text(&skiff.stdout), described, "skiff describe quota");
+    // Deleting a pod gives its usage back.
+    k.ok(&with_ns(&["delete", "pod", "p1", "--wait=false"]));
+    let released = |v: &Value| v["status"]["used"]["pods"] == "1";
+    let q = wait_until(
+        k,
+        "the pod's usage released",
+        &with_ns(&["get", "quota", "q1"]),
+        released,
+    );
+    assert_eq!(q["status"]["used"]["requests.cpu"], "250m");
+    k.ok(&["delete", "namespace", "quota-ns", "--wait=false"]);
+}
+
 fn exercise(bin: PathBuf, version: Version) {
     let k = Kubectl::start(bin, version);
     api_resources(&k);
@@ -1448,6 +1556,7 @@ fn exercise(bin: PathBuf, version: Version) {
     diff(&k);
     delete_with_propagation(&k);
     auth_reviews_and_impersonation(&k);
+    quotas_and_limit_ranges(&k);
 }
 
 #[test]

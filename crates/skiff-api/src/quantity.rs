@@ -212,6 +212,11 @@ impl Quantity {
         self.nanos < 0
     }
 
+    /// Whether the amount is a whole number of units.
+    pub fn is_whole(&self) -> bool {
+        self.nanos % NANO == 0
+    }
+
     /// The larger of the two (`self` on a tie).
     pub fn max(self, other: Quantity) -> Quantity {
         if other.nanos > self.nanos {
@@ -356,6 +361,7 @@ mod tests {
         assert!(q("1Gi") > q("1G"));
         assert!(q("500m") < q("1"));
         assert_eq!(q("1"), Quantity::count(1));
+        assert!(q("1k").is_whole() && !q("1500m").is_whole());
     }
 
     #[test]

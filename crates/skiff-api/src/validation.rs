@@ -262,19 +262,7 @@ fn validate_container(c: &Value, field: &str, names: &mut Vec<String>, causes: &
         }
     }
     if let Some(res) = c.get("resources") {
-        for part in ["limits", "requests"] {
-            if let Some(m) = res.get(part).and_then(Value::as_object) {
-                for (k, v) in m {
-                    if !is_quantity(v) {
-                        causes.push(Cause::invalid(
-                            format!("{field}.resources.{part}[{k}]"),
-                            v,
-                            "must match the regex ^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$",
-                        ));
-                    }
-                }
-            }
-        }
+        validate_container_resources(res, &format!("{field}.resources"), causes);
     }
     if let Some(env) = c.get("env").and_then(Value::as_array) {
         for (i, e) in env.iter().enumerate() {
@@ -400,6 +388,341 @@ fn non_negative(spec: &Value, key: &str, causes: &mut Vec<Cause>) {
     }
 }
 
+const QUANTITY_REGEX: &str = "must match the regex ^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$";
+
+/// Resources counted in whole units (upstream's `IsIntegerResourceName`).
+fn is_integer_resource(name: &str) -> bool {
+    matches!(
+        name,
+        "pods"
+            | "resourcequotas"
+            | "services"
+            | "replicationcontrollers"
+            | "secrets"
+            | "configmaps"
+            | "persistentvolumeclaims"
+            | "services.nodeports"
+            | "services.loadbalancers"
+    ) || is_extended_resource(name)
+}
+
+/// A domain-qualified resource outside `kubernetes.io` (`nvidia.com/gpu`).
+fn is_extended_resource(name: &str) -> bool {
+    name.contains('/')
+        && !name.contains("kubernetes.io/")
+        && !name.starts_with("requests.")
+        && is_qualified_name(name)
+}
+
+/// A resource list's amounts: quantities, not negative, whole for integer resources.
+/// Returns the parsed amounts by name.
+fn validate_resource_list(
+    list: &Value,
+    field: &str,
+    causes: &mut Vec<Cause>,
+) -> std::collections::BTreeMap<String, crate::quantity::Quantity> {
+    let mut parsed = std::collections::BTreeMap::new();
+    let Some(m) = list.as_object() else {
+        return parsed;
+    };
+    let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    for (k, v) in entries {
+        let f = format!("{field}[{k}]");
+        let q = match v {
+            Value::String(s) => crate::quantity::Quantity::parse(s).ok(),
+            Value::Number(n) => crate::quantity::Quantity::parse(&n.to_string()).ok(),
+            _ => None,
+        };
+        let Some(q) = q.filter(|_| is_quantity(v)) else {
+            causes.push(Cause::invalid(f, v, QUANTITY_REGEX));
+            continue;
+        };
+        if q.is_negative() {
+            causes.push(Cause::invalid(
+                f,
+                &json!(q.to_string()),
+                "must be greater than or equal to 0",
+            ));
+        } else if is_integer_resource(k) && !q.is_whole() {
+            causes.push(Cause::invalid(
+                f,
+                &json!(q.to_string()),
+                "must be an integer",
+            ));
+        }
+        parsed.insert(k.clone(), q);
+    }
+    parsed
+}
+
+/// A container's `resources`: standard or extended names, valid amounts, requests within
+/// limits (equal to them for extended resources, which cannot be overcommitted).
+fn validate_container_resources(res: &Value, field: &str, causes: &mut Vec<Cause>) {
+    let mut lists = Vec::new();
+    for part in ["limits", "requests"] {
+        let Some(list) = res.get(part) else {
+            lists.push(Default::default());
+            continue;
+        };
+        if let Some(m) = list.as_object() {
+            for k in m.keys() {
+                let standard = matches!(k.as_str(), "cpu" | "memory" | "ephemeral-storage")
+                    || k.starts_with("hugepages-");
+                if !k.contains('/') && !standard {
+                    causes.push(Cause::invalid(
+                        format!("{field}.{part}[{k}]"),
+                        &json!(k),
+                        "must be a standard resource for containers",
+                    ));
+                } else if k.contains('/')
+                    && !k.contains("kubernetes.io/")
+                    && !is_extended_resource(k)
+                {
+                    causes.push(Cause::invalid(
+                        format!("{field}.{part}[{k}]"),
+                        &json!(k),
+                        "doesn't follow extended resource name standard",
+                    ));
+                }
+            }
+        }
+        lists.push(validate_resource_list(
+            list,
+            &format!("{field}.{part}"),
+            causes,
+        ));
+    }
+    let (limits, requests) = (&lists[0], &lists[1]);
+    for (k, req) in requests {
+        let Some(lim) = limits.get(k) else { continue };
+        if is_extended_resource(k) && req != lim {
+            causes.push(Cause::invalid(
+                format!("{field}.requests"),
+                &json!(req.to_string()),
+                format!("must be equal to {k} limit of {lim}"),
+            ));
+        } else if req > lim {
+            causes.push(Cause::invalid(
+                format!("{field}.requests"),
+                &json!(req.to_string()),
+                format!("must be less than or equal to {k} limit of {lim}"),
+            ));
+        }
+    }
+}
+
+const QUOTA_SCOPES: &[&str] = &[
+    "Terminating",
+    "NotTerminating",
+    "BestEffort",
+    "NotBestEffort",
+    "PriorityClass",
+    "CrossNamespacePodAffinity",
+];
+
+/// Upstream's ResourceQuota spec rules: valid amounts, known scopes that apply to the
+/// quota's standard resources and do not contradict each other.
+fn validate_resource_quota(spec: &Value, causes: &mut Vec<Cause>) {
+    let hard = spec.get("hard").cloned().unwrap_or(Value::Null);
+    validate_resource_list(&hard, "spec.hard", causes);
+    let Some(scopes) = spec.get("scopes").and_then(Value::as_array) else {
+        return;
+    };
+    let value = Value::Array(scopes.clone());
+    let names: Vec<&str> = scopes.iter().filter_map(Value::as_str).collect();
+    let compute = [
+        "cpu",
+        "memory",
+        "limits.cpu",
+        "limits.memory",
+        "requests.cpu",
+        "requests.memory",
+    ];
+    let standard_quota = |k: &str| {
+        k == "pods"
+            || compute.contains(&k)
+            || matches!(
+                k,
+                "services"
+                    | "replicationcontrollers"
+                    | "resourcequotas"
+                    | "secrets"
+                    | "configmaps"
+                    | "persistentvolumeclaims"
+                    | "requests.storage"
+                    | "services.nodeports"
+                    | "services.loadbalancers"
+                    | "ephemeral-storage"
+                    | "requests.ephemeral-storage"
+                    | "limits.ephemeral-storage"
+            )
+    };
+    let keys: Vec<&String> = hard
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    for scope in scopes {
+        let name = scope.as_str().unwrap_or("");
+        if !QUOTA_SCOPES.contains(&name) {
+            causes.push(Cause::invalid("spec.scopes", &value, "unsupported scope"));
+        }
+        for k in &keys {
+            let fits = match name {
+                "BestEffort" => k.as_str() == "pods",
+                _ => k.as_str() == "pods" || compute.contains(&k.as_str()),
+            };
+            if standard_quota(k) && !fits {
+                causes.push(Cause::invalid(
+                    "spec.scopes",
+                    &value,
+                    "unsupported scope applied to resource",
+                ));
+            }
+        }
+    }
+    for pair in [
+        ["BestEffort", "NotBestEffort"],
+        ["Terminating", "NotTerminating"],
+    ] {
+        if pair.iter().all(|p| names.contains(p)) {
+            causes.push(Cause::invalid("spec.scopes", &value, "conflicting scopes"));
+        }
+    }
+}
+
+/// Upstream's LimitRange rules (after defaulting): valid amounts, and for each resource
+/// min <= default request <= default limit <= max, and a ratio of at least 1 that max/min
+/// allows.
+fn validate_limit_range(spec: &Value, causes: &mut Vec<Cause>) {
+    let items = spec
+        .get("limits")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, item) in items.iter().enumerate() {
+        let f = format!("spec.limits[{i}]");
+        let list = |name: &str, causes: &mut Vec<Cause>| {
+            item.get(name)
+                .map(|l| validate_resource_list(l, &format!("{f}.{name}"), causes))
+                .unwrap_or_default()
+        };
+        let (max, min) = (list("max", causes), list("min", causes));
+        let (default, request) = (list("default", causes), list("defaultRequest", causes));
+        let ratio = list("maxLimitRequestRatio", causes);
+        if item.get("type").and_then(Value::as_str) == Some("Pod") {
+            for (name, l) in [("default", &default), ("defaultRequest", &request)] {
+                if !l.is_empty() {
+                    causes.push(Cause::forbidden(
+                        format!("{f}.{name}"),
+                        "may not be specified when `type` is 'Pod'",
+                    ));
+                }
+            }
+        }
+        let mut keys: Vec<&String> = [&max, &min, &default, &request, &ratio]
+            .iter()
+            .flat_map(|l| l.keys())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            let (mx, mn, d, r, ra) = (
+                max.get(k),
+                min.get(k),
+                default.get(k),
+                request.get(k),
+                ratio.get(k),
+            );
+            let mut bad = |field: &str, value: &crate::quantity::Quantity, msg: String| {
+                causes.push(Cause::invalid(
+                    format!("{f}.{field}[{k}]"),
+                    &json!(value.to_string()),
+                    msg,
+                ));
+            };
+            if let (Some(mn), Some(mx)) = (mn, mx)
+                && mn > mx
+            {
+                bad(
+                    "min",
+                    mn,
+                    format!("min value {mn} is greater than max value {mx}"),
+                );
+            }
+            if let (Some(r), Some(mn)) = (r, mn)
+                && mn > r
+            {
+                bad(
+                    "defaultRequest",
+                    r,
+                    format!("min value {mn} is greater than default request value {r}"),
+                );
+            }
+            if let (Some(r), Some(mx)) = (r, mx)
+                && r > mx
+            {
+                bad(
+                    "defaultRequest",
+                    r,
+                    format!("default request value {r} is greater than max value {mx}"),
+                );
+            }
+            if let (Some(r), Some(d)) = (r, d)
+                && r > d
+            {
+                bad(
+                    "defaultRequest",
+                    r,
+                    format!("default request value {r} is greater than default limit value {d}"),
+                );
+            }
+            if let (Some(d), Some(mn)) = (d, mn)
+                && mn > d
+            {
+                bad(
+                    "default",
+                    mn,
+                    format!("min value {mn} is greater than default value {d}"),
+                );
+            }
+            if let (Some(d), Some(mx)) = (d, mx)
+                && d > mx
+            {
+                bad(
+                    "default",
+                    mx,
+                    format!("default value {d} is greater than max value {mx}"),
+                );
+            }
+            if let Some(ra) = ra {
+                if *ra < crate::quantity::Quantity::count(1) {
+                    bad(
+                        "maxLimitRequestRatio",
+                        ra,
+                        format!("ratio {ra} is less than 1"),
+                    );
+                }
+                let f64_of = |q: &crate::quantity::Quantity| {
+                    crate::quantity::as_f64(&q.to_string()).unwrap_or(0.0)
+                };
+                if let (Some(mn), Some(mx)) = (mn, mx)
+                    && f64_of(mn) > 0.0
+                {
+                    let limit = f64_of(mx) / f64_of(mn);
+                    if f64_of(ra) > limit {
+                        bad(
+                            "maxLimitRequestRatio",
+                            ra,
+                            format!("ratio {ra} is greater than max/min = {limit:.6}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Validates a created or updated object of a built-in kind (after defaulting). Returns field causes.
 pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
@@ -482,6 +805,8 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
             }
         }
         ("", "Service") => validate_service(&spec, &mut causes),
+        ("", "ResourceQuota") => validate_resource_quota(&spec, &mut causes),
+        ("", "LimitRange") => validate_limit_range(&spec, &mut causes),
         ("", "ConfigMap") | ("", "Secret") => {
             for part in ["data", "binaryData", "stringData"] {
                 if let Some(m) = obj.get(part).and_then(Value::as_object) {
@@ -706,6 +1031,101 @@ mod tests {
         assert!(!is_dns1035_label("1svc"));
         assert!(is_qualified_name("app.kubernetes.io/name"));
         assert!(!is_qualified_name("-x"));
+    }
+
+    fn messages(group: &str, kind: &str, obj: Value) -> Vec<String> {
+        let mut obj = obj;
+        crate::defaults::apply(group, kind, &mut obj);
+        validate(group, kind, &obj)
+            .into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
+    }
+
+    #[test]
+    fn container_resources_as_upstream() {
+        let pod = |res: Value| json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx", "resources": res}]}});
+        assert_eq!(
+            messages("", "Pod", pod(json!({"requests": {"cpu": "-1"}}))),
+            vec![
+                "spec.containers[0].resources.requests[cpu]: Invalid value: \"-1\": must be greater than or equal to 0"
+            ]
+        );
+        assert_eq!(
+            messages(
+                "",
+                "Pod",
+                pod(json!({"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}))
+            ),
+            vec![
+                "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1"
+            ]
+        );
+        assert_eq!(
+            messages("", "Pod", pod(json!({"limits": {"foo": "1"}}))),
+            // Requests default to limits, so the request is refused too.
+            vec![
+                "spec.containers[0].resources.limits[foo]: Invalid value: \"foo\": must be a standard resource for containers",
+                "spec.containers[0].resources.requests[foo]: Invalid value: \"foo\": must be a standard resource for containers"
+            ]
+        );
+        assert_eq!(
+            messages(
+                "",
+                "Pod",
+                pod(json!({"limits": {"example.com/gpu": "500m"}}))
+            ),
+            vec![
+                "spec.containers[0].resources.limits[example.com/gpu]: Invalid value: \"500m\": must be an integer",
+                "spec.containers[0].resources.requests[example.com/gpu]: Invalid value: \"500m\": must be an integer"
+            ]
+        );
+        assert!(
+            messages(
+                "",
+                "Pod",
+                pod(json!({"limits": {"cpu": "1", "memory": "1Gi", "example.com/gpu": "1"}}))
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn quotas_and_limit_ranges_as_upstream() {
+        let quota = |spec: Value| json!({"metadata": {"name": "q"}, "spec": spec});
+        assert_eq!(
+            messages("", "ResourceQuota", quota(json!({"hard": {"pods": "abc", "services": "-1", "configmaps": "1.5"}}))),
+            vec![
+                "spec.hard[configmaps]: Invalid value: \"1500m\": must be an integer".to_string(),
+                "spec.hard[pods]: Invalid value: \"abc\": must match the regex ^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$".to_string(),
+                "spec.hard[services]: Invalid value: \"-1\": must be greater than or equal to 0".to_string(),
+            ]
+        );
+        assert_eq!(
+            messages("", "ResourceQuota", quota(json!({"hard": {"cpu": "1"}, "scopes": ["BestEffort", "NotBestEffort", "Bogus"]}))),
+            vec![
+                "spec.scopes: Invalid value: [\"BestEffort\",\"NotBestEffort\",\"Bogus\"]: unsupported scope applied to resource".to_string(),
+                "spec.scopes: Invalid value: [\"BestEffort\",\"NotBestEffort\",\"Bogus\"]: unsupported scope".to_string(),
+                "spec.scopes: Invalid value: [\"BestEffort\",\"NotBestEffort\",\"Bogus\"]: conflicting scopes".to_string(),
+            ]
+        );
+        let range = |limits: Value| json!({"metadata": {"name": "lr"}, "spec": {"limits": limits}});
+        // The default limit comes from max, so the default request is above both.
+        assert_eq!(
+            messages("", "LimitRange", range(json!([{"type": "Container", "max": {"cpu": "1"}, "defaultRequest": {"cpu": "2"}}]))),
+            vec![
+                "spec.limits[0].defaultRequest[cpu]: Invalid value: \"2\": default request value 2 is greater than max value 1".to_string(),
+                "spec.limits[0].defaultRequest[cpu]: Invalid value: \"2\": default request value 2 is greater than default limit value 1".to_string(),
+            ]
+        );
+        assert_eq!(
+            messages("", "LimitRange", range(json!([{"type": "Pod", "min": {"cpu": "2"}, "max": {"cpu": "1"}, "maxLimitRequestRatio": {"cpu": "500m"}}]))),
+            vec![
+                "spec.limits[0].min[cpu]: Invalid value: \"2\": min value 2 is greater than max value 1".to_string(),
+                "spec.limits[0].maxLimitRequestRatio[cpu]: Invalid value: \"500m\": ratio 500m is less than 1".to_string(),
+            ]
+        );
+        assert!(messages("", "LimitRange", range(json!([{"type": "Container", "min": {"cpu": "100m"}, "max": {"cpu": "1"}, "maxLimitRequestRatio": {"cpu": "4"}}]))).is_empty());
     }
 
     #[test]

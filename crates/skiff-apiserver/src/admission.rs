@@ -108,15 +108,24 @@ fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// ResourceQuota admission of a new object: every quota of the namespace that covers it must
-/// have room for what it uses; the usage is added to each quota's status (unless `dry_run`).
-/// `name` is the object's name as messages show it.
+/// Whether quotas are charged when an object of `info` is updated, as upstream's evaluators
+/// handle updates: a service's type and ports, a claim's size. Other objects are charged
+/// when created only.
+pub fn charged_on_update(info: &ResourceInfo) -> bool {
+    is(info, "services") || is(info, "persistentvolumeclaims")
+}
+
+/// ResourceQuota admission of a new object (or of an update from `previous`): every quota of
+/// the namespace that covers it must have room for what it uses (or what the update adds);
+/// that is added to each quota's status (unless `dry_run`). `name` is the object's name as
+/// messages show it.
 pub async fn charge_quotas(
     server: &ApiServer,
     info: &ResourceInfo,
     ns: &str,
     name: &str,
     obj: &Value,
+    previous: Option<&Value>,
     dry_run: bool,
 ) -> Result<Charged, ApiError> {
     let quotas = in_namespace(&server.quotas, ns);
@@ -155,7 +164,22 @@ pub async fn charge_quotas(
     if covering.is_empty() {
         return Ok(Charged::default());
     }
-    let usage = quota::usage(info.group, info.plural, obj, now_secs());
+    let now = now_secs();
+    let mut usage = quota::usage(info.group, info.plural, obj, now);
+    if let Some(prev) = previous {
+        // What the update adds; what it frees the controller gives back.
+        let before = quota::usage(info.group, info.plural, prev, now);
+        usage = usage
+            .into_iter()
+            .filter_map(|(k, q)| {
+                let added = before.get(&k).map_or(q, |b| q - *b);
+                (!added.is_negative() && !added.is_zero()).then_some((k, added))
+            })
+            .collect();
+        if usage.is_empty() {
+            return Ok(Charged::default());
+        }
+    }
     let negative: Vec<&str> = usage
         .iter()
         .filter(|(_, q)| q.is_negative())

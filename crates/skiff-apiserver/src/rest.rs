@@ -885,7 +885,8 @@ pub async fn create_object(
     let charged = match admitted_ns {
         Some(ns) => {
             crate::admission::check_limits(server, info, ns, &shown_name, &obj)?;
-            crate::admission::charge_quotas(server, info, ns, &shown_name, &obj, dry_run).await?
+            crate::admission::charge_quotas(server, info, ns, &shown_name, &obj, None, dry_run)
+                .await?
         }
         None => crate::admission::Charged::default(),
     };
@@ -1288,12 +1289,30 @@ pub async fn write_update(
     if unchanged(current, &new) {
         return Ok((StatusCode::OK, current.clone()));
     }
+    let charged = match ns {
+        Some(ns)
+            if info.namespaced
+                && subresource.is_none()
+                && crate::admission::charged_on_update(info) =>
+        {
+            crate::admission::charge_quotas(server, info, ns, name, &new, Some(current), dry_run)
+                .await?
+        }
+        _ => crate::admission::Charged::default(),
+    };
     let (claimed, dropped) =
         if info.group.is_empty() && info.plural == "services" && subresource.is_none() {
-            server
+            match server
                 .allocator
                 .update_ports(current, &mut new, dry_run)
-                .await?
+                .await
+            {
+                Ok(ports) => ports,
+                Err(e) => {
+                    charged.release(server).await;
+                    return Err(e);
+                }
+            }
         } else {
             (Vec::new(), Vec::new())
         };
@@ -1309,6 +1328,7 @@ pub async fn write_update(
         Ok(rev) => rev,
         Err(e) => {
             server.allocator.release_ports(&claimed).await;
+            charged.release(server).await;
             return Err(store_error(info, name, e));
         }
     };

@@ -1535,6 +1535,42 @@ fn quotas_and_limit_ranges(k: &Kubectl) {
         released,
     );
     assert_eq!(q["status"]["used"]["requests.cpu"], "250m");
+    // An update is charged for what it adds: a service turned NodePort needs node ports.
+    k.ok(&with_ns(&[
+        "create",
+        "quota",
+        "ports",
+        "--hard=services.nodeports=1",
+    ]));
+    let counted = |v: &Value| v["status"]["used"]["services.nodeports"] == "0";
+    wait_until(
+        k,
+        "node ports counted",
+        &with_ns(&["get", "quota", "ports"]),
+        counted,
+    );
+    k.ok(&with_ns(&[
+        "create",
+        "service",
+        "clusterip",
+        "web",
+        "--tcp=80:80,443:443",
+    ]));
+    let patch = with_ns(&[
+        "patch",
+        "service",
+        "web",
+        "-p",
+        r#"{"spec":{"type":"NodePort"}}"#,
+    ]);
+    let out = k.exits(1, &patch);
+    assert!(
+        text(&out.stderr).contains(
+            "services \"web\" is forbidden: exceeded quota: ports, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1"
+        ),
+        "{}",
+        k.describe(&patch, &out)
+    );
     k.ok(&["delete", "namespace", "quota-ns", "--wait=false"]);
 }
 

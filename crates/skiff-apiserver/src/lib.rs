@@ -5,6 +5,7 @@ pub mod admission;
 pub mod alloc;
 pub mod authz;
 pub mod cache;
+pub mod components;
 mod cork;
 pub mod crd;
 pub mod discovery;

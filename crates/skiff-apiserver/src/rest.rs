@@ -149,6 +149,12 @@ async fn serve_resource(
         if method != Method::GET {
             return Err(ApiError::method_not_allowed("watch requires GET"));
         }
+        if !info.verbs.contains(&"watch") {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource (watch {})",
+                info.plural
+            )));
+        }
         let in_process = req.extensions().get::<crate::server::Remote>().is_none();
         return crate::watch::serve(server, info, ns, r.name.as_deref(), &q, accept, in_process)
             .await;
@@ -156,6 +162,33 @@ async fn serve_resource(
     let verbs = info.verbs;
     let verb_allowed = |v: &str| verbs.contains(&v);
     match (&method, r.name.as_deref(), r.subresource.as_deref()) {
+        (&Method::GET, name, None)
+            if info.group.is_empty() && info.plural == "componentstatuses" =>
+        {
+            let all = crate::components::statuses(server).await;
+            let mut res = match name {
+                Some(n) => {
+                    let found = all.into_iter().find(|s| objects::name_of(s) == n);
+                    let obj = found.ok_or_else(|| ApiError::not_found("", info.plural, n))?;
+                    object_response(StatusCode::OK, info, obj, accept)
+                }
+                None if wants_table(accept) => json_response(
+                    StatusCode::OK,
+                    &table::table(info, &all, json!({}), IncludeObject::Metadata, false),
+                ),
+                None => json_response(
+                    StatusCode::OK,
+                    &json!({"kind": "ComponentStatusList", "apiVersion": "v1", "metadata": {}, "items": all}),
+                ),
+            };
+            res.headers_mut().insert(
+                "warning",
+                http::HeaderValue::from_static(
+                    "299 - \"v1 ComponentStatus is deprecated in v1.19+\"",
+                ),
+            );
+            Ok(res)
+        }
         (&Method::GET, None, None) if verb_allowed("list") => {
             list(server, info, ns, &q, accept).await
         }

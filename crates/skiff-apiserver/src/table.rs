@@ -382,6 +382,12 @@ fn layout(info: &ResourceInfo) -> Vec<Col> {
             Col("Age", "string", 0),
             Col("VolumeMode", "string", 1),
         ],
+        ("", "componentstatuses") => vec![
+            Col("Name", "string", 0),
+            Col("Status", "string", 0),
+            Col("Message", "string", 0),
+            Col("Error", "string", 0),
+        ],
         ("", "resourcequotas") => vec![
             Col("Name", "string", 0),
             Col("Age", "string", 0),
@@ -1044,6 +1050,19 @@ fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
             age(o),
             json!(s(o, "/spec/volumeMode")),
         ],
+        ("", "componentstatuses") => {
+            let healthy = o
+                .get("conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c.get("type") == Some(&json!("Healthy"))));
+            let state = match healthy.map(|c| s(c, "/status")) {
+                Some("True") => "Healthy",
+                Some(_) => "Unhealthy",
+                None => "Unknown",
+            };
+            let field = |f: &str| json!(healthy.map_or("", |c| s(c, f)));
+            vec![name, json!(state), field("/message"), field("/error")]
+        }
         ("", "resourcequotas") => {
             let (request, limit) = quota_cells(o);
             vec![name, age(o), json!(request), json!(limit)]

@@ -1574,6 +1574,39 @@ fn quotas_and_limit_ranges(k: &Kubectl) {
     k.ok(&["delete", "namespace", "quota-ns", "--wait=false"]);
 }
 
+/// `kubectl get componentstatuses` (deprecated, still served): the scheduler and controller
+/// manager are healthy while their leases are held, the datastore while it answers.
+fn component_statuses(k: &Kubectl) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = k.run(&["get", "componentstatuses"]);
+        let rows: Vec<String> = text(&out.stdout).lines().map(squash).collect();
+        let want = [
+            "NAME STATUS MESSAGE ERROR",
+            "controller-manager Healthy ok",
+            "etcd-0 Healthy ok",
+            "scheduler Healthy ok",
+        ];
+        if out.status.success() && rows == want {
+            assert!(
+                text(&out.stderr).contains("v1 ComponentStatus is deprecated in v1.19+"),
+                "{}",
+                k.describe(&["get", "componentstatuses"], &out)
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            k.describe(&["get", "componentstatuses"], &out)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let etcd = k.json(&["get", "componentstatus", "etcd-0"]);
+    assert_eq!(etcd["conditions"][0]["type"], "Healthy");
+    k.exits(1, &["get", "componentstatus", "nothing"]);
+}
+
 fn exercise(bin: PathBuf, version: Version) {
     let k = Kubectl::start(bin, version);
     api_resources(&k);
@@ -1593,6 +1626,7 @@ fn exercise(bin: PathBuf, version: Version) {
     delete_with_propagation(&k);
     auth_reviews_and_impersonation(&k);
     quotas_and_limit_ranges(&k);
+    component_statuses(&k);
 }
 
 #[test]

@@ -299,12 +299,18 @@ pub async fn scale(
     body: &[u8],
     q: &Query,
     manager: &str,
+    accept: &str,
 ) -> Result<Response<Body>, ApiError> {
     let dry = q.dry_run()?;
     for _ in 0..16 {
         let current = get_object(server, info, ns, name).await?;
         let scale = scale_of(info, &current);
         if method == Method::GET {
+            if crate::rest::wants_table(accept) {
+                let include = crate::table::IncludeObject::parse(q.get("includeObject"));
+                let table = crate::table::scale_table(&scale, include);
+                return Ok(json_response(StatusCode::OK, &table));
+            }
             return Ok(json_response(StatusCode::OK, &scale));
         }
         let new_scale = if method == Method::PUT {

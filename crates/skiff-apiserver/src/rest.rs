@@ -284,7 +284,10 @@ async fn serve_resource(
             let name = name.to_string();
             let ct = objects::content_type(req.headers());
             let body = read_body(req).await?;
-            crate::patch::scale(server, info, ns, &name, m, &ct, &body.1, &q, &manager).await
+            crate::patch::scale(
+                server, info, ns, &name, m, &ct, &body.1, &q, &manager, accept,
+            )
+            .await
         }
         (&Method::POST, Some(name), Some("binding"))
             if info.group.is_empty() && info.plural == "pods" =>
@@ -435,7 +438,7 @@ fn encode_stored(info: &ResourceInfo, obj: &Value) -> bytes::Bytes {
     }
 }
 
-fn wants_table(accept: &str) -> bool {
+pub fn wants_table(accept: &str) -> bool {
     accept
         .split(',')
         .next()

@@ -1145,15 +1145,19 @@ impl IncludeObject {
     }
 }
 
-pub fn row(info: &ResourceInfo, o: &Value, include: IncludeObject) -> Value {
-    let object = match include {
+/// What a row carries of `o`.
+fn row_object(o: &Value, include: IncludeObject) -> Value {
+    match include {
         IncludeObject::None => Value::Null,
         IncludeObject::Object => o.clone(),
         IncludeObject::Metadata => {
             json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))})
         }
-    };
-    json!({"cells": cells(info, o), "object": object})
+    }
+}
+
+pub fn row(info: &ResourceInfo, o: &Value, include: IncludeObject) -> Value {
+    json!({"cells": cells(info, o), "object": row_object(o, include)})
 }
 
 /// A Table of `objects`; `list_meta` is the list's metadata (resourceVersion, continue).
@@ -1166,6 +1170,28 @@ pub fn table(
 ) -> Value {
     let rows = objects.iter().map(|o| row(info, o, include)).collect();
     table_from_rows(info, rows, list_meta, no_headers)
+}
+
+/// The Table of a `/scale` subresource (autoscaling/v1 Scale), as upstream prints it.
+pub fn scale_table(scale: &Value, include: IncludeObject) -> Value {
+    let col = |name: &str, ty: &str| {
+        let format = if name == "Name" { "name" } else { "" };
+        json!({"name": name, "type": ty, "format": format, "description": "", "priority": 0})
+    };
+    let object = row_object(scale, include);
+    let cells = json!([
+        s(scale, "/metadata/name"),
+        i(scale, "/spec/replicas"),
+        i(scale, "/status/replicas"),
+        age(scale),
+    ]);
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": scale.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))},
+        "columnDefinitions": [col("Name", "string"), col("Desired", "integer"), col("Available", "integer"), col("Age", "string")],
+        "rows": [{"cells": cells, "object": object}],
+    })
 }
 
 /// A Table of rows already rendered with [`row`].

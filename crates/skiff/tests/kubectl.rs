@@ -987,6 +987,15 @@ fn scale(k: &Kubectl) {
     );
     // A kind without a scale subresource is refused.
     k.exits(1, &["scale", "configmap", "app-config", "--replicas=2"]);
+    if k.version == Version::V135 {
+        // `get --subresource=scale` prints the Scale's own table.
+        let (header, row) = k.wide(
+            &["deployment", "services", "--subresource=scale"],
+            "services",
+        );
+        assert_eq!(header, "NAME DESIRED AVAILABLE AGE");
+        assert!(row.starts_with("services 2 "), "{row}");
+    }
 }
 
 fn explain(k: &Kubectl) {

@@ -23,6 +23,7 @@ pub mod podgc;
 pub mod replicaset;
 pub mod resourcequota;
 pub mod resources;
+pub mod rootcacert;
 pub mod runtime;
 pub mod serviceaccount;
 pub mod statefulset;
@@ -32,12 +33,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Controller settings (upstream kube-controller-manager flags).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub node_lifecycle: nodelifecycle::Settings,
     pub podgc: podgc::Settings,
     pub podautoscaler: podautoscaler::Settings,
     pub resourcequota: resourcequota::Settings,
+    /// The cluster CA (PEM) published in every namespace (None: not published).
+    pub root_ca: Option<std::sync::Arc<str>>,
     /// The range node pod CIDRs come from (None: nodes get none).
     pub cluster_cidr: Option<nodeipam::ClusterCidr>,
 }
@@ -49,6 +52,7 @@ impl Default for Settings {
             podgc: podgc::Settings::default(),
             podautoscaler: podautoscaler::Settings::default(),
             resourcequota: resourcequota::Settings::default(),
+            root_ca: None,
             cluster_cidr: nodeipam::ClusterCidr::parse("10.42.0.0/16"),
         }
     }
@@ -132,6 +136,13 @@ pub async fn run_in(
         settings.resourcequota,
         cancel.clone(),
     ));
+    if let Some(ca) = &settings.root_ca {
+        tasks.spawn(rootcacert::run(
+            informers.clone(),
+            ca.to_string(),
+            cancel.clone(),
+        ));
+    }
     if let Some(range) = settings.cluster_cidr {
         tasks.spawn(nodeipam::run(informers.clone(), range, cancel.clone()));
     }

@@ -40,12 +40,7 @@ pub async fn run(informers: Arc<Informers>, cancel: CancellationToken) {
         ns_changes,
         queue.clone(),
         cancel.clone(),
-        |c: &Change<Namespace>| match c {
-            Change::Applied { new, .. } => {
-                Some(Key::new("", new.metadata.name.as_deref().unwrap_or("")))
-            }
-            Change::Deleted(_) => None,
-        },
+        runtime::applied_namespace,
     );
     let sas = runtime::enqueue_changes(
         sa_changes,
@@ -71,9 +66,7 @@ async fn sync(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
     let Some(namespace) = ctx.namespaces.get("", ns) else {
         return Ok(None);
     };
-    let active = namespace.metadata.deletion_timestamp.is_none()
-        && namespace.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating");
-    if !active || ctx.accounts.get(ns, DEFAULT).is_some() {
+    if !runtime::namespace_active(&namespace) || ctx.accounts.get(ns, DEFAULT).is_some() {
         return Ok(None);
     }
     let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), ns);

@@ -237,6 +237,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
             skiff_controllers::nodeipam::ClusterCidr::parse(&args.cluster_cidr)
                 .ok_or_else(|| ServerError::ClusterCidr(args.cluster_cidr.clone()))?,
         ),
+        root_ca: Some(pki.ca_pem.as_str().into()),
         ..Default::default()
     };
     // Co-located controllers are API clients over the router, in process. Of the servers
@@ -265,7 +266,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
                 &identity,
                 skiff_controllers::leader::Timings::default(),
                 cancel,
-                |term| skiff_controllers::run_in(informers.clone(), settings, term),
+                |term| skiff_controllers::run_in(informers.clone(), settings.clone(), term),
             )
             .await
         }

@@ -1451,6 +1451,14 @@ fn quotas_and_limit_ranges(k: &Kubectl) {
         all.extend(ns);
         all
     };
+    // Every namespace gets the cluster CA to verify the API server with.
+    let ca = |v: &Value| {
+        v["data"]["ca.crt"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("-----BEGIN CERTIFICATE-----"))
+    };
+    let root_ca = ["get", "configmap", "kube-root-ca.crt", "-n", "quota-ns"];
+    wait_until(k, "the namespace's root CA", &root_ca, ca);
     k.ok(&with_ns(&[
         "create",
         "quota",
@@ -1516,11 +1524,12 @@ fn quotas_and_limit_ranges(k: &Kubectl) {
         "{}",
         k.describe(&p3, &out)
     );
+    // The namespace's kube-root-ca.crt counts as a configmap, as upstream's.
     let (header, row) = k.wide(&with_ns(&["quota"]), "q1");
     assert_eq!(header, "NAME AGE REQUEST LIMIT");
     assert!(
         row.ends_with(
-            "count/configmaps: 0/3, pods: 2/2, requests.cpu: 500m/1 limits.memory: 512Mi/1Gi"
+            "count/configmaps: 1/3, pods: 2/2, requests.cpu: 500m/1 limits.memory: 512Mi/1Gi"
         ),
         "{row}"
     );

@@ -178,13 +178,27 @@ where
 {
     /// Starts watching `api` on a task of `tasks`; the watch runs until `cancel` fires.
     pub fn start(api: Api<K>, tasks: &TaskTracker, cancel: CancellationToken) -> Arc<Informer<K>> {
+        Self::start_selected(api, None, tasks, cancel)
+    }
+
+    /// [`Informer::start`] of the objects a field selector picks (None: all).
+    fn start_selected(
+        api: Api<K>,
+        fields: Option<&str>,
+        tasks: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> Arc<Informer<K>> {
         let (synced_tx, synced) = watch::channel(false);
         let informer = Arc::new(Informer {
             cache: RwLock::default(),
             handlers: Handlers::default(),
             synced,
         });
-        tasks.spawn(drive(api, informer.clone(), synced_tx, cancel));
+        let mut config = watcher::Config::default().any_semantic();
+        if let Some(f) = fields {
+            config = config.fields(f);
+        }
+        tasks.spawn(drive(api, config, informer.clone(), synced_tx, cancel));
         informer
     }
 
@@ -304,13 +318,14 @@ fn notify<K>(handlers: &Handlers<K>, change: Change<K>) {
 
 async fn drive<K>(
     api: Api<K>,
+    config: watcher::Config,
     informer: Arc<Informer<K>>,
     synced: watch::Sender<bool>,
     cancel: CancellationToken,
 ) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let mut events = watcher(api).boxed();
+    let mut events = watcher::watcher(api, config).default_backoff().boxed();
     // A re-list builds the new state aside and swaps it in when complete.
     let mut relist: Option<Objects<K>> = None;
     loop {
@@ -396,19 +411,13 @@ fn trim<K: Resource>(mut obj: K) -> K {
     obj
 }
 
-fn watcher<K>(api: Api<K>) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    watcher::watcher(api, watcher::Config::default().any_semantic()).default_backoff()
-}
-
 /// The informers of one process, created on first use, one per kind.
 pub struct Informers {
     client: kube::Client,
     cancel: CancellationToken,
     tasks: TaskTracker,
-    started: Mutex<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// By kind and field selector ("" for the whole kind).
+    started: Mutex<HashMap<(std::any::TypeId, String), Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl Informers {
@@ -430,16 +439,27 @@ impl Informers {
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
+        self.get_selected("")
+    }
+
+    /// The informer of the objects of `K` that the field selector `fields` picks
+    /// (`metadata.name=...`; "" for all), started on first use: for a controller that needs
+    /// a few objects of a kind it would be costly to cache whole.
+    pub fn get_selected<K>(&self, fields: &str) -> Arc<Informer<K>>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
         let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
-        let id = std::any::TypeId::of::<K>();
+        let id = (std::any::TypeId::of::<K>(), fields.to_string());
         if let Some(i) = started
             .get(&id)
             .and_then(|a| a.clone().downcast::<Informer<K>>().ok())
         {
             return i;
         }
-        let i = Informer::start(
+        let i = Informer::start_selected(
             Api::<K>::all(self.client.clone()),
+            Some(fields).filter(|f| !f.is_empty()),
             &self.tasks,
             self.cancel.clone(),
         );

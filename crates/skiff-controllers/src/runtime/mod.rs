@@ -136,3 +136,20 @@ pub fn controller_of<K: Resource>(obj: &K, kind: &str) -> Option<Key> {
         .find(|o| o.controller == Some(true) && o.kind == kind)
         .map(|o| Key::new(obj.meta().namespace.as_deref().unwrap_or(""), &o.name))
 }
+
+/// The key (by name) of a namespace that was added or changed, for controllers that keep
+/// something in every namespace; None for a deleted one.
+pub fn applied_namespace(c: &Change<k8s_openapi::api::core::v1::Namespace>) -> Option<Key> {
+    match c {
+        Change::Applied { new, .. } => {
+            Some(Key::new("", new.metadata.name.as_deref().unwrap_or("")))
+        }
+        Change::Deleted(_) => None,
+    }
+}
+
+/// Whether a namespace takes new objects (not deleted, not terminating).
+pub fn namespace_active(ns: &k8s_openapi::api::core::v1::Namespace) -> bool {
+    ns.metadata.deletion_timestamp.is_none()
+        && ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating")
+}

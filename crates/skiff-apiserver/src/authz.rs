@@ -255,6 +255,15 @@ fn header_values<'a>(headers: &'a HeaderMap, name: &str) -> Result<Vec<&'a str>,
 
 /// The user a request acts as: `requester`, or the user its `Impersonate-*` headers name if
 /// the requester may impersonate them (upstream's impersonation filter).
+/// The `Impersonate-*` headers of a request, apart from it.
+pub fn impersonation_headers(headers: &HeaderMap) -> HeaderMap {
+    headers
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("impersonate-"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 pub fn impersonate(headers: &HeaderMap, requester: User) -> Result<User, ApiError> {
     let users = header_values(headers, "impersonate-user")?;
     let groups = header_values(headers, "impersonate-group")?;

@@ -24,6 +24,7 @@ pub mod reviews;
 pub mod server;
 pub mod structural;
 pub mod table;
+pub mod tokens;
 pub mod ttl;
 pub mod watch;
 

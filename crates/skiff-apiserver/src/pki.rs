@@ -29,6 +29,8 @@ pub struct Pki {
     pub admin_token: String,
     /// Token agents present to join.
     pub node_token: String,
+    /// The key service account tokens are signed with (PEM, PKCS#8 ECDSA P-256).
+    pub service_account_key_pem: String,
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
@@ -161,13 +163,30 @@ impl Pki {
                 }
             }
         };
+        let sa_key = dir.join("service-account.key");
+        let service_account_key_pem = match read(&sa_key) {
+            Ok(pem) => pem,
+            Err(_) => {
+                let pem = KeyPair::generate()?.serialize_pem();
+                write_private(&sa_key, &pem)?;
+                pem
+            }
+        };
         Ok(Pki {
             ca_pem,
             serving_cert_pem,
             serving_key_pem,
             admin_token: token_or_new("admin.token")?,
             node_token: token_or_new("node.token")?,
+            service_account_key_pem,
         })
+    }
+
+    /// The signer of service account tokens.
+    pub fn token_signer(&self) -> Result<crate::tokens::Signer, PkiError> {
+        let invalid = || PkiError::Invalid(PathBuf::from("service-account.key"));
+        let key = KeyPair::from_pem(&self.service_account_key_pem).map_err(|_| invalid())?;
+        crate::tokens::Signer::from_pkcs8(key.serialized_der()).map_err(|_| invalid())
     }
 
     /// A rustls server configuration offering HTTP/2 and HTTP/1.1.

@@ -210,7 +210,7 @@ async fn serve_resource(
             q.dry_run()?;
             let mut obj = check_field_validation(&server.resources, info, obj, &q)?;
             check_type_meta(info, &mut obj, false)?;
-            let answer = crate::reviews::create(server, info, ns, obj, &user)?;
+            let answer = crate::reviews::create(server, info, ns, obj, &user).await?;
             Ok(json_response(StatusCode::CREATED, &answer))
         }
         (&Method::POST, None, None) if verb_allowed("create") => {
@@ -288,6 +288,25 @@ async fn serve_resource(
                 server, info, ns, &name, m, &ct, &body.1, &q, &manager, accept,
             )
             .await
+        }
+        (&Method::POST, Some(name), Some("token"))
+            if info.group.is_empty() && info.plural == "serviceaccounts" =>
+        {
+            let Some(signer) = server.tokens.get() else {
+                return Err(ApiError::method_not_allowed(
+                    "service account tokens are not supported by this server",
+                ));
+            };
+            let name = name.to_string();
+            let body = read_body(req).await?;
+            let obj = if body.1.iter().all(u8::is_ascii_whitespace) {
+                json!({})
+            } else {
+                objects::parse_body(&body.0, &body.1)?
+            };
+            let ns = ns.ok_or_else(|| ApiError::bad_request("service accounts are namespaced"))?;
+            let answer = crate::tokens::request(server, signer, ns, &name, &obj).await?;
+            Ok(json_response(StatusCode::CREATED, &answer))
         }
         (&Method::POST, Some(name), Some("binding"))
             if info.group.is_empty() && info.plural == "pods" =>

@@ -127,7 +127,7 @@ fn answered(mut obj: Value, status: Value) -> Value {
 }
 
 /// Answers a review: `obj` is the request body (type-checked), `ns` the path's namespace.
-pub fn create(
+pub async fn create(
     server: &ApiServer,
     info: &ResourceInfo,
     ns: Option<&str>,
@@ -249,17 +249,20 @@ pub fn create(
             if !causes.is_empty() {
                 return Err(invalid(causes));
             }
-            // skiff's tokens are not bound to audiences: they serve whichever the review asks
-            // for, else the API server's own, as upstream's audience-agnostic authenticators.
-            let audiences = match spec.get("audiences").and_then(Value::as_array) {
-                Some(a) if !a.is_empty() => Value::Array(a.clone()),
-                _ => json!([crate::server::API_AUDIENCE]),
+            // Service account tokens serve the audiences they name; the static tokens any.
+            let audiences: Vec<String> = match spec.get("audiences").and_then(Value::as_array) {
+                Some(a) if !a.is_empty() => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect(),
+                _ => vec![crate::server::API_AUDIENCE.to_string()],
             };
-            let status = match server.authenticate_token(token) {
-                Some(u) => json!({
+            let status = match server.review_token(token, &audiences).await {
+                Some((u, meant)) => json!({
                     "authenticated": true,
                     "user": user_info(&u),
-                    "audiences": audiences,
+                    "audiences": meant,
                 }),
                 None => json!({"user": {}, "error": "invalid bearer token"}),
             };

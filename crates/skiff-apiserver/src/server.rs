@@ -36,6 +36,15 @@ pub struct User {
     pub groups: Vec<String>,
 }
 
+/// A request's credentials: checked, or a signed token still to check.
+enum Authn {
+    Done(Result<User, ApiError>),
+    Signed {
+        token: String,
+        impersonation: http::HeaderMap,
+    },
+}
+
 /// Marks a request that arrived over the network (so it must authenticate).
 #[derive(Debug, Clone, Copy)]
 pub struct Remote;
@@ -64,6 +73,9 @@ pub struct ApiServer {
     pub watches: tokio_util::task::TaskTracker,
     /// The cluster CA certificate served at `/cacerts`, once the caller sets it.
     pub ca_pem: std::sync::OnceLock<String>,
+    /// The signer of service account tokens, once the caller sets it (until then the
+    /// TokenRequest subresource answers that tokens are not supported).
+    pub tokens: std::sync::OnceLock<crate::tokens::Signer>,
     /// Defaults for new pods (toleration seconds), settable by the caller.
     pub pod_defaults: crate::pods::PodDefaults,
     /// Kubelet resource metrics for `metrics.k8s.io`, filled by the scraper.
@@ -140,6 +152,7 @@ impl ApiServer {
             cancel,
             watches: tokio_util::task::TaskTracker::new(),
             ca_pem: std::sync::OnceLock::new(),
+            tokens: std::sync::OnceLock::new(),
             pod_defaults: crate::pods::PodDefaults::default(),
             metrics_api: crate::metrics_api::MetricsApi::default(),
         });
@@ -201,7 +214,29 @@ impl ApiServer {
     }
 
     /// The user a bearer token belongs to: the admin's or the nodes' token.
-    pub fn authenticate_token(&self, token: &str) -> Option<User> {
+    pub async fn authenticate_token(&self, token: &str) -> Option<User> {
+        self.review_token(token, &[API_AUDIENCE.to_string()])
+            .await
+            .map(|(user, _)| user)
+    }
+
+    /// Whom `token` authenticates for any of `audiences`, and for which of them (a
+    /// TokenReview). Service account tokens name their audiences; the static tokens serve
+    /// any.
+    pub async fn review_token(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Option<(User, Vec<String>)> {
+        if crate::tokens::is_jwt(token) {
+            let signer = self.tokens.get()?;
+            return crate::tokens::authenticate(self, signer, token, audiences).await;
+        }
+        self.static_token(token).map(|u| (u, audiences.to_vec()))
+    }
+
+    /// The admin's or the nodes' token.
+    fn static_token(&self, token: &str) -> Option<User> {
         if constant_time_eq(token, &self.config.admin_token) {
             Some(User {
                 name: "system:admin".into(),
@@ -217,13 +252,14 @@ impl ApiServer {
         }
     }
 
-    /// Who sent the request, then whom it acts as (`Impersonate-*` headers).
-    fn authenticate(&self, req: &Request<Body>) -> Result<User, ApiError> {
+    /// Who sent the request, then whom it acts as (`Impersonate-*` headers); a signed token
+    /// is left to [`ApiServer::authenticate_signed`], which reads the store.
+    fn authenticate(&self, req: &Request<Body>) -> Authn {
         if req.extensions().get::<Remote>().is_none() {
-            return Ok(User {
+            return Authn::Done(Ok(User {
                 name: "system:apiserver".into(),
                 groups: vec!["system:masters".into()],
-            });
+            }));
         }
         let token = req
             .headers()
@@ -231,10 +267,34 @@ impl ApiServer {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let user = token
-            .and_then(|t| self.authenticate_token(t))
-            .ok_or_else(ApiError::unauthorized)?;
-        crate::authz::impersonate(req.headers(), user)
+        match token {
+            Some(t) if crate::tokens::is_jwt(t) => Authn::Signed {
+                token: t.to_string(),
+                impersonation: crate::authz::impersonation_headers(req.headers()),
+            },
+            Some(t) => Authn::Done(
+                self.static_token(t)
+                    .ok_or_else(ApiError::unauthorized)
+                    .and_then(|u| crate::authz::impersonate(req.headers(), u)),
+            ),
+            None => Authn::Done(Err(ApiError::unauthorized())),
+        }
+    }
+
+    async fn authenticate_signed(&self, authn: Authn) -> Result<User, ApiError> {
+        match authn {
+            Authn::Done(r) => r,
+            Authn::Signed {
+                token,
+                impersonation,
+            } => {
+                let user = self
+                    .authenticate_token(&token)
+                    .await
+                    .ok_or_else(ApiError::unauthorized)?;
+                crate::authz::impersonate(&impersonation, user)
+            }
+        }
     }
 
     /// The authorizer (see `authz`): admins and nodes need no attributes.
@@ -275,10 +335,13 @@ impl ApiServer {
             // Health endpoints are open, as upstream's are to anonymous clients by default; so is
             // the CA certificate (public; agents verify it against their join token).
             Route::Health(_) | Route::CaCerts => None,
-            _ => Some(
-                self.authenticate(&req)
-                    .and_then(|u| self.authorize(&u, &route, &req).map(|_| u)),
-            ),
+            _ => {
+                let authn = self.authenticate(&req);
+                Some(match self.authenticate_signed(authn).await {
+                    Ok(u) => self.authorize(&u, &route, &req).map(|_| u),
+                    Err(e) => Err(e),
+                })
+            }
         };
         // Requests answered without reading their body still get it drained, so HTTP/2 clients
         // read the answer instead of a reset stream.

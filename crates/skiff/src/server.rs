@@ -197,6 +197,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         .await
         .map_err(ServerError::ApiServer)?;
     let _ = api.ca_pem.set(pki.ca_pem.clone());
+    let _ = api.tokens.set(pki.token_signer()?);
     let tls = pki.server_config()?;
     let kubeconfig_path = args.data_dir.join("admin.kubeconfig");
     pki::write_secret_file(

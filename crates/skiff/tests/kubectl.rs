@@ -1625,6 +1625,77 @@ fn component_statuses(k: &Kubectl) {
     k.exits(1, &["get", "componentstatus", "nothing"]);
 }
 
+/// `kubectl create token` (1.24+): a signed service account token that authenticates as
+/// the account (which, without RBAC bindings, may do only the basics) until the account
+/// goes; TokenReview checks its audiences.
+fn service_account_tokens(k: &Kubectl) {
+    if k.version != Version::V135 {
+        return;
+    }
+    k.ok(&["create", "serviceaccount", "robot"]);
+    let token = k.ok(&["create", "token", "robot"]).trim().to_string();
+    let as_robot = |args: &[&str]| -> Output {
+        let flag = format!("--token={token}");
+        let mut all = args.to_vec();
+        all.push(&flag);
+        k.run(&all)
+    };
+    let me = as_robot(&["auth", "whoami", "-o", "json"]);
+    let me: Value = serde_json::from_slice(&me.stdout).expect("whoami json");
+    assert_eq!(
+        me["status"]["userInfo"]["username"],
+        "system:serviceaccount:default:robot"
+    );
+    assert_eq!(
+        me["status"]["userInfo"]["groups"],
+        json!([
+            "system:serviceaccounts",
+            "system:serviceaccounts:default",
+            "system:authenticated"
+        ])
+    );
+    let out = as_robot(&["get", "pods"]);
+    assert!(
+        text(&out.stderr)
+            .contains("User \"system:serviceaccount:default:robot\" cannot list resource \"pods\""),
+        "{}",
+        k.describe(&["get", "pods"], &out)
+    );
+    let review = |audiences: &str| {
+        let body = format!(
+            r#"{{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {{"token": "{token}", "audiences": {audiences}}}}}"#
+        );
+        let out = k.ok_stdin(&["create", "-f", "-", "-o", "json"], &body);
+        serde_json::from_str::<Value>(&out).expect("token review json")
+    };
+    let ok = review("[]");
+    assert_eq!(ok["status"]["authenticated"], true);
+    assert_eq!(
+        ok["status"]["audiences"],
+        json!(["https://kubernetes.default.svc.cluster.local"])
+    );
+    assert_eq!(
+        review(r#"["elsewhere"]"#)["status"]["authenticated"],
+        Value::Null
+    );
+    let short = ["create", "token", "robot", "--duration=5m"];
+    let out = k.exits(1, &short);
+    assert!(
+        text(&out.stderr).contains("spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes"),
+        "{}",
+        k.describe(&short, &out)
+    );
+    k.exits(1, &["create", "token", "nobody"]);
+    // The token dies with its account.
+    k.ok(&["delete", "serviceaccount", "robot"]);
+    let out = as_robot(&["auth", "whoami"]);
+    assert!(
+        text(&out.stderr).contains("Unauthorized"),
+        "{}",
+        k.describe(&["auth", "whoami"], &out)
+    );
+}
+
 fn exercise(bin: PathBuf, version: Version) {
     let k = Kubectl::start(bin, version);
     api_resources(&k);
@@ -1645,6 +1716,7 @@ fn exercise(bin: PathBuf, version: Version) {
     auth_reviews_and_impersonation(&k);
     quotas_and_limit_ranges(&k);
     component_statuses(&k);
+    service_account_tokens(&k);
 }
 
 #[test]

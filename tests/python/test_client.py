@@ -447,3 +447,41 @@ def test_access_and_token_reviews(api_client, namespace):
     )
     assert not bogus.status.authenticated
     assert bogus.status.error
+
+
+def test_service_account_token_request(api_client, namespace):
+    """The TokenRequest subresource issues a token that authenticates as the account, for the
+    audiences it names, and is refused once the account is gone."""
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="robot")), _request_timeout=TIMEOUT
+    )
+    issued = core.create_namespaced_service_account_token(
+        "robot",
+        namespace,
+        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)),
+        _request_timeout=TIMEOUT,
+    )
+    assert issued.status.token and issued.status.expiration_timestamp
+    authn = client.AuthenticationV1Api(api_client)
+
+    def review(audiences=None):
+        spec = client.V1TokenReviewSpec(token=issued.status.token, audiences=audiences)
+        return authn.create_token_review(client.V1TokenReview(spec=spec), _request_timeout=TIMEOUT).status
+
+    seen = review()
+    assert seen.authenticated is True
+    assert seen.user.username == f"system:serviceaccount:{namespace}:robot"
+    assert f"system:serviceaccounts:{namespace}" in seen.user.groups
+    assert not review(["elsewhere"]).authenticated
+    assert (
+        status_of(
+            core.create_namespaced_service_account_token,
+            "robot",
+            namespace,
+            client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=60)),
+        )
+        == 422
+    )
+    core.delete_namespaced_service_account("robot", namespace, _request_timeout=TIMEOUT)
+    assert not review().authenticated

@@ -409,6 +409,15 @@ pub fn pod_spec(spec: &mut Value) {
     default_field(m, "schedulerName", json!("default-scheduler"));
     default_field(m, "securityContext", json!({}));
     default_field(m, "enableServiceLinks", json!(true));
+    // The deprecated `serviceAccount` mirrors `serviceAccountName` (upstream's conversion).
+    let account = ["serviceAccountName", "serviceAccount"]
+        .iter()
+        .find_map(|f| m.get(*f).and_then(Value::as_str).filter(|a| !a.is_empty()))
+        .map(str::to_string);
+    if let Some(a) = account {
+        m.insert("serviceAccountName".into(), json!(a));
+        m.insert("serviceAccount".into(), json!(a));
+    }
     for list in ["containers", "initContainers"] {
         if let Some(cs) = m.get_mut(list).and_then(Value::as_array_mut) {
             cs.iter_mut().for_each(container);

@@ -41,6 +41,55 @@ impl Default for PodDefaults {
     }
 }
 
+/// Upstream's ServiceAccount admission of a new pod, in part: it runs as `default` unless it
+/// names an account, which must exist. The projected `kube-api-access-*` token volume
+/// upstream adds is not: with it, re-applying a pod manifest that has volumes reports
+/// "configured" (kubectl's three-way patch orders the longer live list), where skiff's
+/// contract is "unchanged"; and no agent mounts it yet.
+pub async fn admit_service_account(
+    server: &ApiServer,
+    ns: &str,
+    pod: &mut Value,
+) -> Result<(), ApiError> {
+    let pod_name = objects::name_of(pod).to_string();
+    // A kubelet's mirror of a static pod is left as the kubelet wrote it.
+    if pod
+        .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+        .is_some()
+    {
+        return Ok(());
+    }
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    let account = spec
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("default")
+        .to_string();
+    spec.insert("serviceAccountName".into(), json!(account));
+    spec.insert("serviceAccount".into(), json!(account));
+    // The default account appears with its namespace, a moment later: pods do not wait.
+    if account == "default" {
+        return Ok(());
+    }
+    let sa_info = registry::find("", "v1", "serviceaccounts")
+        .ok_or_else(|| ApiError::internal("serviceaccounts are not registered"))?;
+    match get_object(server, sa_info, Some(ns), &account).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 404 => Err(ApiError::forbidden_object(
+            "",
+            "pods",
+            &pod_name,
+            &format!(
+                "error looking up service account {ns}/{account}: serviceaccount \"{account}\" not found"
+            ),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
 /// Adds NoExecute tolerations for the not-ready and unreachable taints to a new pod that does
 /// not tolerate them already, so that its pods leave a failed node after a while.
 pub fn admit_default_tolerations(defaults: &PodDefaults, pod: &mut Value) {

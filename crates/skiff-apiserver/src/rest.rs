@@ -934,6 +934,9 @@ pub async fn create_object(
         job_selector(&mut obj)?;
     }
     if info.group.is_empty() && info.plural == "pods" {
+        if let Some(ns) = admitted_ns {
+            crate::pods::admit_service_account(server, ns, &mut obj).await?;
+        }
         crate::pods::admit_priority(server, &mut obj).await?;
         crate::pods::admit_default_tolerations(&server.pod_defaults, &mut obj);
     }

@@ -1625,6 +1625,27 @@ fn component_statuses(k: &Kubectl) {
     k.exits(1, &["get", "componentstatus", "nothing"]);
 }
 
+/// Pods run as the `default` service account unless they name one, which must exist.
+fn pods_run_as_service_accounts(k: &Kubectl) {
+    let pod = k.json(&["get", "pod", "quote-store"]);
+    assert_eq!(pod["spec"]["serviceAccountName"], "default");
+    assert_eq!(pod["spec"]["serviceAccount"], "default");
+    let ghost = [
+        "run",
+        "haunted",
+        "--image=nginx",
+        r#"--overrides={"spec":{"serviceAccountName":"ghost"}}"#,
+    ];
+    let out = k.exits(1, &ghost);
+    assert!(
+        text(&out.stderr).contains(
+            "pods \"haunted\" is forbidden: error looking up service account default/ghost: serviceaccount \"ghost\" not found"
+        ),
+        "{}",
+        k.describe(&ghost, &out)
+    );
+}
+
 /// `kubectl create token` (1.24+): a signed service account token that authenticates as
 /// the account (which, without RBAC bindings, may do only the basics) until the account
 /// goes; TokenReview checks its audiences.
@@ -1716,6 +1737,7 @@ fn exercise(bin: PathBuf, version: Version) {
     auth_reviews_and_impersonation(&k);
     quotas_and_limit_ranges(&k);
     component_statuses(&k);
+    pods_run_as_service_accounts(&k);
     service_account_tokens(&k);
 }
 

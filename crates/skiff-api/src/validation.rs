@@ -807,6 +807,18 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
         ("", "Service") => validate_service(&spec, &mut causes),
         ("", "ResourceQuota") => validate_resource_quota(&spec, &mut causes),
         ("", "LimitRange") => validate_limit_range(&spec, &mut causes),
+        ("", "Secret")
+            if obj.get("type").and_then(Value::as_str)
+                == Some("kubernetes.io/service-account-token")
+                && obj
+                    .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty) =>
+        {
+            causes.push(Cause::required(
+                "metadata.annotations[kubernetes.io/service-account.name]",
+            ));
+        }
         ("", "ConfigMap") | ("", "Secret") => {
             for part in ["data", "binaryData", "stringData"] {
                 if let Some(m) = obj.get(part).and_then(Value::as_object) {

@@ -940,6 +940,12 @@ pub async fn create_object(
         crate::pods::admit_priority(server, &mut obj).await?;
         crate::pods::admit_default_tolerations(&server.pod_defaults, &mut obj);
     }
+    if info.group.is_empty()
+        && info.plural == "secrets"
+        && let (Some(ns), Some(signer)) = (admitted_ns, server.tokens.get())
+    {
+        crate::tokens::fill_token_secret(server, signer, ns, &mut obj).await;
+    }
     let charged = match admitted_ns {
         Some(ns) => {
             crate::admission::check_limits(server, info, ns, &shown_name, &obj)?;

@@ -90,6 +90,12 @@ pub async fn authenticate(
     audiences: &[String],
 ) -> Option<(User, Vec<String>)> {
     let claims = signer.verify(token)?;
+    if claims.get("iss").and_then(Value::as_str) == Some(LEGACY_ISSUER) {
+        // Legacy tokens carry no audience: they serve whatever is asked (upstream's
+        // implicit audiences).
+        let user = authenticate_legacy(server, &claims, token).await?;
+        return Some((user, audiences.to_vec()));
+    }
     let t = now();
     let exp = claims.get("exp").and_then(Value::as_i64)?;
     let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);
@@ -135,15 +141,7 @@ pub async fn authenticate(
             }
         }
     }
-    let user = User {
-        name: format!("system:serviceaccount:{ns}:{sa}"),
-        groups: vec![
-            "system:serviceaccounts".into(),
-            format!("system:serviceaccounts:{ns}"),
-            "system:authenticated".into(),
-        ],
-    };
-    Some((user, meant))
+    Some((account_user(ns, sa), meant))
 }
 
 /// Whether the core object `plural`/`name` exists with `uid` (in `ns`, "" if cluster-scoped).
@@ -155,6 +153,106 @@ async fn exists(server: &ApiServer, plural: &str, ns: &str, name: &str, uid: &st
     match crate::rest::get_object(server, info, ns, name).await {
         Ok(obj) => obj.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid),
         Err(_) => false,
+    }
+}
+
+/// The issuer of legacy (secret-held, unexpiring) service account tokens.
+const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
+const LEGACY_PREFIX: &str = "kubernetes.io/serviceaccount/";
+
+/// Fills a new Secret of type `kubernetes.io/service-account-token` as upstream's token
+/// controller does, once its service account exists: the account's uid annotation, and
+/// `token` (an unexpiring token naming the secret), `ca.crt` and `namespace` in its data.
+pub async fn fill_token_secret(server: &ApiServer, signer: &Signer, ns: &str, secret: &mut Value) {
+    if secret.get("type").and_then(Value::as_str) != Some("kubernetes.io/service-account-token") {
+        return;
+    }
+    let annotation = |s: &Value, k: &str| {
+        s.pointer(&format!(
+            "/metadata/annotations/kubernetes.io~1service-account.{k}"
+        ))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    };
+    let Some(sa_name) = annotation(secret, "name") else {
+        return;
+    };
+    let Some(sa_info) = registry::find("", "v1", "serviceaccounts") else {
+        return;
+    };
+    let Ok(sa) = crate::rest::get_object(server, sa_info, Some(ns), &sa_name).await else {
+        return;
+    };
+    let uid = sa
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if annotation(secret, "uid").is_some_and(|u| !u.is_empty() && u != uid) {
+        return;
+    }
+    let secret_name = crate::objects::name_of(secret).to_string();
+    let claims = json!({
+        "iss": LEGACY_ISSUER,
+        format!("{LEGACY_PREFIX}namespace"): ns,
+        format!("{LEGACY_PREFIX}secret.name"): secret_name,
+        format!("{LEGACY_PREFIX}service-account.name"): sa_name,
+        format!("{LEGACY_PREFIX}service-account.uid"): uid,
+        "sub": format!("system:serviceaccount:{ns}:{sa_name}"),
+    });
+    let Ok(token) = signer.sign(&claims) else {
+        return;
+    };
+    let std64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+    secret["metadata"]["annotations"]["kubernetes.io/service-account.uid"] = json!(uid);
+    if !secret["data"].is_object() {
+        secret["data"] = json!({});
+    }
+    secret["data"]["token"] = json!(std64(&token));
+    secret["data"]["namespace"] = json!(std64(ns));
+    if let Some(ca) = server.ca_pem.get() {
+        secret["data"]["ca.crt"] = json!(std64(ca));
+    }
+}
+
+/// A legacy token's account, while the secret holding it (with this very token) and the
+/// account still exist.
+async fn authenticate_legacy(server: &ApiServer, claims: &Value, token: &str) -> Option<User> {
+    let claim = |k: &str| {
+        claims
+            .get(format!("{LEGACY_PREFIX}{k}"))
+            .and_then(Value::as_str)
+    };
+    let (ns, secret_name) = (claim("namespace")?, claim("secret.name")?);
+    let (sa, sa_uid) = (
+        claim("service-account.name")?,
+        claim("service-account.uid")?,
+    );
+    let info = registry::find("", "v1", "secrets")?;
+    let secret = crate::rest::get_object(server, info, Some(ns), secret_name)
+        .await
+        .ok()?;
+    let held = secret
+        .pointer("/data/token")
+        .and_then(Value::as_str)
+        .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok());
+    if held.as_deref() != Some(token.as_bytes())
+        || secret.pointer("/metadata/deletionTimestamp").is_some()
+        || !exists(server, "serviceaccounts", ns, sa, sa_uid).await
+    {
+        return None;
+    }
+    Some(account_user(ns, sa))
+}
+
+fn account_user(ns: &str, sa: &str) -> User {
+    User {
+        name: format!("system:serviceaccount:{ns}:{sa}"),
+        groups: vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{ns}"),
+            "system:authenticated".into(),
+        ],
     }
 }
 

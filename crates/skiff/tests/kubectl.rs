@@ -1625,6 +1625,52 @@ fn component_statuses(k: &Kubectl) {
     k.exits(1, &["get", "componentstatus", "nothing"]);
 }
 
+/// A Secret of type `kubernetes.io/service-account-token` gets a long-lived token of its
+/// account (with the CA and namespace), which authenticates while the secret holds it.
+fn legacy_token_secrets(k: &Kubectl) {
+    k.ok(&["create", "serviceaccount", "admin-user"]);
+    let secret = r#"{"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "admin-user-token", "annotations": {"kubernetes.io/service-account.name": "admin-user"}}}"#;
+    k.ok_stdin(&["apply", "-f", "-"], secret);
+    let s = k.json(&["get", "secret", "admin-user-token"]);
+    let data = |key: &str| {
+        let template = format!(r#"go-template={{{{index .data "{key}" | base64decode}}}}"#);
+        k.ok(&["get", "secret", "admin-user-token", "-o", &template])
+    };
+    assert_eq!(data("namespace"), "default");
+    assert!(data("ca.crt").starts_with("-----BEGIN CERTIFICATE-----"));
+    let sa = k.json(&["get", "serviceaccount", "admin-user"]);
+    assert_eq!(
+        s["metadata"]["annotations"]["kubernetes.io/service-account.uid"],
+        sa["metadata"]["uid"]
+    );
+    let flag = format!("--token={}", data("token"));
+    // Re-applying the manifest keeps the token.
+    let again = k.ok_stdin(&["apply", "-f", "-"], secret);
+    assert_eq!(again.trim(), "secret/admin-user-token unchanged");
+    let out = k.run(&["get", "pods", &flag]);
+    assert!(
+        text(&out.stderr).contains("User \"system:serviceaccount:default:admin-user\" cannot list"),
+        "{}",
+        k.describe(&["get", "pods", "--token"], &out)
+    );
+    k.ok(&["delete", "secret", "admin-user-token"]);
+    let out = k.run(&["get", "pods", &flag]);
+    assert!(
+        text(&out.stderr).contains("Unauthorized"),
+        "{}",
+        k.describe(&["get", "pods", "--token"], &out)
+    );
+    let unnamed = r#"{"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token", "metadata": {"name": "nameless"}}"#;
+    let out = k.run_stdin(&["apply", "-f", "-"], unnamed);
+    assert!(
+        text(&out.stderr)
+            .contains("metadata.annotations[kubernetes.io/service-account.name]: Required value"),
+        "{}",
+        k.describe(&["apply", "-f", "-"], &out)
+    );
+}
+
 /// Pods run as the `default` service account unless they name one, which must exist.
 fn pods_run_as_service_accounts(k: &Kubectl) {
     let pod = k.json(&["get", "pod", "quote-store"]);
@@ -1739,6 +1785,7 @@ fn exercise(bin: PathBuf, version: Version) {
     component_statuses(&k);
     pods_run_as_service_accounts(&k);
     service_account_tokens(&k);
+    legacy_token_secrets(&k);
 }
 
 #[test]

@@ -26,10 +26,9 @@ pub fn extract(v: &Value) -> Option<(String, Value)> {
 
 /// The followed objects of namespace `ns`, by name.
 fn in_namespace(f: &Namespaced, ns: &str) -> Vec<Value> {
-    let prefix = format!("{ns}/");
     let mut found: Vec<(String, Value)> = f.with_all(|all| {
         all.iter()
-            .filter(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| k.strip_prefix(ns).is_some_and(|rest| rest.starts_with('/')))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     });

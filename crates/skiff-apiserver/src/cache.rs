@@ -360,6 +360,9 @@ struct Inner {
     /// One channel per resource (`/registry/{group}/{plural}/`), so a watcher is woken only
     /// by changes to the resource it watches.
     channels: HashMap<String, broadcast::Sender<Arc<CachedEvent>>>,
+    /// One channel per resource and object name, for watchers of one name (`fieldSelector=
+    /// metadata.name=...`, a watch of one object's path): woken only by changes to that name.
+    named: HashMap<String, HashMap<String, broadcast::Sender<Arc<CachedEvent>>>>,
     /// Set when the cache stops: its channels are gone, so every receiver sees `Closed` (a
     /// watch ends there, without a shutdown future of its own), and so do later subscribers.
     closed: bool,
@@ -464,14 +467,50 @@ impl Inner {
         Ok(h.events.range(first..).cloned().collect())
     }
 
-    fn subscribe(&mut self, resource: &str) -> broadcast::Receiver<Arc<CachedEvent>> {
+    /// A receiver of the events of `resource`, or only of the objects called `name`.
+    fn subscribe(
+        &mut self,
+        resource: &str,
+        name: Option<&str>,
+    ) -> broadcast::Receiver<Arc<CachedEvent>> {
         if self.closed {
             return broadcast::channel(1).1;
         }
-        self.channels
-            .entry(resource.to_string())
-            .or_insert_with(|| broadcast::channel(4096).0)
-            .subscribe()
+        match name {
+            None => self
+                .channels
+                .entry(resource.to_string())
+                .or_insert_with(|| broadcast::channel(4096).0)
+                .subscribe(),
+            Some(n) => self
+                .named
+                .entry(resource.to_string())
+                .or_default()
+                .entry(n.to_string())
+                .or_insert_with(|| broadcast::channel(1024).0)
+                .subscribe(),
+        }
+    }
+
+    /// Sends `ev` to the watchers of its resource and of its name, dropping channels nobody
+    /// listens to any more.
+    fn send(&mut self, resource: &str, ev: Arc<CachedEvent>) {
+        if let Some(by_name) = self.named.get_mut(resource) {
+            let name = ev.key.rsplit('/').next().unwrap_or("");
+            if let Some(tx) = by_name.get(name)
+                && tx.send(ev.clone()).is_err()
+            {
+                by_name.remove(name);
+                if by_name.is_empty() {
+                    self.named.remove(resource);
+                }
+            }
+        }
+        if let Some(tx) = self.channels.get(resource)
+            && tx.send(ev).is_err()
+        {
+            self.channels.remove(resource);
+        }
     }
 }
 
@@ -541,6 +580,7 @@ impl WatchCache {
                 revision: from,
                 latest: HashMap::new(),
                 channels: HashMap::new(),
+                named: HashMap::new(),
                 closed: false,
                 observers: Vec::new(),
                 fresh: FRESH,
@@ -591,6 +631,7 @@ impl WatchCache {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.closed = true;
         inner.channels.clear();
+        inner.named.clear();
     }
 
     fn push(&self, ev: skiff_store::Event) {
@@ -627,12 +668,7 @@ impl WatchCache {
                     observe(&ev);
                 }
             }
-            if let Some(tx) = inner.channels.get(&resource)
-                && tx.send(ev).is_err()
-            {
-                // Nobody listens to this resource any more.
-                inner.channels.remove(&resource);
-            }
+            inner.send(&resource, ev);
         }
         drop(inner);
         self.rev_tx.send_replace(revision);
@@ -646,11 +682,13 @@ impl WatchCache {
             .revision
     }
 
-    /// Subscribes to events after `after`, atomically with the history replay (no gap, no duplicate).
-    pub fn subscribe_after(&self, after: Revision, resource: &str) -> Start {
+    /// Subscribes to events after `after`, atomically with the history replay (no gap, no
+    /// duplicate); live events only of the objects called `name`, if given (the replay is
+    /// of the whole resource: the watcher filters).
+    pub fn subscribe_after(&self, after: Revision, resource: &str, name: Option<&str>) -> Start {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match inner.history_after(resource, after) {
-            Ok(replay) => Start::Events(inner.subscribe(resource), replay),
+            Ok(replay) => Start::Events(inner.subscribe(resource, name), replay),
             Err(oldest) => Start::TooOld { oldest },
         }
     }
@@ -677,9 +715,10 @@ impl WatchCache {
     pub fn subscribe_now(
         &self,
         resource: &str,
+        name: Option<&str>,
     ) -> (Revision, broadcast::Receiver<Arc<CachedEvent>>) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        (inner.revision, inner.subscribe(resource))
+        (inner.revision, inner.subscribe(resource, name))
     }
 
     /// The events of `resource` after `after`, if the history still has all of them (for a
@@ -722,6 +761,73 @@ mod tests {
             .expect("cache starts");
         cache.inner.lock().expect("unpoisoned").fresh = fresh;
         (store, cancel, from, cache, feeder)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watchers_of_one_name_hear_only_that_name() {
+        let run = async {
+            let (store, cancel, _, cache, feeder) = memory_cache(FRESH).await;
+            let configmaps = "/registry/core/configmaps/";
+            let (_, mut all) = cache.subscribe_now(configmaps, None);
+            let (_, mut named) = cache.subscribe_now(configmaps, Some("b"));
+            let mut last = 0;
+            for (ns, name) in [
+                ("default", "a"),
+                ("default", "b"),
+                ("other", "b"),
+                ("default", "c"),
+            ] {
+                last = store
+                    .create(
+                        &format!("{configmaps}{ns}/{name}"),
+                        stored("ConfigMap", name),
+                    )
+                    .await
+                    .expect("create");
+            }
+            assert!(
+                cache
+                    .wait_for(last, std::time::Duration::from_secs(10))
+                    .await
+            );
+            let drain = |rx: &mut broadcast::Receiver<Arc<CachedEvent>>| {
+                let mut keys = Vec::new();
+                while let Ok(ev) = rx.try_recv() {
+                    keys.push(ev.key.clone());
+                }
+                keys
+            };
+            assert_eq!(drain(&mut all).len(), 4);
+            assert_eq!(
+                drain(&mut named),
+                vec![
+                    format!("{configmaps}default/b"),
+                    format!("{configmaps}other/b")
+                ]
+            );
+            // A name nobody watches any more loses its channel at its next event.
+            drop(named);
+            let rev = store
+                .update(
+                    &format!("{configmaps}default/b"),
+                    stored("ConfigMap", "b"),
+                    last - 2,
+                )
+                .await
+                .expect("update");
+            assert!(
+                cache
+                    .wait_for(rev, std::time::Duration::from_secs(10))
+                    .await
+            );
+            let unwatched = cache.inner.lock().expect("unpoisoned").named.is_empty();
+            assert!(unwatched);
+            cancel.cancel();
+            let _ = feeder.await;
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), run)
+            .await
+            .expect("test timed out");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -934,7 +1040,7 @@ mod tests {
             assert_eq!(replay.len(), 1);
             assert_eq!(replay[0].revision, cm);
             assert!(
-                matches!(cache.subscribe_after(cm, configmaps), Start::Events(_, r) if r.is_empty())
+                matches!(cache.subscribe_after(cm, configmaps, None), Start::Events(_, r) if r.is_empty())
             );
             // A resource never written resumes from the cache's start.
             assert!(
@@ -950,7 +1056,7 @@ mod tests {
             // The busy one kept only its newest events.
             assert!(cache.history_after(leases, first_lease).is_none());
             assert!(
-                matches!(cache.subscribe_after(first_lease, leases), Start::TooOld { oldest } if oldest > first_lease)
+                matches!(cache.subscribe_after(first_lease, leases, None), Start::TooOld { oldest } if oldest > first_lease)
             );
             let kept = cache
                 .history_after(leases, last - 5)

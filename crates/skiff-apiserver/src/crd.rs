@@ -138,7 +138,7 @@ impl Resources {
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<(Resources, tokio::task::JoinHandle<()>), skiff_store::StoreError> {
         let resources = Resources::default();
-        let (rev, mut rx) = cache.subscribe_now(CRD_PREFIX);
+        let (rev, mut rx) = cache.subscribe_now(CRD_PREFIX, None);
         let listed = store.range(CRD_PREFIX, None, 0, rev.max(0)).await?;
         for kv in listed.kvs {
             if let Ok(crd) = serde_json::from_slice::<Value>(&kv.value) {

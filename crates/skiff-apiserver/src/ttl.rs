@@ -53,8 +53,8 @@ pub async fn run(store: Store, cache: WatchCache, ttl: Duration, cancel: Cancell
     let mut index = Index::default();
     // One receiver per events resource; the list below is read at the later of the two
     // subscription points, and events at or before it are already in the index.
-    let (_, mut rx_core) = cache.subscribe_now(PREFIXES[0]);
-    let (rev, mut rx_events) = cache.subscribe_now(PREFIXES[1]);
+    let (_, mut rx_core) = cache.subscribe_now(PREFIXES[0], None);
+    let (rev, mut rx_events) = cache.subscribe_now(PREFIXES[1], None);
     let start = Instant::now();
     for prefix in PREFIXES {
         match store.range(prefix, None, 0, rev.max(0)).await {

@@ -358,7 +358,7 @@ pub async fn serve(
     let mut initial_end = None;
     let (rx_events, last) = match start_after {
         None => {
-            let (rev, rx_events) = server.cache.subscribe_now(&resource);
+            let (rev, rx_events) = server.cache.subscribe_now(&resource, w.name.as_deref());
             match server.store.range(&w.prefix, None, 0, rev.max(0)).await {
                 Ok(l) => initial = l.kvs.into_iter(),
                 Err(e) => pending.push_back(error_line(&ApiError::internal(e.to_string()))),
@@ -368,7 +368,10 @@ pub async fn serve(
             }
             (Some(rx_events), rev)
         }
-        Some(after) => match server.cache.subscribe_after(after, &resource) {
+        Some(after) => match server
+            .cache
+            .subscribe_after(after, &resource, w.name.as_deref())
+        {
             Start::Events(rx_events, replay) => {
                 let mut last = after;
                 for ev in replay {

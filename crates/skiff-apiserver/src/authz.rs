@@ -21,6 +21,16 @@ const NODES: &str = "system:nodes";
 const AUTHENTICATED: &str = "system:authenticated";
 const UNAUTHENTICATED: &str = "system:unauthenticated";
 const ANONYMOUS: &str = "system:anonymous";
+const SERVICE_ACCOUNTS: &str = "system:serviceaccounts";
+
+/// Paths service accounts may read (upstream's `system:service-account-issuer-discovery`
+/// role, bound to the group of all service accounts).
+const ISSUER_DISCOVERY_PATHS: &[&str] = &[
+    "/.well-known/openid-configuration",
+    "/.well-known/openid-configuration/",
+    "/openid/v1/jwks",
+    "/openid/v1/jwks/",
+];
 
 /// The self reviews every authenticated user may create (`system:basic-user`).
 const SELF_REVIEWS: &[(&str, &str)] = &[
@@ -111,7 +121,10 @@ pub fn authorize(user: &User, attrs: &Attributes) -> Decision {
                         .any(|(g, r)| g == group && r == resource)
             }
             Attributes::NonResource { verb, path } => {
-                verb == "get" && DISCOVERY_PATHS.iter().any(|p| path_matches(p, path))
+                verb == "get"
+                    && (DISCOVERY_PATHS.iter().any(|p| path_matches(p, path))
+                        || (in_group(user, SERVICE_ACCOUNTS)
+                            && ISSUER_DISCOVERY_PATHS.contains(&path.as_str())))
             }
         };
         if allowed {
@@ -146,7 +159,12 @@ pub fn rules_for(user: &User) -> (Vec<Value>, Vec<Value>) {
         json!({"verbs": ["create"], "apiGroups": ["authentication.k8s.io"],
                "resources": ["selfsubjectreviews"]}),
     ];
-    let non_resource_rules = vec![json!({"verbs": ["get"], "nonResourceURLs": DISCOVERY_PATHS})];
+    let mut non_resource_rules =
+        vec![json!({"verbs": ["get"], "nonResourceURLs": DISCOVERY_PATHS})];
+    if in_group(user, SERVICE_ACCOUNTS) {
+        non_resource_rules
+            .push(json!({"verbs": ["get"], "nonResourceURLs": ISSUER_DISCOVERY_PATHS}));
+    }
     (resource_rules, non_resource_rules)
 }
 

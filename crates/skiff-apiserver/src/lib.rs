@@ -10,6 +10,7 @@ mod cork;
 pub mod crd;
 pub mod discovery;
 pub mod follow;
+mod health;
 pub mod metrics_api;
 pub mod namespaces;
 pub mod objects;

@@ -17,10 +17,15 @@ pub struct ResourceRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Route {
     Version,
-    Health(&'static str),
+    /// `/healthz`, `/livez` or `/readyz`, or one of their checks (`/livez/etcd`).
+    Health(&'static str, Option<String>),
     Metrics,
     /// `/cacerts`: the cluster CA, for agents that pin it by the join token's hash.
     CaCerts,
+    /// `/.well-known/openid-configuration`: service account issuer discovery.
+    OpenIdConfiguration,
+    /// `/openid/v1/jwks`: the keys service account tokens are signed with.
+    OpenIdKeys,
     OpenApiV2,
     OpenApiV3Root,
     OpenApiV3(String),
@@ -49,12 +54,16 @@ pub fn route(path: &str, resources: &Resources) -> Route {
     let seg = segments(path);
     match seg.as_slice() {
         ["version"] => Route::Version,
-        ["healthz"] => Route::Health("healthz"),
-        ["livez"] => Route::Health("livez"),
-        ["readyz"] => Route::Health("readyz"),
-        ["healthz" | "livez" | "readyz", check] if !check.is_empty() => Route::Health("check"),
+        ["healthz"] => Route::Health("healthz", None),
+        ["livez"] => Route::Health("livez", None),
+        ["readyz"] => Route::Health("readyz", None),
+        ["healthz", check] => Route::Health("healthz", Some(check.to_string())),
+        ["livez", check] => Route::Health("livez", Some(check.to_string())),
+        ["readyz", check] => Route::Health("readyz", Some(check.to_string())),
         ["metrics"] => Route::Metrics,
         ["cacerts"] => Route::CaCerts,
+        [".well-known", "openid-configuration"] => Route::OpenIdConfiguration,
+        ["openid", "v1", "jwks"] => Route::OpenIdKeys,
         ["openapi", "v2"] | ["swagger.json"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiV3Root,
         ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),

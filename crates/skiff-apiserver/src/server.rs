@@ -334,7 +334,7 @@ impl ApiServer {
         let auth = match route {
             // Health endpoints are open, as upstream's are to anonymous clients by default; so is
             // the CA certificate (public; agents verify it against their join token).
-            Route::Health(_) | Route::CaCerts => None,
+            Route::Health(..) | Route::CaCerts => None,
             _ => {
                 let authn = self.authenticate(&req);
                 Some(match self.authenticate_signed(authn).await {
@@ -358,7 +358,13 @@ impl ApiServer {
                 Some(pem) => Ok(text(StatusCode::OK, pem)),
                 None => Err(ApiError::no_route()),
             },
-            None => Ok(text(StatusCode::OK, "ok")),
+            None => match &route {
+                Route::Health(endpoint, check) => {
+                    let query = crate::objects::Query::parse(req.uri().query());
+                    crate::health::answer(&self, endpoint, check.as_deref(), &query).await
+                }
+                _ => Err(ApiError::no_route()),
+            },
             Some(Err(e)) => Err(e),
             Some(Ok(user)) => self.dispatch(route, req, user).await,
         };
@@ -400,7 +406,10 @@ impl ApiServer {
                 get_only(req.method())?;
                 Ok(json_response(StatusCode::OK, &version()))
             }
-            Route::Health(_) => Ok(text(StatusCode::OK, "ok")),
+            Route::Health(endpoint, check) => {
+                let query = crate::objects::Query::parse(req.uri().query());
+                crate::health::answer(self, endpoint, check.as_deref(), &query).await
+            }
             Route::Metrics => Ok(text(StatusCode::OK, &self.metrics_text())),
             Route::OpenApiV2 => {
                 get_only(req.method())?;
@@ -451,6 +460,14 @@ impl ApiServer {
             Route::MetricsApi(rest) => {
                 get_only(req.method())?;
                 crate::metrics_api::serve(self, &rest, req.uri().query()).await
+            }
+            Route::OpenIdConfiguration => {
+                get_only(req.method())?;
+                crate::tokens::openid_configuration(self)
+            }
+            Route::OpenIdKeys => {
+                get_only(req.method())?;
+                crate::tokens::openid_keys(self)
             }
             Route::CaCerts | Route::NotFound => Err(ApiError::no_route()),
         }

@@ -49,6 +49,22 @@ impl Signer {
         Ok(format!("{input}.{}", B64.encode(sig.as_ref())))
     }
 
+    /// The public key as a JSON Web Key (RFC 7517), as `/openid/v1/jwks` lists it.
+    pub fn jwk(&self) -> Value {
+        // ring gives the uncompressed point: 0x04, then x and y of 32 bytes each.
+        let coords = self.key.public_key().as_ref().get(1..).unwrap_or_default();
+        let (x, y) = coords.split_at(coords.len() / 2);
+        json!({
+            "use": "sig",
+            "kty": "EC",
+            "kid": self.kid,
+            "crv": "P-256",
+            "alg": "ES256",
+            "x": B64.encode(x),
+            "y": B64.encode(y),
+        })
+    }
+
     /// The claims of a token this key signed, or None.
     fn verify(&self, token: &str) -> Option<Value> {
         let mut parts = token.split('.');
@@ -69,6 +85,45 @@ impl Signer {
         .ok()?;
         serde_json::from_slice(&B64.decode(c).ok()?).ok()
     }
+}
+
+/// Where relying parties find the keys (upstream's default for `--service-account-jwks-uri`).
+fn jwks_uri() -> String {
+    format!("{ISSUER}/openid/v1/jwks")
+}
+
+fn discovery_response(content_type: &str, body: &Value) -> axum::response::Response {
+    http::Response::builder()
+        .status(http::StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CACHE_CONTROL, "public, max-age=3600")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap_or_default()
+}
+
+/// `/.well-known/openid-configuration`: the OIDC discovery document of the service account
+/// issuer, so that other systems can verify skiff's tokens (404 while no key is set).
+pub fn openid_configuration(server: &ApiServer) -> Result<axum::response::Response, ApiError> {
+    server.tokens.get().ok_or_else(ApiError::no_route)?;
+    Ok(discovery_response(
+        "application/json",
+        &json!({
+            "issuer": ISSUER,
+            "jwks_uri": jwks_uri(),
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+        }),
+    ))
+}
+
+/// `/openid/v1/jwks`: the key set tokens are signed with.
+pub fn openid_keys(server: &ApiServer) -> Result<axum::response::Response, ApiError> {
+    let signer = server.tokens.get().ok_or_else(ApiError::no_route)?;
+    Ok(discovery_response(
+        "application/jwk-set+json",
+        &json!({"keys": [signer.jwk()]}),
+    ))
 }
 
 fn now() -> i64 {
@@ -396,5 +451,25 @@ mod tests {
         parts[1] = &forged;
         assert_eq!(a.verify(&parts.join(".")), None);
         assert_eq!(a.verify("a.b"), None);
+    }
+
+    /// A relying party that knows only the published JWK verifies the signer's tokens.
+    #[test]
+    fn the_published_key_verifies_tokens() {
+        let a = signer();
+        let jwk = a.jwk();
+        assert_eq!(jwk["kty"], "EC");
+        assert_eq!(jwk["crv"], "P-256");
+        assert_eq!(jwk["kid"], json!(a.kid));
+        let coord = |k: &str| B64.decode(jwk[k].as_str().expect(k)).expect("base64url");
+        let (x, y) = (coord("x"), coord("y"));
+        assert_eq!((x.len(), y.len()), (32, 32));
+        let point = [&[4u8][..], &x, &y].concat();
+        let token = a.sign(&json!({"sub": "s"})).expect("signed");
+        let (input, sig) = token.rsplit_once('.').expect("three parts");
+        let sig = B64.decode(sig).expect("signature");
+        signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &point)
+            .verify(input.as_bytes(), &sig)
+            .expect("the JWK's point verifies the token");
     }
 }

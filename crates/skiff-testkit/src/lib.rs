@@ -215,6 +215,26 @@ impl TestServer {
         )
     }
 
+    /// GETs `path` (with its query) over HTTPS without credentials, as load balancers probe
+    /// `/readyz`; returns the status code and the body.
+    pub fn probe(&self, path: &str) -> (u16, String) {
+        let out = run_with_timeout(
+            Command::new("curl").args([
+                "-sk",
+                "--max-time",
+                "20",
+                "-w",
+                "\n%{http_code}",
+                &format!("https://127.0.0.1:{}{path}", self.port),
+            ]),
+            None,
+            Duration::from_secs(30),
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
     /// Runs and asserts success; returns stdout.
     #[track_caller]
     pub fn ok(&self, tool: &Path, args: &[&str]) -> String {
@@ -353,10 +373,30 @@ impl Etcd {
         etcd
     }
 
+    /// Freezes the etcd process (SIGSTOP by PID): it keeps its connections but answers nothing.
+    pub fn pause(&self) {
+        signal(self.child.id(), "-STOP");
+    }
+
+    /// Lets a paused etcd run again (SIGCONT).
+    pub fn resume(&self) {
+        signal(self.child.id(), "-CONT");
+    }
+
     /// The `--datastore` value for skiff server.
     pub fn datastore(&self) -> String {
         format!("etcd://127.0.0.1:{}", self.client_port)
     }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(sig)
+        .arg(pid.to_string())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill {sig} {pid} failed");
 }
 
 impl Drop for Etcd {

@@ -117,3 +117,51 @@ fn two_servers_never_hand_out_the_same_service_ip_or_node_port() {
     let claimed = servers[1].ok(&k, &["get", "ipaddresses", "-o", "name"]);
     assert_eq!(claimed.lines().count(), 30, "{claimed}");
 }
+
+/// `/readyz` and `/livez` follow the datastore: while etcd answers nothing they fail (500,
+/// naming the check, reason withheld), a single check says why, excluding the datastore
+/// checks passes, and once etcd runs again the server is ready again.
+#[test]
+fn health_checks_follow_the_datastore() {
+    let etcd = Etcd::start();
+    let s = TestServer::start_with(
+        env!("CARGO_BIN_EXE_skiff").as_ref(),
+        &["--datastore", &etcd.datastore()],
+    );
+    let (code, body) = s.probe("/readyz?verbose");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("[+]etcd ok\n"), "{body}");
+    assert!(body.ends_with("readyz check passed\n"), "{body}");
+
+    etcd.pause();
+    let (code, body) = s.probe("/readyz");
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("[-]etcd failed: reason withheld\n"), "{body}");
+    assert!(body.contains("[+]ping ok\n"), "{body}");
+    assert!(body.ends_with("readyz check failed\n"), "{body}");
+    let (code, body) = s.probe("/livez/etcd");
+    assert_eq!(code, 500, "{body}");
+    assert!(body.starts_with("internal server error: "), "{body}");
+    assert_eq!(s.probe("/livez/ping"), (200, "ok".to_string()));
+    assert_eq!(
+        s.probe("/readyz?exclude=etcd&exclude=etcd-readiness"),
+        (200, "ok".to_string())
+    );
+
+    etcd.resume();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (code, body) = s.probe("/readyz");
+        if code == 200 {
+            assert_eq!(body, "ok");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready 30 s after etcd resumed: {code} {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The server still serves reads and writes through the datastore.
+    s.ok(&kubectl_135(), &["create", "configmap", "after-pause"]);
+}

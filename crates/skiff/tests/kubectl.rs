@@ -1753,6 +1753,39 @@ fn service_account_tokens(k: &Kubectl) {
         k.describe(&short, &out)
     );
     k.exits(1, &["create", "token", "nobody"]);
+    // Issuer discovery: the account may read the OIDC configuration and the key set, and the
+    // published key is the one its token names.
+    let config = as_robot(&["get", "--raw", "/.well-known/openid-configuration"]);
+    let config: Value = serde_json::from_slice(&config.stdout).expect("openid configuration");
+    assert_eq!(
+        config["issuer"],
+        "https://kubernetes.default.svc.cluster.local"
+    );
+    assert_eq!(
+        config["jwks_uri"],
+        "https://kubernetes.default.svc.cluster.local/openid/v1/jwks"
+    );
+    assert_eq!(
+        config["id_token_signing_alg_values_supported"],
+        json!(["ES256"])
+    );
+    let keys = as_robot(&["get", "--raw", "/openid/v1/jwks"]);
+    let keys: Value = serde_json::from_slice(&keys.stdout).expect("key set");
+    let header = token.split('.').next().expect("header");
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header)
+            .expect("base64url header"),
+    )
+    .expect("header json");
+    assert_eq!(keys["keys"][0]["kid"], header["kid"], "{keys}");
+    assert_eq!(keys["keys"][0]["alg"], "ES256");
+    let raw = ["get", "--raw", "/openid/v1/jwks", "--as=bob"];
+    let out = k.exits(1, &raw);
+    assert!(
+        text(&out.stderr).contains("Forbidden"),
+        "{}",
+        k.describe(&raw, &out)
+    );
     // The token dies with its account.
     k.ok(&["delete", "serviceaccount", "robot"]);
     let out = as_robot(&["auth", "whoami"]);

@@ -90,3 +90,34 @@ fn new_objects_get_empty_status_like_upstream() {
         r#"{"loadBalancer":{}}"#
     );
 }
+
+/// The health endpoints answer without credentials as upstream's do: `ok`, the checks one
+/// per line with `?verbose`, a single check by path, 404 for a check that does not exist.
+#[test]
+fn health_endpoints_list_their_checks() {
+    let s = TestServer::start(env!("CARGO_BIN_EXE_skiff").as_ref());
+    for endpoint in ["healthz", "livez", "readyz"] {
+        assert_eq!(s.probe(&format!("/{endpoint}")), (200, "ok".to_string()));
+    }
+    let (code, body) = s.probe("/livez?verbose");
+    assert_eq!(code, 200);
+    assert_eq!(
+        body,
+        "[+]ping ok\n[+]log ok\n[+]etcd ok\nlivez check passed\n"
+    );
+    let (code, body) = s.probe("/readyz?verbose&exclude=log&exclude=nope");
+    assert_eq!(code, 200);
+    assert_eq!(
+        body,
+        "[+]ping ok\n[+]log excluded: ok\n[+]etcd ok\n[+]etcd-readiness ok\n[+]shutdown ok\n\
+         warning: some health checks cannot be excluded: no matches for \"nope\"\n\
+         readyz check passed\n"
+    );
+    assert_eq!(s.probe("/readyz/shutdown"), (200, "ok".to_string()));
+    assert_eq!(s.probe("/livez/nope").0, 404);
+    assert_eq!(
+        s.probe("/livez/shutdown").0,
+        404,
+        "shutdown is a readiness check"
+    );
+}

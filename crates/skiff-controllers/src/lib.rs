@@ -27,6 +27,7 @@ pub mod rootcacert;
 pub mod runtime;
 pub mod serviceaccount;
 pub mod statefulset;
+pub mod tokens;
 pub mod ttl_after_finished;
 
 use tokio::task::JoinSet;
@@ -120,6 +121,7 @@ pub async fn run_in(
     tasks.spawn(endpoints::run(informers.clone(), 5, cancel.clone()));
     tasks.spawn(endpointslice::run(informers.clone(), 5, cancel.clone()));
     tasks.spawn(serviceaccount::run(informers.clone(), cancel.clone()));
+    tasks.spawn(tokens::run(informers.clone(), cancel.clone()));
     tasks.spawn(disruption::run(informers.clone(), cancel.clone()));
     tasks.spawn(nodelifecycle::run(
         informers.clone(),

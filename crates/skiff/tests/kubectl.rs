@@ -1669,6 +1669,26 @@ fn legacy_token_secrets(k: &Kubectl) {
         "{}",
         k.describe(&["apply", "-f", "-"], &out)
     );
+    // A token secret lives only as long as its account: one naming an account that does not
+    // exist is deleted, and so is the account's own when the account goes.
+    let token_secret = |name: &str, account: &str| {
+        format!(
+            r#"{{"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+            "metadata": {{"name": "{name}", "annotations": {{"kubernetes.io/service-account.name": "{account}"}}}}}}"#
+        )
+    };
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        &token_secret("stray-token", "nobody"),
+    );
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        &token_secret("kept-token", "admin-user"),
+    );
+    wait_gone(k, &["secret/stray-token"]);
+    k.ok(&["get", "secret", "kept-token"]);
+    k.ok(&["delete", "serviceaccount", "admin-user"]);
+    wait_gone(k, &["secret/kept-token"]);
 }
 
 /// Pods run as the `default` service account unless they name one, which must exist.

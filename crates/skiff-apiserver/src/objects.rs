@@ -311,6 +311,8 @@ fn selectable_value(plural: &str, obj: &Value, field: &str) -> String {
     };
     match field {
         "source" if plural == "events" => s("source.component").unwrap_or_default(),
+        // A Job's `status.successful` is the count of succeeded pods, 0 while unset.
+        "status.successful" => s("status.succeeded").unwrap_or_else(|| "0".into()),
         f => s(f).unwrap_or_else(|| {
             if f == "spec.hostNetwork" || f == "spec.unschedulable" {
                 "false".into()
@@ -372,7 +374,10 @@ impl Attrs {
         // `source` (of an event) is kept whole: it selects on `source.component`.
         let paths: Vec<&str> = ["metadata.name", "metadata.namespace", "metadata.labels"]
             .into_iter()
-            .chain(selectable_fields(group, plural).iter().copied())
+            .chain(selectable_fields(group, plural).iter().map(|f| match *f {
+                "status.successful" => "status.succeeded",
+                f => f,
+            }))
             .collect();
         let pruned = crate::rawjson::decode_paths(json, &paths)?;
         Some(Attrs::of(group, plural, &pruned))
@@ -398,4 +403,19 @@ pub fn resource_of_key(key: &str) -> Option<(&str, &str)> {
     let group = parts.next()?;
     let plural = parts.next()?;
     Some((if group == "core" { "" } else { group }, plural))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jobs_successful_field_counts_its_succeeded_pods() {
+        let done = br#"{"metadata":{"name":"j"},"status":{"succeeded":2}}"#;
+        let attrs = Attrs::of_json("batch", "jobs", done).expect("attrs");
+        assert_eq!(attrs.field("status.successful"), Some("2"));
+        let fresh = br#"{"metadata":{"name":"j"},"status":{}}"#;
+        let attrs = Attrs::of_json("batch", "jobs", fresh).expect("attrs");
+        assert_eq!(attrs.field("status.successful"), Some("0"));
+    }
 }

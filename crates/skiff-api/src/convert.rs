@@ -1,5 +1,6 @@
-//! Conversion between served versions of one kind. Among the built-in kinds only
-//! HorizontalPodAutoscaler is served in two versions (stored as autoscaling/v2).
+//! Conversion between served versions of one kind. Among the built-in kinds
+//! HorizontalPodAutoscaler is served in two versions (stored as autoscaling/v2), and Events
+//! in two groups (stored as core v1, served also as events.k8s.io/v1).
 
 use serde_json::{Value, json};
 
@@ -156,12 +157,63 @@ pub fn hpa_v1_to_v2(v1: &Value) -> Value {
     out
 }
 
+/// The members of a core v1 Event that events.k8s.io/v1 names differently, as upstream's
+/// conversion maps them (the rest have the same name in both).
+const EVENT_RENAMES: &[(&str, &str)] = &[
+    ("involvedObject", "regarding"),
+    ("message", "note"),
+    ("source", "deprecatedSource"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+    ("count", "deprecatedCount"),
+    ("reportingComponent", "reportingController"),
+];
+
+fn rename_members(
+    obj: &Value,
+    api_version: &str,
+    pairs: impl Iterator<Item = (&'static str, &'static str)>,
+) -> Value {
+    let mut out = obj.clone();
+    if let Some(m) = out.as_object_mut() {
+        for (from, to) in pairs {
+            match m.remove(from) {
+                Some(v) => {
+                    m.insert(to.to_string(), v);
+                }
+                None => {
+                    m.remove(to);
+                }
+            }
+        }
+        m.insert("apiVersion".into(), json!(api_version));
+    }
+    out
+}
+
+/// core v1 Event → events.k8s.io/v1 Event.
+pub fn event_core_to_events(core: &Value) -> Value {
+    rename_members(core, "events.k8s.io/v1", EVENT_RENAMES.iter().copied())
+}
+
+/// events.k8s.io/v1 Event → core v1 Event.
+pub fn event_events_to_core(ev: &Value) -> Value {
+    rename_members(
+        ev,
+        "v1",
+        EVENT_RENAMES.iter().map(|(core, ev)| (*ev, *core)),
+    )
+}
+
 /// Converts `obj` to `to_version` of its kind when the kind has more than one version.
 pub fn convert(group: &str, kind: &str, obj: &Value, to_version: &str) -> Value {
     let from = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     match (group, kind, from, to_version) {
         ("autoscaling", "HorizontalPodAutoscaler", "autoscaling/v2", "v1") => hpa_v2_to_v1(obj),
         ("autoscaling", "HorizontalPodAutoscaler", "autoscaling/v1", "v2") => hpa_v1_to_v2(obj),
+        // `group` is the group asked for; an events.k8s.io Event is stored as a core one.
+        ("events.k8s.io", "Event", "v1", "v1") => event_core_to_events(obj),
+        ("events.k8s.io", "Event", "events.k8s.io/v1", "v1") => event_events_to_core(obj),
         _ => obj.clone(),
     }
 }
@@ -194,5 +246,34 @@ mod tests {
         let v2 = hpa_v1_to_v2(&v1);
         assert!(v2["spec"].get("metrics").is_none());
         assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    }
+
+    #[test]
+    fn events_convert_between_their_groups_without_loss() {
+        let core = json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "e", "namespace": "default"},
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+            "reason": "Started", "message": "started", "type": "Normal",
+            "source": {"component": "kubelet"}, "count": 3,
+            "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:01:00Z",
+            "eventTime": null, "reportingComponent": "kubelet", "reportingInstance": "n1"});
+        let ev = convert("events.k8s.io", "Event", &core, "v1");
+        assert_eq!(ev["apiVersion"], "events.k8s.io/v1");
+        assert_eq!(ev["regarding"]["name"], "p");
+        assert_eq!(ev["note"], "started");
+        assert_eq!(ev["deprecatedCount"], 3);
+        assert_eq!(ev["deprecatedSource"]["component"], "kubelet");
+        assert_eq!(ev["reportingController"], "kubelet");
+        assert_eq!(ev["reportingInstance"], "n1");
+        assert!(ev.get("involvedObject").is_none() && ev.get("message").is_none());
+        assert_eq!(convert("events.k8s.io", "Event", &ev, "v1"), core);
+        // A member of the other shape sent by mistake does not survive the conversion.
+        let mut odd = ev.clone();
+        odd["message"] = json!("stray");
+        assert!(
+            event_events_to_core(&odd)
+                .get("message")
+                .is_none_or(|m| m == "started")
+        );
     }
 }

@@ -325,9 +325,10 @@ static RESOURCES: &[ResourceInfo] = &[
         subresources: STATUS_SCALE,
         ..ns("apps", "v1", "StatefulSet", "statefulsets", "statefulset")
     },
-    // events.k8s.io/v1
+    // events.k8s.io/v1: the core Events in another shape (stored as core v1, see `storage_of`).
     ResourceInfo {
         short_names: &["ev"],
+        storage_version: false,
         ..ns("events.k8s.io", "v1", "Event", "events", "event")
     },
     // authentication.k8s.io/v1
@@ -791,6 +792,20 @@ pub fn find_kind(group: &str, kind: &str) -> Option<&'static ResourceInfo> {
         .find(|r| r.group == group && r.kind == kind && r.storage_version)
 }
 
+/// Where objects of `info` are stored: the storage version of its kind. events.k8s.io
+/// Events are core v1 Events, as upstream keeps both in one place, so a client of either
+/// API sees the events written through the other.
+pub fn storage_of(info: &ResourceInfo) -> &ResourceInfo {
+    if info.storage_version {
+        return info;
+    }
+    let (group, kind) = match (info.group, info.kind) {
+        ("events.k8s.io", "Event") => ("", "Event"),
+        other => other,
+    };
+    find_kind(group, kind).unwrap_or(info)
+}
+
 /// The resource of a kind in one group-version.
 pub fn find_gvk(group: &str, version: &str, kind: &str) -> Option<&'static ResourceInfo> {
     RESOURCES
@@ -869,11 +884,21 @@ mod tests {
         }
         let mut storage: BTreeMap<(&str, &str), usize> = BTreeMap::new();
         for r in all() {
-            *storage.entry((r.group, r.kind)).or_default() += usize::from(r.storage_version);
+            let stored = storage_of(r);
+            assert!(
+                stored.storage_version,
+                "{} {} is stored nowhere",
+                r.group, r.kind
+            );
+            assert_eq!(stored.plural, r.plural);
+            *storage.entry((stored.group, stored.kind)).or_default() +=
+                usize::from(r.storage_version);
         }
         for ((group, kind), n) in storage {
             assert_eq!(n, 1, "{group} {kind} has {n} storage versions");
         }
+        let events = find("events.k8s.io", "v1", "events").map(|r| storage_of(r).api_version());
+        assert_eq!(events.as_deref(), Some("v1"));
         let hpa = find_kind("autoscaling", "HorizontalPodAutoscaler").map(|r| r.version);
         assert_eq!(hpa, Some("v2"));
     }

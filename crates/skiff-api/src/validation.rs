@@ -724,6 +724,86 @@ fn validate_limit_range(spec: &Value, causes: &mut Vec<Cause>) {
 }
 
 /// Validates a created or updated object of a built-in kind (after defaulting). Returns field causes.
+/// The strict rules upstream applies to Events written through events.k8s.io/v1 (the core
+/// API keeps its lax legacy rules): what happened, who reported it and when are required, and
+/// the deprecated members are left to the core API. Field paths name the internal fields, as
+/// upstream's messages do.
+fn validate_events_api_event(ev: &Value, causes: &mut Vec<Cause>) {
+    let text = |k: &str| ev.get(k).and_then(Value::as_str).unwrap_or("");
+    if ev.get("eventTime").is_none_or(Value::is_null) {
+        causes.push(Cause::required("eventTime"));
+    }
+    let ty = text("type");
+    if ty != "Normal" && ty != "Warning" {
+        causes.push(Cause::invalid(
+            "type",
+            &json!(""),
+            format!("has invalid value: {ty}"),
+        ));
+    }
+    for (member, field) in [
+        ("deprecatedFirstTimestamp", "firstTimestamp"),
+        ("deprecatedLastTimestamp", "lastTimestamp"),
+    ] {
+        if ev.get(member).is_some_and(|v| !v.is_null()) {
+            causes.push(Cause::invalid(field, &json!(""), "needs to be unset"));
+        }
+    }
+    if ev
+        .get("deprecatedCount")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        != 0
+    {
+        causes.push(Cause::invalid("count", &json!(""), "needs to be unset"));
+    }
+    let source = |k: &str| {
+        ev.pointer(&format!("/deprecatedSource/{k}"))
+            .and_then(Value::as_str)
+    };
+    if source("component").is_some_and(|c| !c.is_empty())
+        || source("host").is_some_and(|h| !h.is_empty())
+    {
+        causes.push(Cause::invalid("source", &json!(""), "needs to be unset"));
+    }
+    for (field, limit) in [
+        ("reportingController", 0),
+        ("reportingInstance", 128),
+        ("action", 128),
+        ("reason", 128),
+    ] {
+        let value = text(field);
+        if value.is_empty() {
+            causes.push(Cause::required(field));
+        } else if limit > 0 && value.len() > limit {
+            causes.push(Cause::invalid(
+                field,
+                &json!(""),
+                format!("can have at most {limit} characters"),
+            ));
+        }
+    }
+    if text("note").len() > 1024 {
+        causes.push(Cause::invalid(
+            "message",
+            &json!(""),
+            "can have at most 1024 characters",
+        ));
+    }
+    if let Some(series) = ev.get("series").filter(|s| !s.is_null()) {
+        if series.get("count").and_then(Value::as_i64).unwrap_or(0) < 2 {
+            causes.push(Cause::invalid(
+                "series.count",
+                &json!(""),
+                "should be at least 2",
+            ));
+        }
+        if series.get("lastObservedTime").is_none_or(Value::is_null) {
+            causes.push(Cause::required("series.lastObservedTime"));
+        }
+    }
+}
+
 pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     validate_meta(group, kind, obj, &mut causes);
@@ -819,6 +899,7 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
                 "metadata.annotations[kubernetes.io/service-account.name]",
             ));
         }
+        ("events.k8s.io", "Event") => validate_events_api_event(obj, &mut causes),
         ("", "ConfigMap") | ("", "Secret") => {
             for part in ["data", "binaryData", "stringData"] {
                 if let Some(m) = obj.get(part).and_then(Value::as_object) {

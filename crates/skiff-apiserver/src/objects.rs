@@ -8,15 +8,18 @@ use skiff_api::status::ApiError;
 /// The largest request body the server reads (upstream's limit).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
-fn group_segment(info: &ResourceInfo) -> &'static str {
-    if info.group.is_empty() {
+/// The group segment of a resource's keys: its storage group (`core` for the core group).
+fn group_segment(info: &ResourceInfo) -> &str {
+    let stored = skiff_api::registry::storage_of(info);
+    if stored.group.is_empty() {
         "core"
     } else {
-        info.group
+        stored.group
     }
 }
 
-/// `/registry/{group}/{plural}/[{namespace}/]{name}`; all versions of a resource share keys.
+/// `/registry/{group}/{plural}/[{namespace}/]{name}`; all versions of a resource share keys,
+/// and so do the core and events.k8s.io Events.
 pub fn key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
     match namespace {
         Some(ns) if info.namespaced => format!(
@@ -282,6 +285,9 @@ fn selectable_fields(group: &str, plural: &str) -> &'static [&'static str] {
             "regarding.namespace",
             "regarding.name",
             "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
             "reason",
             "type",
             "reportingController",
@@ -294,6 +300,21 @@ fn selectable_fields(group: &str, plural: &str) -> &'static [&'static str] {
         ("certificates.k8s.io", "certificatesigningrequests") => &["spec.signerName"],
         _ => &[],
     }
+}
+
+/// The name a selectable field of `info` has on the stored object: events.k8s.io Events are
+/// stored as core ones, so their `regarding.*` is `involvedObject.*` and their
+/// `reportingController` is `reportingComponent`.
+pub fn stored_field(info: &ResourceInfo, field: &str) -> String {
+    if info.group == "events.k8s.io" && info.plural == "events" {
+        if let Some(rest) = field.strip_prefix("regarding.") {
+            return format!("involvedObject.{rest}");
+        }
+        if field == "reportingController" {
+            return "reportingComponent".to_string();
+        }
+    }
+    field.to_string()
 }
 
 /// The value a field selector compares for `field`, one of `selectable_fields`.

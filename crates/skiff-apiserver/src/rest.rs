@@ -446,7 +446,7 @@ fn encode_stored(info: &ResourceInfo, obj: &Value) -> bytes::Bytes {
     if info.storage_version {
         return encode(obj);
     }
-    match registry::find_kind(info.group, info.kind) {
+    match Some(registry::storage_of(info)).filter(|s| s.storage_version) {
         Some(storage) => {
             let mut stored =
                 skiff_api::convert::convert(info.group, info.kind, obj, storage.version);
@@ -528,11 +528,13 @@ impl Filter {
     pub fn from_query(info: &ResourceInfo, q: &Query) -> Result<Filter, ApiError> {
         let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))
+        let mut fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        // Reject unsupported field labels up front, as upstream does.
-        for r in &fields.requirements {
+        // Reject unsupported field labels up front, as upstream does; then name the fields as
+        // the stored objects (and the watch cache's attributes) have them.
+        for r in &mut fields.requirements {
             objects::field_value(info, &json!({}), &r.field)?;
+            r.field = objects::stored_field(info, &r.field);
         }
         Ok(Filter { labels, fields })
     }
@@ -541,10 +543,12 @@ impl Filter {
         self.labels.is_empty() && self.fields.is_empty()
     }
 
+    /// Whether a stored object of `info` (in its storage version) matches.
     pub fn matches(&self, info: &ResourceInfo, obj: &Value) -> bool {
+        let stored = registry::storage_of(info);
         self.labels.matches_object(obj)
             && self.fields.matches(|f| {
-                objects::field_value(info, obj, f)
+                objects::field_value(stored, obj, f)
                     .ok()
                     .flatten()
                     .map(std::borrow::Cow::Owned)

@@ -1,7 +1,7 @@
 //! Server-side printing: `as=Table` responses with the columns kubectl shows for each kind.
 
 use serde_json::{Value, json};
-use skiff_api::registry::ResourceInfo;
+use skiff_api::registry::{self, ResourceInfo};
 
 use skiff_api::duration::human_duration;
 
@@ -176,6 +176,9 @@ fn data_count(o: &Value) -> i64 {
 
 /// Column definitions and cell values for one object of `info`.
 fn layout(info: &ResourceInfo) -> Vec<Col> {
+    if is_events_api(info) {
+        return layout(registry::storage_of(info));
+    }
     match (info.group, info.plural) {
         ("", "pods") => vec![
             Col("Name", "string", 0),
@@ -545,7 +548,17 @@ fn hpa_targets(o: &Value) -> String {
     }
 }
 
+/// events.k8s.io Events: printed with the core Event's columns, as upstream prints both
+/// from one internal type.
+fn is_events_api(info: &ResourceInfo) -> bool {
+    info.group == "events.k8s.io" && info.plural == "events"
+}
+
 fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
+    if is_events_api(info) {
+        let core = skiff_api::convert::event_events_to_core(o);
+        return cells(registry::storage_of(info), &core);
+    }
     let name = json!(s(o, "/metadata/name"));
     if !info.printer_columns.is_empty() {
         let mut row = vec![name];

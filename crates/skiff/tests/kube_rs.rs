@@ -323,3 +323,137 @@ async fn controller_runs_in_process_and_the_gc_collects_what_it_derived() {
     .await
     .expect("test timed out");
 }
+
+/// Events that kube-rs's `Recorder` publishes through events.k8s.io/v1 are the cluster's
+/// Events: the core API lists them (note → message, reportingController →
+/// reportingComponent), events.k8s.io selects them by `regarding.*`, the Recorder's repeat
+/// becomes a series, core Events show up under events.k8s.io, strict events.k8s.io
+/// validation applies, and kubectl describes the object with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorder_events_are_the_clusters_events() {
+    use k8s_openapi::api::core::v1::{Event as CoreEvent, ObjectReference};
+    use k8s_openapi::api::events::v1::Event as ApiEvent;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let server = TestServer::start(env!("CARGO_BIN_EXE_skiff").as_ref());
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let kubeconfig = Kubeconfig::read_from(server.kubeconfig()).expect("read kubeconfig");
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig is usable");
+        let client = Client::try_from(config).expect("client");
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let cm = cms
+            .create(&PostParams::default(), &configmap("noted", "1"))
+            .await
+            .expect("create the configmap");
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "skiff-test".into(),
+                instance: Some("t1".into()),
+            },
+        );
+        let ev = Event {
+            type_: EventType::Warning,
+            reason: "Noticed".into(),
+            note: Some("seen by kube-rs".into()),
+            action: "Inspect".into(),
+            secondary: None,
+        };
+        let reference = cm.object_ref(&());
+        recorder.publish(&ev, &reference).await.expect("publish");
+        recorder
+            .publish(&ev, &reference)
+            .await
+            .expect("publish again");
+
+        let core: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+        let by_object = ListParams::default().fields("involvedObject.name=noted");
+        let listed = core.list(&by_object).await.expect("core list");
+        assert_eq!(listed.items.len(), 1, "{:?}", listed.items);
+        let e = &listed.items[0];
+        assert_eq!(e.message.as_deref(), Some("seen by kube-rs"));
+        assert_eq!(e.reason.as_deref(), Some("Noticed"));
+        assert_eq!(e.reporting_component.as_deref(), Some("skiff-test"));
+        assert_eq!(e.involved_object.kind.as_deref(), Some("ConfigMap"));
+        assert_eq!(e.series.as_ref().and_then(|s| s.count), Some(2));
+
+        let api: Api<ApiEvent> = Api::namespaced(client.clone(), "default");
+        let selected =
+            ListParams::default().fields("regarding.name=noted,reportingController=skiff-test");
+        let listed = api.list(&selected).await.expect("events.k8s.io list");
+        assert_eq!(listed.items.len(), 1);
+        assert_eq!(listed.items[0].note.as_deref(), Some("seen by kube-rs"));
+
+        let legacy = CoreEvent {
+            metadata: ObjectMeta {
+                name: Some("noted.legacy".into()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                kind: Some("ConfigMap".into()),
+                name: Some("noted".into()),
+                namespace: Some("default".into()),
+                ..ObjectReference::default()
+            },
+            reason: Some("Touched".into()),
+            message: Some("written through the core API".into()),
+            type_: Some("Normal".into()),
+            count: Some(3),
+            ..CoreEvent::default()
+        };
+        core.create(&PostParams::default(), &legacy)
+            .await
+            .expect("create a core event");
+        let seen = api
+            .get("noted.legacy")
+            .await
+            .expect("the core event through events.k8s.io");
+        assert_eq!(seen.note.as_deref(), Some("written through the core API"));
+        assert_eq!(
+            seen.regarding.as_ref().and_then(|r| r.name.as_deref()),
+            Some("noted")
+        );
+        assert_eq!(seen.deprecated_count, Some(3));
+        let both = api
+            .list(&ListParams::default().fields("regarding.name=noted"))
+            .await
+            .expect("list both");
+        assert_eq!(both.items.len(), 2);
+
+        let sloppy = ApiEvent {
+            metadata: ObjectMeta {
+                name: Some("sloppy".into()),
+                ..ObjectMeta::default()
+            },
+            reason: Some("Whatever".into()),
+            ..ApiEvent::default()
+        };
+        match api.create(&PostParams::default(), &sloppy).await {
+            Err(kube::Error::Api(e)) => {
+                assert_eq!(e.code, 422, "{e:?}");
+                assert!(
+                    e.message.contains("reportingController: Required value"),
+                    "{}",
+                    e.message
+                );
+                assert!(
+                    e.message.contains("action: Required value"),
+                    "{}",
+                    e.message
+                );
+            }
+            other => panic!("a sloppy events.k8s.io Event was accepted: {other:?}"),
+        }
+    })
+    .await
+    .expect("timed out");
+    let described = server.ok(
+        &skiff_testkit::kubectl_135(),
+        &["describe", "configmap", "noted"],
+    );
+    assert!(described.contains("Noticed"), "{described}");
+    assert!(described.contains("seen by kube-rs"), "{described}");
+}

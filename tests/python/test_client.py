@@ -6,6 +6,7 @@ token reviews.
 """
 
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -64,6 +65,7 @@ def api_client():
         proc.kill()
         proc.wait(timeout=30)
         log.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -31,6 +31,15 @@ fn configmap(name: &str, value: &str) -> ConfigMap {
     }
 }
 
+/// A kube-rs client of `server` over HTTPS, from its admin kubeconfig.
+async fn https_client(server: &TestServer) -> Client {
+    let kubeconfig = Kubeconfig::read_from(server.kubeconfig()).expect("read kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    Client::try_from(config).expect("client")
+}
+
 /// What a watcher saw of one object: the resourceVersions it was applied at, and whether it went.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Seen {
@@ -42,12 +51,7 @@ struct Seen {
 async fn watcher_and_reflector_over_https_see_every_change() {
     let server = TestServer::start(env!("CARGO_BIN_EXE_skiff").as_ref());
     tokio::time::timeout(Duration::from_secs(120), async {
-        let kubeconfig = Kubeconfig::read_from(server.kubeconfig()).expect("read kubeconfig");
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .expect("kubeconfig is usable");
-        let client = Client::try_from(config).expect("client");
+        let client = https_client(&server).await;
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
         let selector = watcher::Config::default().labels("test=kube-rs");
 
@@ -337,12 +341,7 @@ async fn recorder_events_are_the_clusters_events() {
 
     let server = TestServer::start(env!("CARGO_BIN_EXE_skiff").as_ref());
     tokio::time::timeout(Duration::from_secs(120), async {
-        let kubeconfig = Kubeconfig::read_from(server.kubeconfig()).expect("read kubeconfig");
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .expect("kubeconfig is usable");
-        let client = Client::try_from(config).expect("client");
+        let client = https_client(&server).await;
         let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
         let cm = cms
             .create(&PostParams::default(), &configmap("noted", "1"))

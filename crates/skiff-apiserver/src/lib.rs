@@ -8,6 +8,7 @@ pub mod cache;
 pub mod components;
 mod cork;
 pub mod crd;
+mod csr;
 pub mod discovery;
 pub mod follow;
 mod health;

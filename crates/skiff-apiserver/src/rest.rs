@@ -217,7 +217,10 @@ async fn serve_resource(
             let body = read_body(req).await?;
             let obj = objects::parse_body(&body.0, &body.1)?;
             let dry = q.dry_run()?;
-            let obj = check_field_validation(&server.resources, info, obj, &q)?;
+            let mut obj = check_field_validation(&server.resources, info, obj, &q)?;
+            if crate::csr::is_csr(info.group, info.plural) {
+                crate::csr::prepare_create(&mut obj, &user);
+            }
             let created = create_object(server, info, ns, obj, dry, Some(&manager)).await?;
             Ok(object_response(StatusCode::CREATED, info, created, accept))
         }
@@ -229,8 +232,9 @@ async fn serve_resource(
             let obj = get_object(server, info, ns, name).await?;
             Ok(object_response(StatusCode::OK, info, obj, accept))
         }
-        (&Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize")))
-            if verb_allowed("update") || sub.is_some() =>
+        (&Method::PUT, Some(name), sub @ (None | Some("status" | "finalize" | "approval")))
+            if (sub.is_none() && verb_allowed("update"))
+                || sub.is_some_and(|s| info.subresources.contains(&s)) =>
         {
             let name = name.to_string();
             let sub = sub.map(str::to_string);
@@ -1192,11 +1196,15 @@ pub async fn write_update(
             }
             new = Value::Object(merged);
         }
+        Some("approval") => new = crate::csr::approval(current, &new, name)?,
         Some("finalize") => {
             let finalizers = new.pointer("/spec/finalizers").cloned();
             let mut merged = current.clone();
             merged["spec"]["finalizers"] = finalizers.unwrap_or(json!([]));
             new = merged;
+        }
+        _ if crate::csr::is_csr(info.group, info.plural) => {
+            crate::csr::main_update(current, &mut new)
         }
         _ => {
             if info.status
@@ -1212,6 +1220,9 @@ pub async fn write_update(
                 }
             }
         }
+    }
+    if subresource == Some("status") && crate::csr::is_csr(info.group, info.plural) {
+        crate::csr::status_update(current, &mut new);
     }
     // Fields the server owns.
     {
@@ -1307,6 +1318,9 @@ pub async fn write_update(
         new["spec"]["selector"] = sel.clone();
     }
     let mut causes = skiff_api::validation::validate(info.group, info.kind, &new);
+    if crate::csr::is_csr(info.group, info.plural) {
+        causes.extend(crate::csr::validate_conditions(&new));
+    }
     if let Some(schema) = server.resources.schema_for(info) {
         causes.extend(crate::structural::apply(&schema, &mut new));
     }

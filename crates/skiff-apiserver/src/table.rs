@@ -247,6 +247,14 @@ fn layout(info: &ResourceInfo) -> Vec<Col> {
             Col("Data", "integer", 0),
             Col("Age", "string", 0),
         ],
+        ("certificates.k8s.io", "certificatesigningrequests") => vec![
+            Col("Name", "string", 0),
+            Col("Age", "string", 0),
+            Col("SignerName", "string", 0),
+            Col("Requestor", "string", 0),
+            Col("RequestedDuration", "string", 0),
+            Col("Condition", "string", 0),
+        ],
         ("", "secrets") => vec![
             Col("Name", "string", 0),
             Col("Type", "string", 0),
@@ -715,6 +723,18 @@ fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
         }
         ("", "namespaces") => vec![name, json!(s(o, "/status/phase")), age(o)],
         ("", "configmaps") => vec![name, json!(data_count(o)), age(o)],
+        ("certificates.k8s.io", "certificatesigningrequests") => vec![
+            name,
+            age(o),
+            json!(s(o, "/spec/signerName")),
+            json!(s(o, "/spec/username")),
+            json!(
+                o.pointer("/spec/expirationSeconds")
+                    .and_then(Value::as_i64)
+                    .map_or_else(|| "<none>".to_string(), human_duration)
+            ),
+            json!(crate::csr::condition_column(o)),
+        ],
         ("", "secrets") => vec![name, json!(s(o, "/type")), json!(data_count(o)), age(o)],
         ("", "serviceaccounts") => vec![
             name,

@@ -6,6 +6,195 @@ use rcgen::{
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+/// The CA's subject and constraints, as its certificate was made: an issuer built from them
+/// and the CA key signs certificates that chain to it.
+fn ca_params() -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "skiff-ca");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(params)
+}
+
+fn ca_issuer(ca_key_pem: &str) -> Result<Issuer<'static, KeyPair>, rcgen::Error> {
+    Ok(Issuer::new(ca_params()?, KeyPair::from_pem(ca_key_pem)?))
+}
+
+/// How long before now a signed certificate starts, so that clocks a little behind accept it
+/// (upstream's signer backdates by five minutes).
+const BACKDATE: time::Duration = time::Duration::minutes(5);
+
+/// The signers whose requests the cluster CA signs, as kube-controller-manager's signer does.
+pub const SIGNERS: &[&str] = &[
+    "kubernetes.io/kube-apiserver-client",
+    "kubernetes.io/kube-apiserver-client-kubelet",
+    "kubernetes.io/kubelet-serving",
+    "kubernetes.io/legacy-unknown",
+];
+
+fn dn_text(v: &rcgen::DnValue) -> &str {
+    match v {
+        rcgen::DnValue::Utf8String(s) => s,
+        rcgen::DnValue::PrintableString(s) => s.as_str(),
+        rcgen::DnValue::Ia5String(s) => s.as_str(),
+        rcgen::DnValue::TeletexString(s) => s.as_str(),
+        _ => "",
+    }
+}
+
+/// Upstream's per-signer rules on a request (signer.go and the kubelet CSR checks).
+fn check_signer_policy(
+    signer: &str,
+    params: &CertificateParams,
+    usages: &[String],
+) -> Result<(), String> {
+    let text = |ty: DnType| {
+        params
+            .distinguished_name
+            .get(&ty)
+            .map(dn_text)
+            .unwrap_or("")
+    };
+    let kubelet = |required: &str, optional: &[&str]| -> Result<(), String> {
+        if text(DnType::OrganizationName) != "system:nodes" {
+            return Err("subject organization is not system:nodes".into());
+        }
+        if !text(DnType::CommonName).starts_with("system:node:") {
+            return Err("subject common name does not begin with system:node:".into());
+        }
+        check_usages(usages, required, optional)
+    };
+    match signer {
+        "kubernetes.io/kube-apiserver-client" => check_usages(
+            usages,
+            "client auth",
+            &["digital signature", "key encipherment"],
+        ),
+        "kubernetes.io/kube-apiserver-client-kubelet" => {
+            if !params.subject_alt_names.is_empty() {
+                return Err("subject alternative names are not allowed".into());
+            }
+            kubelet("client auth", &["digital signature", "key encipherment"])
+        }
+        "kubernetes.io/kubelet-serving" => {
+            let names_host = params
+                .subject_alt_names
+                .iter()
+                .all(|n| matches!(n, SanType::DnsName(_) | SanType::IpAddress(_)));
+            if !names_host || params.subject_alt_names.is_empty() {
+                return Err("DNS or IP subjectAltName is required, and only those".into());
+            }
+            kubelet("server auth", &["digital signature", "key encipherment"])
+        }
+        "kubernetes.io/legacy-unknown" => Ok(()),
+        other => Err(format!("the cluster CA does not sign for {other}")),
+    }
+}
+
+fn check_usages(usages: &[String], required: &str, optional: &[&str]) -> Result<(), String> {
+    if let Some(bad) = usages
+        .iter()
+        .find(|u| u.as_str() != required && !optional.contains(&u.as_str()))
+    {
+        return Err(format!("invalid usage for this signer: {bad}"));
+    }
+    if !usages.iter().any(|u| u == required) {
+        return Err(format!("missing required usage: {required}"));
+    }
+    Ok(())
+}
+
+/// Signs a PEM certificate request with the cluster CA for `seconds`, with the key usages
+/// and extended key usages of `usages` (a CertificateSigningRequest's `spec.usages`), after
+/// the rules of `signer`. The certificate keeps the request's subject and subject
+/// alternative names.
+pub fn sign_request(
+    ca_key_pem: &str,
+    signer: &str,
+    request_pem: &str,
+    usages: &[String],
+    seconds: i64,
+) -> Result<String, String> {
+    let mut request = rcgen::CertificateSigningRequestParams::from_pem(request_pem)
+        .map_err(|e| format!("invalid certificate request: {e}"))?;
+    check_signer_policy(signer, &request.params, usages)?;
+    let issuer = ca_issuer(ca_key_pem).map_err(|e| format!("the cluster CA cannot sign: {e}"))?;
+    let now = time::OffsetDateTime::now_utc();
+    let params = &mut request.params;
+    params.not_before = now - BACKDATE;
+    params.not_after = now + time::Duration::seconds(seconds);
+    params.is_ca = IsCa::NoCa;
+    let mut serial = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut serial)
+        .map_err(|_| "no randomness for a serial number".to_string())?;
+    serial[0] &= 0x7f;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    params.key_usages = Vec::new();
+    params.extended_key_usages = Vec::new();
+    for usage in usages {
+        match usage.as_str() {
+            "digital signature" => params.key_usages.push(KeyUsagePurpose::DigitalSignature),
+            "key encipherment" => params.key_usages.push(KeyUsagePurpose::KeyEncipherment),
+            "content commitment" => params.key_usages.push(KeyUsagePurpose::ContentCommitment),
+            "data encipherment" => params.key_usages.push(KeyUsagePurpose::DataEncipherment),
+            "key agreement" => params.key_usages.push(KeyUsagePurpose::KeyAgreement),
+            "cert sign" => params.key_usages.push(KeyUsagePurpose::KeyCertSign),
+            "crl sign" => params.key_usages.push(KeyUsagePurpose::CrlSign),
+            "client auth" => params
+                .extended_key_usages
+                .push(rcgen::ExtendedKeyUsagePurpose::ClientAuth),
+            "server auth" => params
+                .extended_key_usages
+                .push(rcgen::ExtendedKeyUsagePurpose::ServerAuth),
+            "code signing" => params
+                .extended_key_usages
+                .push(rcgen::ExtendedKeyUsagePurpose::CodeSigning),
+            "email protection" => params
+                .extended_key_usages
+                .push(rcgen::ExtendedKeyUsagePurpose::EmailProtection),
+            "timestamping" => params
+                .extended_key_usages
+                .push(rcgen::ExtendedKeyUsagePurpose::TimeStamping),
+            "ocsp signing" => params
+                .extended_key_usages
+                .push(rcgen::ExtendedKeyUsagePurpose::OcspSigning),
+            _ => {}
+        }
+    }
+    request
+        .signed_by(&issuer)
+        .map(|cert| cert.pem())
+        .map_err(|e| format!("signing failed: {e}"))
+}
+
+/// The user a verified client certificate names, as upstream's x509 authenticator reads it:
+/// the subject's common name, and its organizations as groups.
+pub fn certificate_user(der: &[u8]) -> Option<(String, Vec<String>)> {
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+    let subject = cert.subject();
+    let name = subject
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())?
+        .to_string();
+    if name.is_empty() {
+        return None;
+    }
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok())
+        .map(str::to_string)
+        .collect();
+    Some((name, groups))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("cannot read or write {path}: {source}")]
@@ -31,6 +220,8 @@ pub struct Pki {
     pub node_token: String,
     /// The key service account tokens are signed with (PEM, PKCS#8 ECDSA P-256).
     pub service_account_key_pem: String,
+    /// The CA's private key, for signing approved CertificateSigningRequests.
+    ca_key_pem: String,
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
@@ -91,16 +282,7 @@ impl Pki {
             (read(&ca_cert)?, read(&ca_key)?)
         } else {
             let key = KeyPair::generate()?;
-            let mut params = CertificateParams::new(Vec::<String>::new())?;
-            params
-                .distinguished_name
-                .push(DnType::CommonName, "skiff-ca");
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
+            let mut params = ca_params()?;
             params.not_before = rcgen::date_time_ymd(2024, 1, 1);
             params.not_after = rcgen::date_time_ymd(2124, 1, 1);
             let cert = params.self_signed(&key)?;
@@ -118,19 +300,7 @@ impl Pki {
         let (serving_cert_pem, serving_key_pem) = if fresh {
             (read(&serving_cert)?, read(&serving_key)?)
         } else {
-            let ca_key =
-                KeyPair::from_pem(&ca_key_pem).map_err(|_| PkiError::Invalid(ca_key.clone()))?;
-            let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-            ca_params
-                .distinguished_name
-                .push(DnType::CommonName, "skiff-ca");
-            ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            ca_params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            let issuer = Issuer::new(ca_params, ca_key);
+            let issuer = ca_issuer(&ca_key_pem).map_err(|_| PkiError::Invalid(ca_key.clone()))?;
             let key = KeyPair::generate()?;
             let mut params = CertificateParams::new(Vec::<String>::new())?;
             params
@@ -179,7 +349,17 @@ impl Pki {
             admin_token: token_or_new("admin.token")?,
             node_token: token_or_new("node.token")?,
             service_account_key_pem,
+            ca_key_pem,
         })
+    }
+
+    /// A signer of certificate requests with the cluster CA (see [`sign_request`]), for the
+    /// CSR signing controller.
+    pub fn request_signer(
+        &self,
+    ) -> impl Fn(&str, &str, &[String], i64) -> Result<String, String> + Send + Sync + 'static {
+        let key = self.ca_key_pem.clone();
+        move |signer, request, usages, seconds| sign_request(&key, signer, request, usages, seconds)
     }
 
     /// The signer of service account tokens.
@@ -187,6 +367,23 @@ impl Pki {
         let invalid = || PkiError::Invalid(PathBuf::from("service-account.key"));
         let key = KeyPair::from_pem(&self.service_account_key_pem).map_err(|_| invalid())?;
         crate::tokens::Signer::from_pkcs8(key.serialized_der()).map_err(|_| invalid())
+    }
+
+    /// Client certificates are optional; one that is presented must chain to the cluster CA.
+    fn client_verifier(
+        &self,
+    ) -> Option<std::sync::Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(cert.ok()?).ok()?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+            .allow_unauthenticated()
+            .build()
+            .ok()
     }
 
     /// A rustls server configuration offering HTTP/2 and HTTP/1.1.
@@ -204,7 +401,7 @@ impl Pki {
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|_| invalid())?
-            .with_no_client_auth()
+            .with_client_cert_verifier(self.client_verifier().ok_or_else(invalid)?)
             .with_single_cert(certs, key)
             .map_err(|_| invalid())?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -3,6 +3,7 @@
 pub mod claim;
 pub mod clock;
 pub mod cronjob;
+pub mod csrsigning;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
@@ -44,6 +45,8 @@ pub struct Settings {
     pub root_ca: Option<std::sync::Arc<str>>,
     /// The range node pod CIDRs come from (None: nodes get none).
     pub cluster_cidr: Option<nodeipam::ClusterCidr>,
+    /// The cluster CA's signer of approved CertificateSigningRequests (None: none signed).
+    pub csr_signer: Option<csrsigning::CsrSigner>,
 }
 
 impl Default for Settings {
@@ -55,6 +58,7 @@ impl Default for Settings {
             resourcequota: resourcequota::Settings::default(),
             root_ca: None,
             cluster_cidr: nodeipam::ClusterCidr::parse("10.42.0.0/16"),
+            csr_signer: None,
         }
     }
 }
@@ -144,6 +148,9 @@ pub async fn run_in(
             ca.to_string(),
             cancel.clone(),
         ));
+    }
+    if let Some(signer) = settings.csr_signer.clone() {
+        tasks.spawn(csrsigning::run(informers.clone(), signer, cancel.clone()));
     }
     if let Some(range) = settings.cluster_cidr {
         tasks.spawn(nodeipam::run(informers.clone(), range, cancel.clone()));

@@ -239,6 +239,10 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
                 .ok_or_else(|| ServerError::ClusterCidr(args.cluster_cidr.clone()))?,
         ),
         root_ca: Some(pki.ca_pem.as_str().into()),
+        csr_signer: Some(skiff_controllers::csrsigning::CsrSigner {
+            signers: pki::SIGNERS,
+            sign: std::sync::Arc::new(pki.request_signer()),
+        }),
         ..Default::default()
     };
     // Co-located controllers are API clients over the router, in process. Of the servers

@@ -1816,6 +1816,132 @@ fn service_account_tokens(k: &Kubectl) {
     );
 }
 
+/// A PEM certificate request for `cn` in organization `org`, and its key.
+fn certificate_request(cn: &str, org: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, org);
+    let csr = params.serialize_request(&key).expect("request");
+    (csr.pem().expect("pem"), key.serialize_pem())
+}
+
+fn csr_manifest(name: &str, request_pem: &str, usage: &str) -> String {
+    let request = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, request_pem);
+    format!(
+        r#"{{"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+        "metadata": {{"name": "{name}"}},
+        "spec": {{"request": "{request}", "signerName": "kubernetes.io/kube-apiserver-client",
+                 "expirationSeconds": 86400, "usages": ["{usage}"]}}}}"#
+    )
+}
+
+/// The user-creation workflow of the Kubernetes docs: a CertificateSigningRequest records its
+/// requester, `kubectl certificate approve` approves it, the cluster CA signs it, and the
+/// certificate authenticates its subject (who, without RBAC bindings, may do only the
+/// basics); the signer's rules fail a request with the wrong usage, and a denial shows.
+fn certificate_signing_requests(k: &Kubectl) {
+    let (request, key) = certificate_request("alice", "dev");
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        &csr_manifest("alice", &request, "client auth"),
+    );
+    let (header, row) = k.wide(&["csr"], "alice");
+    assert_eq!(
+        squash(&header),
+        "NAME AGE SIGNERNAME REQUESTOR REQUESTEDDURATION CONDITION"
+    );
+    assert!(
+        squash(&row).ends_with("kubernetes.io/kube-apiserver-client system:admin 24h Pending"),
+        "{row}"
+    );
+    let approved = k.ok(&["certificate", "approve", "alice"]);
+    assert!(approved.contains("approved"), "{approved}");
+    let csr = wait_until(k, "alice's certificate", &["get", "csr", "alice"], |v| {
+        v["status"]["certificate"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    });
+    assert_eq!(csr["status"]["conditions"][0]["type"], "Approved");
+    assert_eq!(csr["status"]["conditions"][0]["reason"], "KubectlApprove");
+    assert_eq!(csr["spec"]["username"], "system:admin");
+    let (_, row) = k.wide(&["csr"], "alice");
+    assert!(squash(&row).ends_with("Approved,Issued"), "{row}");
+    let cert = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        csr["status"]["certificate"].as_str().unwrap_or(""),
+    )
+    .expect("base64 certificate");
+    let dir = k.server.dir.path();
+    std::fs::write(dir.join("alice.crt"), cert).expect("write certificate");
+    std::fs::write(dir.join("alice.key"), key).expect("write key");
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\nusers:\n- name: alice\n  user:\n    client-certificate: {}\n    client-key: {}\ncontexts:\n- name: a\n  context: {{cluster: c, user: alice}}\ncurrent-context: a\n",
+        k.server.port,
+        dir.join("tls/ca.crt").display(),
+        dir.join("alice.crt").display(),
+        dir.join("alice.key").display(),
+    );
+    let alice = dir.join("alice.kubeconfig");
+    std::fs::write(&alice, kubeconfig).expect("write kubeconfig");
+    let as_alice = format!("--kubeconfig={}", alice.display());
+    if k.version == Version::V135 {
+        let me = k.ok(&["auth", "whoami", "-o", "json", &as_alice]);
+        let me: Value = serde_json::from_str(&me).expect("whoami json");
+        assert_eq!(me["status"]["userInfo"]["username"], "alice");
+        assert_eq!(
+            me["status"]["userInfo"]["groups"],
+            json!(["dev", "system:authenticated"])
+        );
+    }
+    let out = k.run(&["get", "pods", &as_alice]);
+    assert!(
+        text(&out.stderr).contains("User \"alice\" cannot list resource \"pods\""),
+        "{}",
+        k.describe(&["get", "pods", "--kubeconfig=alice"], &out)
+    );
+
+    let (request, _) = certificate_request("mallory", "dev");
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        &csr_manifest("mallory", &request, "server auth"),
+    );
+    k.ok(&["certificate", "approve", "mallory"]);
+    let failed = wait_until(k, "mallory's failure", &["get", "csr", "mallory"], |v| {
+        v["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Failed"))
+    });
+    assert!(failed["status"].get("certificate").is_none(), "{failed}");
+    let (request, _) = certificate_request("eve", "dev");
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        &csr_manifest("eve", &request, "client auth"),
+    );
+    k.ok(&["certificate", "deny", "eve"]);
+    let (_, row) = k.wide(&["csr"], "eve");
+    assert!(squash(&row).ends_with("Denied"), "{row}");
+    // The status subresource does not approve (kubectl 1.20 has no --subresource).
+    if k.version != Version::V135 {
+        return;
+    }
+    k.ok(&[
+        "patch",
+        "csr",
+        "eve",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Approved","status":"True"}]}}"#,
+    ]);
+    let (_, row) = k.wide(&["csr"], "eve");
+    assert!(squash(&row).ends_with("Denied"), "{row}");
+}
+
 fn exercise(bin: PathBuf, version: Version) {
     let k = Kubectl::start(bin, version);
     api_resources(&k);
@@ -1839,6 +1965,7 @@ fn exercise(bin: PathBuf, version: Version) {
     pods_run_as_service_accounts(&k);
     service_account_tokens(&k);
     legacy_token_secrets(&k);
+    certificate_signing_requests(&k);
 }
 
 #[test]

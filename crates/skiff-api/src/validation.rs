@@ -724,6 +724,66 @@ fn validate_limit_range(spec: &Value, causes: &mut Vec<Cause>) {
 }
 
 /// Validates a created or updated object of a built-in kind (after defaulting). Returns field causes.
+/// What a Secret of a well-known type must hold (upstream's ValidateSecret).
+fn validate_secret_type(secret: &Value, causes: &mut Vec<Cause>) {
+    let data = secret.get("data").and_then(Value::as_object);
+    let has = |k: &str| data.is_some_and(|d| d.contains_key(k));
+    let decoded = |k: &str| {
+        data.and_then(|d| d.get(k))
+            .and_then(Value::as_str)
+            .and_then(|v| {
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v).ok()
+            })
+    };
+    let well_formed_json = |k: &str, causes: &mut Vec<Cause>| {
+        if !has(k) {
+            causes.push(Cause::required(format!("data[{k}]")));
+        } else if let Err(e) = serde_json::from_slice::<serde_json::Map<String, Value>>(
+            &decoded(k).unwrap_or_default(),
+        ) {
+            causes.push(Cause::invalid(
+                format!("data[{k}]"),
+                &json!("<secret contents redacted>"),
+                e.to_string(),
+            ));
+        }
+    };
+    match secret.get("type").and_then(Value::as_str).unwrap_or("") {
+        "kubernetes.io/service-account-token" => {
+            if secret
+                .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                causes.push(Cause::required(
+                    "metadata.annotations[kubernetes.io/service-account.name]",
+                ));
+            }
+        }
+        "kubernetes.io/dockercfg" => well_formed_json(".dockercfg", causes),
+        "kubernetes.io/dockerconfigjson" => well_formed_json(".dockerconfigjson", causes),
+        "kubernetes.io/basic-auth" => {
+            if !has("username") && !has("password") {
+                causes.push(Cause::required("data[username]"));
+                causes.push(Cause::required("data[password]"));
+            }
+        }
+        "kubernetes.io/ssh-auth" => {
+            if decoded("ssh-privatekey").is_none_or(|k| k.is_empty()) {
+                causes.push(Cause::required("data[ssh-privatekey]"));
+            }
+        }
+        "kubernetes.io/tls" => {
+            for k in ["tls.crt", "tls.key"] {
+                if !has(k) {
+                    causes.push(Cause::required(format!("data[{k}]")));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The strict rules upstream applies to Events written through events.k8s.io/v1 (the core
 /// API keeps its lax legacy rules): what happened, who reported it and when are required, and
 /// the deprecated members are left to the core API. Field paths name the internal fields, as
@@ -887,20 +947,11 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
         ("", "Service") => validate_service(&spec, &mut causes),
         ("", "ResourceQuota") => validate_resource_quota(&spec, &mut causes),
         ("", "LimitRange") => validate_limit_range(&spec, &mut causes),
-        ("", "Secret")
-            if obj.get("type").and_then(Value::as_str)
-                == Some("kubernetes.io/service-account-token")
-                && obj
-                    .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
-                    .and_then(Value::as_str)
-                    .is_none_or(str::is_empty) =>
-        {
-            causes.push(Cause::required(
-                "metadata.annotations[kubernetes.io/service-account.name]",
-            ));
-        }
         ("events.k8s.io", "Event") => validate_events_api_event(obj, &mut causes),
         ("", "ConfigMap") | ("", "Secret") => {
+            if kind == "Secret" {
+                validate_secret_type(obj, &mut causes);
+            }
             for part in ["data", "binaryData", "stringData"] {
                 if let Some(m) = obj.get(part).and_then(Value::as_object) {
                     for k in m.keys() {
@@ -1069,6 +1120,31 @@ pub fn validate_update(group: &str, kind: &str, old: &Value, new: &Value) -> Vec
                 b.unwrap_or(&Value::Null),
                 "field is immutable",
             ));
+        }
+    }
+    if group.is_empty() && (kind == "Secret" || kind == "ConfigMap") {
+        if kind == "Secret" && old.get("type") != new.get("type") {
+            causes.push(Cause::invalid(
+                "type",
+                new.get("type").unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
+        }
+        // An immutable ConfigMap or Secret keeps its contents, and stays immutable.
+        if old.get("immutable") == Some(&json!(true)) {
+            const FIXED: &str = "field is immutable when `immutable` is set";
+            if new.get("immutable") != Some(&json!(true)) {
+                causes.push(Cause::forbidden("immutable", FIXED));
+            }
+            for part in ["data", "binaryData"] {
+                let empty = |v: Option<&Value>| {
+                    v.is_none_or(|v| v.is_null() || v.as_object().is_some_and(|m| m.is_empty()))
+                };
+                let (a, b) = (old.get(part), new.get(part));
+                if a != b && !(empty(a) && empty(b)) && (kind == "ConfigMap" || part == "data") {
+                    causes.push(Cause::forbidden(part, FIXED));
+                }
+            }
         }
     }
     if ("", "Pod") == (group, kind) {
@@ -1254,5 +1330,96 @@ mod tests {
         let c = validate("batch", "Job", &j);
         assert_eq!(c[0].field, "spec.template.spec.restartPolicy");
         assert!(c[0].message.contains("\"Always\""));
+    }
+
+    #[test]
+    fn secrets_of_well_known_types_hold_their_keys() {
+        let secret = |ty: &str, data: Value| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": ty, "data": data});
+        let fields = |c: Vec<Cause>| c.into_iter().map(|c| c.field).collect::<Vec<_>>();
+        assert_eq!(
+            fields(validate(
+                "",
+                "Secret",
+                &secret("kubernetes.io/tls", json!({"tls.crt": "eA=="}))
+            )),
+            vec!["data[tls.key]"]
+        );
+        assert_eq!(
+            fields(validate(
+                "",
+                "Secret",
+                &secret("kubernetes.io/basic-auth", json!({}))
+            )),
+            vec!["data[username]", "data[password]"]
+        );
+        assert!(
+            validate(
+                "",
+                "Secret",
+                &secret("kubernetes.io/basic-auth", json!({"password": ""}))
+            )
+            .is_empty()
+        );
+        // `{"auths":{}}` and `not json`, base64.
+        assert!(
+            validate(
+                "",
+                "Secret",
+                &secret(
+                    "kubernetes.io/dockerconfigjson",
+                    json!({".dockerconfigjson": "eyJhdXRocyI6e319"})
+                )
+            )
+            .is_empty()
+        );
+        let bad = validate(
+            "",
+            "Secret",
+            &secret(
+                "kubernetes.io/dockerconfigjson",
+                json!({".dockerconfigjson": "bm90IGpzb24="}),
+            ),
+        );
+        assert_eq!(bad[0].field, "data[.dockerconfigjson]");
+        assert!(
+            bad[0].message.contains("<secret contents redacted>"),
+            "{}",
+            bad[0].message
+        );
+        assert_eq!(
+            fields(validate(
+                "",
+                "Secret",
+                &secret("kubernetes.io/ssh-auth", json!({}))
+            )),
+            vec!["data[ssh-privatekey]"]
+        );
+        assert!(validate("", "Secret", &secret("Opaque", json!({}))).is_empty());
+    }
+
+    #[test]
+    fn immutable_configmaps_and_secrets_keep_their_contents() {
+        let old = json!({"kind": "ConfigMap", "immutable": true, "data": {"a": "b"}});
+        let changed = json!({"kind": "ConfigMap", "immutable": true, "data": {"a": "c"}});
+        let c = validate_update("", "ConfigMap", &old, &changed);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].field, "data");
+        assert!(
+            c[0].message
+                .contains("field is immutable when `immutable` is set")
+        );
+        let unset = json!({"kind": "ConfigMap", "data": {"a": "b"}});
+        assert_eq!(
+            validate_update("", "ConfigMap", &old, &unset)[0].field,
+            "immutable"
+        );
+        let relabeled = old.clone();
+        assert!(validate_update("", "ConfigMap", &old, &relabeled).is_empty());
+        let opaque = json!({"kind": "Secret", "type": "Opaque", "data": {}});
+        let retyped = json!({"kind": "Secret", "type": "kubernetes.io/tls", "data": {}});
+        assert_eq!(
+            validate_update("", "Secret", &opaque, &retyped)[0].field,
+            "type"
+        );
     }
 }

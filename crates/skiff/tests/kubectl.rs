@@ -444,6 +444,32 @@ fn secret_string_data(k: &Kubectl) {
     let (header, row) = k.wide(&["secrets"], "db-credentials");
     assert_eq!(header, "NAME TYPE DATA AGE");
     assert!(row.starts_with("db-credentials Opaque 3 "), "{row}");
+    // Typed secrets hold their keys; an immutable ConfigMap keeps its data.
+    let tls = r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "half-tls"},
+        "type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}}"#;
+    let out = k.run_stdin(&["apply", "-f", "-"], tls);
+    assert!(
+        text(&out.stderr).contains("data[tls.key]: Required value"),
+        "{}",
+        k.describe(&["apply", "-f", "-"], &out)
+    );
+    let frozen = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "frozen"},
+        "immutable": true, "data": {"a": "b"}}"#;
+    k.ok_stdin(&["apply", "-f", "-"], frozen);
+    let thaw = [
+        "patch",
+        "configmap",
+        "frozen",
+        "-p",
+        r#"{"data":{"a":"c"}}"#,
+    ];
+    let out = k.exits(1, &thaw);
+    assert!(
+        text(&out.stderr).contains("data: Forbidden: field is immutable when `immutable` is set"),
+        "{}",
+        k.describe(&thaw, &out)
+    );
+    k.ok(&["label", "configmap", "frozen", "still=mutable"]);
 }
 
 fn apply_server_side(k: &Kubectl) {

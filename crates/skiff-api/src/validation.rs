@@ -749,29 +749,24 @@ fn validate_secret_type(secret: &Value, causes: &mut Vec<Cause>) {
         }
     };
     match secret.get("type").and_then(Value::as_str).unwrap_or("") {
-        "kubernetes.io/service-account-token" => {
+        "kubernetes.io/service-account-token"
             if secret
                 .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
                 .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-            {
-                causes.push(Cause::required(
-                    "metadata.annotations[kubernetes.io/service-account.name]",
-                ));
-            }
+                .is_none_or(str::is_empty) =>
+        {
+            causes.push(Cause::required(
+                "metadata.annotations[kubernetes.io/service-account.name]",
+            ));
         }
         "kubernetes.io/dockercfg" => well_formed_json(".dockercfg", causes),
         "kubernetes.io/dockerconfigjson" => well_formed_json(".dockerconfigjson", causes),
-        "kubernetes.io/basic-auth" => {
-            if !has("username") && !has("password") {
-                causes.push(Cause::required("data[username]"));
-                causes.push(Cause::required("data[password]"));
-            }
+        "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+            causes.push(Cause::required("data[username]"));
+            causes.push(Cause::required("data[password]"));
         }
-        "kubernetes.io/ssh-auth" => {
-            if decoded("ssh-privatekey").is_none_or(|k| k.is_empty()) {
-                causes.push(Cause::required("data[ssh-privatekey]"));
-            }
+        "kubernetes.io/ssh-auth" if decoded("ssh-privatekey").is_none_or(|k| k.is_empty()) => {
+            causes.push(Cause::required("data[ssh-privatekey]"));
         }
         "kubernetes.io/tls" => {
             for k in ["tls.crt", "tls.key"] {

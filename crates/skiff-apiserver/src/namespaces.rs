@@ -6,6 +6,9 @@ use serde_json::Value;
 
 pub const NAMESPACE_PREFIX: &str = "/registry/core/namespaces/";
 
+/// The namespaces that may not be deleted (upstream's NamespaceLifecycle admission).
+pub const IMMORTAL: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// What the cache knows of one namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {

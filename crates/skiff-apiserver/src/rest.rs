@@ -1512,6 +1512,18 @@ pub async fn delete_object(
     q: &Query,
     dry_run: bool,
 ) -> Result<(StatusCode, Value), ApiError> {
+    // Upstream's NamespaceLifecycle admission keeps the system namespaces.
+    if info.group.is_empty()
+        && info.plural == "namespaces"
+        && crate::namespaces::IMMORTAL.contains(&name)
+    {
+        return Err(ApiError::forbidden_object(
+            "",
+            "namespaces",
+            name,
+            "this namespace may not be deleted",
+        ));
+    }
     let pinned = opts
         .pointer("/preconditions/resourceVersion")
         .is_some_and(|v| !v.is_null());

@@ -1968,6 +1968,22 @@ fn certificate_signing_requests(k: &Kubectl) {
     assert!(squash(&row).ends_with("Denied"), "{row}");
 }
 
+/// The system namespaces cannot be deleted, as upstream's NamespaceLifecycle admission says.
+fn system_namespaces_stay(k: &Kubectl) {
+    for ns in ["default", "kube-system", "kube-public"] {
+        let args = ["delete", "namespace", ns];
+        let out = k.exits(1, &args);
+        assert!(
+            text(&out.stderr).contains(&format!(
+                "namespaces \"{ns}\" is forbidden: this namespace may not be deleted"
+            )),
+            "{}",
+            k.describe(&args, &out)
+        );
+    }
+    k.ok(&["get", "namespace", "default"]);
+}
+
 fn exercise(bin: PathBuf, version: Version) {
     let k = Kubectl::start(bin, version);
     api_resources(&k);
@@ -1992,6 +2008,7 @@ fn exercise(bin: PathBuf, version: Version) {
     service_account_tokens(&k);
     legacy_token_secrets(&k);
     certificate_signing_requests(&k);
+    system_namespaces_stay(&k);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod alloc;
 pub mod authz;
+mod bootstrap;
 pub mod cache;
 pub mod components;
 mod cork;

@@ -173,10 +173,16 @@ impl ApiServer {
             })
             .map_err(|e| e.to_string())?;
         rest::bootstrap(&server).await.map_err(|e| e.message)?;
-        // One handle for the caller: the background readers end with the cancellation token.
+        let keeper = tokio::spawn(crate::bootstrap::run(
+            server.clone(),
+            format!("kube-apiserver-{}", crate::objects::new_uid()),
+            server.cancel.clone(),
+        ));
+        // One handle for the caller: the background tasks end with the cancellation token.
         let tasks = tokio::spawn(async move {
             let _ = feeder.await;
             let _ = crd_watcher.await;
+            let _ = keeper.await;
         });
         Ok((server, tasks))
     }

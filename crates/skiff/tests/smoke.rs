@@ -121,3 +121,74 @@ fn health_endpoints_list_their_checks() {
         "shutdown is a readiness check"
     );
 }
+
+/// The API server keeps the `kubernetes` Service, and its Endpoints and EndpointSlice list the
+/// server's address (from its identity Lease), so pods can reach the API; a deleted
+/// `kubernetes` Service comes back.
+#[test]
+fn the_kubernetes_service_and_its_endpoints_are_kept() {
+    let s = TestServer::start(env!("CARGO_BIN_EXE_skiff").as_ref());
+    let k = kubectl_135();
+    let wait_for = |args: &[&str], want: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let out = s.run(&k, args);
+            let got = String::from_utf8_lossy(&out.stdout).into_owned();
+            if got == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{args:?}: {got:?}, want {want:?}; {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let address = format!("127.0.0.1:{}", s.port);
+    wait_for(
+        &[
+            "get",
+            "endpoints",
+            "kubernetes",
+            "-o",
+            "jsonpath={.subsets[0].addresses[0].ip}:{.subsets[0].ports[0].port}",
+        ],
+        &address,
+    );
+    wait_for(
+        &[
+            "get",
+            "endpointslice",
+            "kubernetes",
+            "-o",
+            "jsonpath={.endpoints[0].addresses[0]}:{.ports[0].port} {.metadata.labels.kubernetes\\.io/service-name}",
+        ],
+        &format!("{address} kubernetes"),
+    );
+    let leases = s.ok(
+        &k,
+        &[
+            "get",
+            "leases",
+            "-n",
+            "kube-system",
+            "-l",
+            "apiserver.kubernetes.io/identity=kube-apiserver",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(leases.lines().count(), 1, "{leases}");
+    s.ok(&k, &["delete", "service", "kubernetes"]);
+    wait_for(
+        &[
+            "get",
+            "service",
+            "kubernetes",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+        "10.43.0.1",
+    );
+}

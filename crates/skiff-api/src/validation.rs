@@ -724,6 +724,199 @@ fn validate_limit_range(spec: &Value, causes: &mut Vec<Cause>) {
 }
 
 /// Validates a created or updated object of a built-in kind (after defaulting). Returns field causes.
+const WILDCARD_MESSAGE: &str = "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character (e.g. '*.example.com', regex used for validation is '\\*\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+/// A host of an Ingress rule or TLS entry: a DNS subdomain, or `*.` and one.
+fn validate_ingress_host(host: &str, field: String, causes: &mut Vec<Cause>) {
+    if host.contains('*') {
+        let ok = host
+            .strip_prefix("*.")
+            .is_some_and(|rest| !rest.contains('*') && is_dns1123_subdomain(rest));
+        if !ok {
+            causes.push(Cause::invalid(field, &json!(host), WILDCARD_MESSAGE));
+        }
+    } else if !is_dns1123_subdomain(host) {
+        causes.push(Cause::invalid(
+            field,
+            &json!(host),
+            name_message(NameRule::Dns1123Subdomain),
+        ));
+    }
+}
+
+/// An Ingress backend: a service (by name, and a port by name or number) or a resource.
+fn validate_ingress_backend(backend: &Value, field: &str, causes: &mut Vec<Cause>) {
+    let service = backend.get("service").filter(|s| !s.is_null());
+    let resource = backend.get("resource").filter(|s| !s.is_null());
+    match (service, resource) {
+        (Some(_), Some(_)) => causes.push(Cause::invalid(
+            field,
+            &json!(""),
+            "cannot set both resource and service backends",
+        )),
+        (None, Some(r)) => {
+            for k in ["kind", "name"] {
+                if r.get(k).and_then(Value::as_str).is_none_or(str::is_empty) {
+                    causes.push(Cause::required(format!("{field}.resource.{k}")));
+                }
+            }
+        }
+        (Some(svc), None) => {
+            match svc.get("name").and_then(Value::as_str).unwrap_or("") {
+                "" => causes.push(Cause::required(format!("{field}.service.name"))),
+                name if !is_dns1035_label(name) => causes.push(Cause::invalid(
+                    format!("{field}.service.name"),
+                    &json!(name),
+                    name_message(NameRule::Dns1035Label),
+                )),
+                _ => {}
+            }
+            let port_name = svc
+                .pointer("/port/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let number = svc
+                .pointer("/port/number")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            match (port_name.is_empty(), number) {
+                (false, n) if n != 0 => causes.push(Cause::invalid(
+                    field,
+                    &json!(""),
+                    "cannot set both port name & port number",
+                )),
+                (true, 0) => causes.push(Cause {
+                    reason: "FieldValueRequired",
+                    message: "Required value: port name or number is required".into(),
+                    field: field.to_string(),
+                }),
+                (true, n) if !(1..=65535).contains(&n) => causes.push(Cause::invalid(
+                    format!("{field}.service.port.number"),
+                    &json!(n),
+                    "must be between 1 and 65535, inclusive",
+                )),
+                _ => {}
+            }
+        }
+        (None, None) => causes.push(Cause::invalid(
+            field,
+            &json!(""),
+            "resource or service backend is required",
+        )),
+    }
+}
+
+/// upstream's ValidateIngressSpec: rules with hosts and absolute paths of a known type, a
+/// backend for each, TLS hosts, and a default backend or at least one rule.
+fn validate_ingress_spec(spec: &Value, causes: &mut Vec<Cause>) {
+    let rules = spec.get("rules").and_then(Value::as_array);
+    let default = spec.get("defaultBackend").filter(|b| !b.is_null());
+    if rules.is_none_or(|r| r.is_empty()) && default.is_none() {
+        causes.push(Cause::invalid(
+            "spec",
+            spec.get("rules").unwrap_or(&Value::Null),
+            "either `defaultBackend` or `rules` must be specified",
+        ));
+    }
+    if let Some(b) = default {
+        validate_ingress_backend(b, "spec.defaultBackend", causes);
+    }
+    for (i, rule) in rules.into_iter().flatten().enumerate() {
+        let host = rule.get("host").and_then(Value::as_str).unwrap_or("");
+        if !host.is_empty() {
+            let field = format!("spec.rules[{i}].host");
+            if host.parse::<std::net::IpAddr>().is_ok() {
+                causes.push(Cause::invalid(
+                    field,
+                    &json!(host),
+                    "must be a DNS name, not an IP address",
+                ));
+            } else {
+                validate_ingress_host(host, field, causes);
+            }
+        }
+        let paths = rule.pointer("/http/paths").and_then(Value::as_array);
+        if rule.get("http").is_some_and(|h| !h.is_null()) && paths.is_none_or(|p| p.is_empty()) {
+            causes.push(Cause::required(format!("spec.rules[{i}].http.paths")));
+        }
+        for (j, path) in paths.into_iter().flatten().enumerate() {
+            let field = format!("spec.rules[{i}].http.paths[{j}]");
+            let p = path.get("path").and_then(Value::as_str).unwrap_or("");
+            match path.get("pathType").and_then(Value::as_str) {
+                None => causes.push(Cause {
+                    reason: "FieldValueRequired",
+                    message: "Required value: pathType must be specified".into(),
+                    field: format!("{field}.pathType"),
+                }),
+                Some("Exact" | "Prefix") => {
+                    if !p.starts_with('/') {
+                        causes.push(Cause::invalid(
+                            format!("{field}.path"),
+                            &json!(p),
+                            "must be an absolute path",
+                        ));
+                    }
+                    for seq in ["//", "/./", "/../", "%2f", "%2F"] {
+                        if p.contains(seq) {
+                            causes.push(Cause::invalid(
+                                format!("{field}.path"),
+                                &json!(p),
+                                format!("must not contain '{seq}'"),
+                            ));
+                        }
+                    }
+                    for suffix in ["/..", "/."] {
+                        if p.ends_with(suffix) {
+                            causes.push(Cause::invalid(
+                                format!("{field}.path"),
+                                &json!(p),
+                                format!("cannot end with '{suffix}'"),
+                            ));
+                        }
+                    }
+                }
+                Some("ImplementationSpecific") => {
+                    if !p.is_empty() && !p.starts_with('/') {
+                        causes.push(Cause::invalid(
+                            format!("{field}.path"),
+                            &json!(p),
+                            "must be an absolute path",
+                        ));
+                    }
+                }
+                Some(other) => causes.push(Cause::not_supported(
+                    format!("{field}.pathType"),
+                    &json!(other),
+                    &["Exact", "ImplementationSpecific", "Prefix"],
+                )),
+            }
+            validate_ingress_backend(
+                path.get("backend").unwrap_or(&Value::Null),
+                &format!("{field}.backend"),
+                causes,
+            );
+        }
+    }
+    for (i, tls) in spec
+        .get("tls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for (j, host) in tls
+            .get("hosts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let host = host.as_str().unwrap_or("");
+            validate_ingress_host(host, format!("spec.tls[{i}].hosts[{j}]"), causes);
+        }
+    }
+}
+
 /// What a Secret of a well-known type must hold (upstream's ValidateSecret).
 fn validate_secret_type(secret: &Value, causes: &mut Vec<Cause>) {
     let data = secret.get("data").and_then(Value::as_object);
@@ -943,6 +1136,7 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
         ("", "ResourceQuota") => validate_resource_quota(&spec, &mut causes),
         ("", "LimitRange") => validate_limit_range(&spec, &mut causes),
         ("events.k8s.io", "Event") => validate_events_api_event(obj, &mut causes),
+        ("networking.k8s.io", "Ingress") => validate_ingress_spec(&spec, &mut causes),
         ("", "ConfigMap") | ("", "Secret") => {
             if kind == "Secret" {
                 validate_secret_type(obj, &mut causes);
@@ -1415,6 +1609,48 @@ mod tests {
         assert_eq!(
             validate_update("", "Secret", &opaque, &retyped)[0].field,
             "type"
+        );
+    }
+
+    #[test]
+    fn ingresses_follow_upstreams_rules() {
+        let ingress = |rules: Value| json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}, "spec": {"rules": rules}});
+        let backend = json!({"service": {"name": "web", "port": {"number": 80}}});
+        let good = ingress(json!([{"host": "*.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": backend}]}}]));
+        assert!(validate("networking.k8s.io", "Ingress", &good).is_empty());
+        let bad = ingress(json!([{"host": "*.*.com", "http": {"paths": [
+            {"path": "foo", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {}}}},
+            {"path": "/a", "backend": backend}]}}]));
+        let fields: Vec<String> = validate("networking.k8s.io", "Ingress", &bad)
+            .into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        assert_eq!(fields.len(), 4, "{fields:#?}");
+        assert!(
+            fields[0].starts_with(
+                "spec.rules[0].host: Invalid value: \"*.*.com\": a wildcard DNS-1123 subdomain"
+            ),
+            "{fields:#?}"
+        );
+        assert!(
+            fields[1].starts_with(
+                "spec.rules[0].http.paths[0].path: Invalid value: \"foo\": must be an absolute path"
+            ),
+            "{fields:#?}"
+        );
+        assert_eq!(
+            fields[2],
+            "spec.rules[0].http.paths[0].backend: Required value: port name or number is required"
+        );
+        assert_eq!(
+            fields[3],
+            "spec.rules[0].http.paths[1].pathType: Required value: pathType must be specified"
+        );
+        let empty = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}, "spec": {}});
+        assert_eq!(
+            validate("networking.k8s.io", "Ingress", &empty)[0].field,
+            "spec"
         );
     }
 }

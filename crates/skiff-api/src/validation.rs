@@ -266,18 +266,175 @@ fn validate_container(c: &Value, field: &str, names: &mut Vec<String>, causes: &
     }
     if let Some(env) = c.get("env").and_then(Value::as_array) {
         for (i, e) in env.iter().enumerate() {
-            if e.get("name")
+            match e.get("name").and_then(Value::as_str).unwrap_or("") {
+                "" => causes.push(Cause::required(format!("{field}.env[{i}].name"))),
+                // Upstream's relaxed rule (GA in 1.34): printable ASCII but '='.
+                n if !n.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'=') => {
+                    causes.push(Cause::invalid(
+                        format!("{field}.env[{i}].name"),
+                        &json!(n),
+                        "a valid environment variable name must consist only of printable ASCII characters other than '='",
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        let Some(p) = c.get(probe).filter(|p| !p.is_null()) else {
+            continue;
+        };
+        let pf = format!("{field}.{probe}");
+        validate_handler(p, &pf, &["exec", "httpGet", "tcpSocket", "grpc"], causes);
+        if probe != "readinessProbe"
+            && let Some(t) = p.get("successThreshold").filter(|t| t.as_i64() != Some(1))
+        {
+            causes.push(Cause::invalid(
+                format!("{pf}.successThreshold"),
+                t,
+                "must be 1",
+            ));
+        }
+    }
+    for hook in ["postStart", "preStop"] {
+        if let Some(h) = c
+            .pointer(&format!("/lifecycle/{hook}"))
+            .filter(|h| !h.is_null())
+        {
+            let hf = format!("{field}.lifecycle.{hook}");
+            validate_handler(h, &hf, &["exec", "httpGet", "tcpSocket", "sleep"], causes);
+        }
+    }
+    if let Some(mounts) = c.get("volumeMounts").and_then(Value::as_array) {
+        for (i, m) in mounts.iter().enumerate() {
+            if m.get("mountPath")
                 .and_then(Value::as_str)
                 .is_none_or(str::is_empty)
             {
-                causes.push(Cause::required(format!("{field}.env[{i}].name")));
+                causes.push(Cause::required(format!(
+                    "{field}.volumeMounts[{i}].mountPath"
+                )));
             }
         }
     }
 }
 
+/// A probe or lifecycle hook names exactly one way to act (upstream's validateHandler).
+fn validate_handler(h: &Value, field: &str, kinds: &[&str], causes: &mut Vec<Cause>) {
+    let set: Vec<&str> = kinds
+        .iter()
+        .copied()
+        .filter(|k| h.get(*k).is_some_and(|v| !v.is_null()))
+        .collect();
+    match set.as_slice() {
+        [] => causes.push(Cause {
+            reason: "FieldValueRequired",
+            message: "Required value: must specify a handler type".into(),
+            field: field.to_string(),
+        }),
+        [_] => {}
+        [_, rest @ ..] => {
+            for extra in rest {
+                causes.push(Cause::forbidden(
+                    format!("{field}.{extra}"),
+                    "may not specify more than 1 handler type",
+                ));
+            }
+        }
+    }
+}
+
+/// Volume mounts name volumes of the pod (upstream's "Not found").
+fn validate_mounts_name_volumes(
+    spec: &Value,
+    field: &str,
+    claims: &[&str],
+    causes: &mut Vec<Cause>,
+) {
+    let volumes: Vec<&str> = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .chain(claims.iter().copied())
+        .collect();
+    for list in ["initContainers", "containers"] {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            for (j, m) in c
+                .get("volumeMounts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let name = m.get("name").and_then(Value::as_str).unwrap_or("");
+                if !volumes.contains(&name) {
+                    causes.push(Cause {
+                        reason: "FieldValueNotFound",
+                        message: format!("Not found: {}", json!(name)),
+                        field: format!("{field}.{list}[{i}].volumeMounts[{j}].name"),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A claim's spec (of a PersistentVolumeClaim or a StatefulSet's claim template): access
+/// modes and a storage request (upstream's ValidatePersistentVolumeClaimSpec).
+fn validate_claim_spec(spec: &Value, field: &str, causes: &mut Vec<Cause>) {
+    const MODES: &[&str] = &[
+        "ReadOnlyMany",
+        "ReadWriteMany",
+        "ReadWriteOnce",
+        "ReadWriteOncePod",
+    ];
+    match spec.get("accessModes").and_then(Value::as_array) {
+        Some(modes) if !modes.is_empty() => {
+            for m in modes {
+                if !m.as_str().is_some_and(|m| MODES.contains(&m)) {
+                    causes.push(Cause::not_supported(
+                        format!("{field}.accessModes"),
+                        m,
+                        MODES,
+                    ));
+                }
+            }
+        }
+        _ => causes.push(Cause {
+            reason: "FieldValueRequired",
+            message: "Required value: at least 1 access mode is required".into(),
+            field: format!("{field}.accessModes"),
+        }),
+    }
+    if spec
+        .pointer("/resources/requests/storage")
+        .is_none_or(Value::is_null)
+    {
+        causes.push(Cause::required(format!("{field}.resources[storage]")));
+    }
+}
+
 /// Validates a `PodSpec` at `field` (e.g. `spec` or `spec.template.spec`).
 pub fn validate_pod_spec(spec: &Value, field: &str, causes: &mut Vec<Cause>) {
+    validate_pod_spec_with_claims(spec, field, &[], causes)
+}
+
+/// Validates a `PodSpec` whose volume mounts may also name `claims` (a StatefulSet's claim
+/// templates, which become volumes of its pods).
+fn validate_pod_spec_with_claims(
+    spec: &Value,
+    field: &str,
+    claims: &[&str],
+    causes: &mut Vec<Cause>,
+) {
     let Some(_) = spec.as_object() else {
         causes.push(Cause::required(field));
         return;
@@ -338,6 +495,7 @@ pub fn validate_pod_spec(spec: &Value, field: &str, causes: &mut Vec<Cause>) {
             }
         }
     }
+    validate_mounts_name_volumes(spec, field, claims, causes);
 }
 
 fn validate_template_and_selector(spec: &Value, causes: &mut Vec<Cause>, selector_required: bool) {
@@ -371,7 +529,16 @@ fn validate_template_and_selector(spec: &Value, causes: &mut Vec<Cause>, selecto
     }
     validate_labels(&tmpl_labels, "spec.template.metadata.labels", causes);
     match spec.pointer("/template/spec") {
-        Some(ps) => validate_pod_spec(ps, "spec.template.spec", causes),
+        Some(ps) => {
+            let claims: Vec<&str> = spec
+                .get("volumeClaimTemplates")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str))
+                .collect();
+            validate_pod_spec_with_claims(ps, "spec.template.spec", &claims, causes)
+        }
         None => causes.push(Cause::required("spec.template.spec.containers")),
     }
 }
@@ -1082,9 +1249,23 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
                 ));
             }
         }
+        ("", "PersistentVolumeClaim") => validate_claim_spec(&spec, "spec", &mut causes),
         ("apps", "StatefulSet") => {
             validate_template_and_selector(&spec, &mut causes, true);
             non_negative(&spec, "replicas", &mut causes);
+            for (i, t) in spec
+                .get("volumeClaimTemplates")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                validate_claim_spec(
+                    t.get("spec").unwrap_or(&Value::Null),
+                    &format!("spec.volumeClaimTemplates[{i}].spec"),
+                    &mut causes,
+                );
+            }
             if let Some(p) = spec.get("podManagementPolicy")
                 && !matches!(p.as_str(), Some("OrderedReady" | "Parallel"))
             {
@@ -1242,6 +1423,15 @@ fn validate_service(spec: &Value, causes: &mut Vec<Cause>) {
                 causes.push(Cause::duplicate(format!("{f}.name"), &json!(name)));
             }
             names.push(name.to_string());
+        }
+        if let Some(proto) = p.get("protocol")
+            && !matches!(proto.as_str(), Some("TCP" | "UDP" | "SCTP"))
+        {
+            causes.push(Cause::not_supported(
+                format!("{f}.protocol"),
+                proto,
+                &["SCTP", "TCP", "UDP"],
+            ));
         }
         match p.get("port") {
             Some(v) if port_ok(v) => {}
@@ -1651,6 +1841,41 @@ mod tests {
         assert_eq!(
             validate("networking.k8s.io", "Ingress", &empty)[0].field,
             "spec"
+        );
+    }
+
+    #[test]
+    fn pods_claims_and_services_follow_upstreams_rules() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {
+            "volumes": [{"name": "data", "emptyDir": {}}],
+            "containers": [{"name": "c", "image": "nginx",
+                "volumeMounts": [{"name": "data", "mountPath": "/d"}, {"name": "nope", "mountPath": "/x"}],
+                "env": [{"name": "1OK", "value": "x"}, {"name": "A=B", "value": "y"}],
+                "livenessProbe": {"periodSeconds": 5},
+                "readinessProbe": {"exec": {"command": ["true"]}, "tcpSocket": {"port": 80}}}]}});
+        let got: Vec<String> = validate("", "Pod", &pod)
+            .into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "spec.containers[0].env[1].name: Invalid value: \"A=B\": a valid environment variable name must consist only of printable ASCII characters other than '='",
+                "spec.containers[0].livenessProbe: Required value: must specify a handler type",
+                "spec.containers[0].readinessProbe.tcpSocket: Forbidden: may not specify more than 1 handler type",
+                "spec.containers[0].volumeMounts[1].name: Not found: \"nope\"",
+            ]
+        );
+        let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"}, "spec": {}});
+        let fields: Vec<String> = validate("", "PersistentVolumeClaim", &claim)
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, vec!["spec.accessModes", "spec.resources[storage]"]);
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80, "protocol": "HTTP"}]}});
+        assert_eq!(
+            validate("", "Service", &svc)[0].field,
+            "spec.ports[0].protocol"
         );
     }
 }

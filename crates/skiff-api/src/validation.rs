@@ -543,6 +543,236 @@ fn validate_template_and_selector(spec: &Value, causes: &mut Vec<Cause>, selecto
     }
 }
 
+/// A DaemonSet's or StatefulSet's `spec.updateStrategy.type`.
+fn update_strategy_type(spec: &Value, causes: &mut Vec<Cause>) {
+    if let Some(t) = spec.pointer("/updateStrategy/type")
+        && !matches!(t.as_str(), Some("RollingUpdate" | "OnDelete"))
+    {
+        causes.push(Cause::not_supported(
+            "spec.updateStrategy.type",
+            t,
+            &["OnDelete", "RollingUpdate"],
+        ));
+    }
+}
+
+/// An int-or-percent that must not be negative (or above 100%).
+fn int_or_percent(v: &Value, field: &str, causes: &mut Vec<Cause>) {
+    match v {
+        Value::Number(n) if n.as_i64().is_some_and(|n| n >= 0) => {}
+        Value::Number(_) => causes.push(Cause::invalid(field, v, "must be greater than or equal to 0")),
+        Value::String(s) => match s.strip_suffix('%').map(str::parse::<i64>) {
+            Some(Ok(p)) if (0..=100).contains(&p) => {}
+            Some(Ok(p)) if p < 0 => {
+                causes.push(Cause::invalid(field, v, "must be greater than or equal to 0"))
+            }
+            Some(Ok(_)) => causes.push(Cause::invalid(field, v, "must not be greater than 100%")),
+            _ => causes.push(Cause::invalid(
+                field,
+                v,
+                "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+            )),
+        },
+        _ => {}
+    }
+}
+
+fn validate_pdb(spec: &Value, causes: &mut Vec<Cause>) {
+    let min = spec.get("minAvailable").filter(|v| !v.is_null());
+    let max = spec.get("maxUnavailable").filter(|v| !v.is_null());
+    if min.is_some() && max.is_some() {
+        causes.push(Cause::invalid(
+            "spec",
+            spec,
+            "minAvailable and maxUnavailable cannot be both set",
+        ));
+    }
+    if let Some(v) = min {
+        int_or_percent(v, "spec.minAvailable", causes);
+    }
+    if let Some(v) = max {
+        int_or_percent(v, "spec.maxUnavailable", causes);
+    }
+    if let Some(p) = spec
+        .get("unhealthyPodEvictionPolicy")
+        .filter(|v| !v.is_null())
+        && !matches!(p.as_str(), Some("IfHealthyBudget" | "AlwaysAllow"))
+    {
+        causes.push(Cause::not_supported(
+            "spec.unhealthyPodEvictionPolicy",
+            p,
+            &["AlwaysAllow", "IfHealthyBudget"],
+        ));
+    }
+}
+
+fn validate_hpa(spec: &Value, causes: &mut Vec<Cause>) {
+    for k in ["kind", "name"] {
+        if spec
+            .pointer(&format!("/scaleTargetRef/{k}"))
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            causes.push(Cause::required(format!("spec.scaleTargetRef.{k}")));
+        }
+    }
+    let min = spec.get("minReplicas").and_then(Value::as_i64);
+    let max = spec.get("maxReplicas").and_then(Value::as_i64).unwrap_or(0);
+    if let Some(m) = min
+        && m < 1
+    {
+        causes.push(Cause::invalid(
+            "spec.minReplicas",
+            &json!(m),
+            "must be greater than or equal to 1",
+        ));
+    }
+    if max < 1 {
+        causes.push(Cause::invalid(
+            "spec.maxReplicas",
+            &json!(max),
+            "must be greater than 0",
+        ));
+    } else if min.is_some_and(|m| max < m) {
+        causes.push(Cause::invalid(
+            "spec.maxReplicas",
+            &json!(max),
+            "must be greater than or equal to `minReplicas`",
+        ));
+    }
+}
+
+fn validate_rules(role: &Value, causes: &mut Vec<Cause>) {
+    for (i, rule) in role
+        .get("rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if rule
+            .get("verbs")
+            .and_then(Value::as_array)
+            .is_none_or(|v| v.is_empty())
+        {
+            causes.push(Cause {
+                reason: "FieldValueRequired",
+                message: "Required value: verbs must contain at least one value".into(),
+                field: format!("rules[{i}].verbs"),
+            });
+        }
+        let urls = rule
+            .get("nonResourceURLs")
+            .and_then(Value::as_array)
+            .is_some_and(|u| !u.is_empty());
+        let resources = rule
+            .get("resources")
+            .and_then(Value::as_array)
+            .is_some_and(|r| !r.is_empty());
+        if urls && resources {
+            causes.push(Cause::invalid(
+                format!("rules[{i}].nonResourceURLs"),
+                rule.get("nonResourceURLs").unwrap_or(&Value::Null),
+                "rules cannot apply to both regular resources and non-resource URLs",
+            ));
+        }
+        if !urls
+            && rule
+                .get("apiGroups")
+                .and_then(Value::as_array)
+                .is_none_or(|g| g.is_empty())
+        {
+            causes.push(Cause {
+                reason: "FieldValueRequired",
+                message: "Required value: resource rules must supply at least one api group".into(),
+                field: format!("rules[{i}].apiGroups"),
+            });
+        }
+    }
+}
+
+fn validate_binding(kind: &str, binding: &Value, causes: &mut Vec<Cause>) {
+    let role_ref = binding.get("roleRef").unwrap_or(&Value::Null);
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let group = text(role_ref, "apiGroup");
+    if group != "rbac.authorization.k8s.io" {
+        causes.push(Cause::not_supported(
+            "roleRef.apiGroup",
+            &json!(group),
+            &["rbac.authorization.k8s.io"],
+        ));
+    }
+    let ref_kind = text(role_ref, "kind");
+    let kinds: &[&str] = if kind == "RoleBinding" {
+        &["Role", "ClusterRole"]
+    } else {
+        &["ClusterRole"]
+    };
+    if !kinds.contains(&ref_kind.as_str()) {
+        causes.push(Cause::not_supported(
+            "roleRef.kind",
+            &json!(ref_kind),
+            kinds,
+        ));
+    }
+    if text(role_ref, "name").is_empty() {
+        causes.push(Cause::required("roleRef.name"));
+    }
+    for (i, subject) in binding
+        .get("subjects")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let f = format!("subjects[{i}]");
+        if text(subject, "name").is_empty() {
+            causes.push(Cause::required(format!("{f}.name")));
+        }
+        match text(subject, "kind").as_str() {
+            "ServiceAccount" => {
+                if kind == "ClusterRoleBinding" && text(subject, "namespace").is_empty() {
+                    causes.push(Cause::required(format!("{f}.namespace")));
+                }
+            }
+            "User" | "Group" => {}
+            other => causes.push(Cause::not_supported(
+                format!("{f}.kind"),
+                &json!(other),
+                &["ServiceAccount", "User", "Group"],
+            )),
+        }
+    }
+}
+
+fn validate_storage_class(class: &Value, causes: &mut Vec<Cause>) {
+    if class
+        .get("provisioner")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        causes.push(Cause::required("provisioner"));
+    }
+    if let Some(p) = class.get("reclaimPolicy").filter(|v| !v.is_null())
+        && !matches!(p.as_str(), Some("Delete" | "Retain"))
+    {
+        causes.push(Cause::not_supported(
+            "reclaimPolicy",
+            p,
+            &["Delete", "Retain"],
+        ));
+    }
+    if let Some(m) = class.get("volumeBindingMode").filter(|v| !v.is_null())
+        && !matches!(m.as_str(), Some("Immediate" | "WaitForFirstConsumer"))
+    {
+        causes.push(Cause::not_supported(
+            "volumeBindingMode",
+            m,
+            &["Immediate", "WaitForFirstConsumer"],
+        ));
+    }
+}
+
 fn non_negative(spec: &Value, key: &str, causes: &mut Vec<Cause>) {
     if let Some(v) = spec.get(key)
         && v.as_i64().is_none_or(|n| n < 0)
@@ -1238,6 +1468,9 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
                     &["Recreate", "RollingUpdate"],
                 ));
             }
+            if kind == "DaemonSet" {
+                update_strategy_type(&spec, &mut causes);
+            }
             if spec
                 .pointer("/template/spec/restartPolicy")
                 .is_some_and(|r| r != "Always")
@@ -1250,9 +1483,34 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
             }
         }
         ("", "PersistentVolumeClaim") => validate_claim_spec(&spec, "spec", &mut causes),
+        ("policy", "PodDisruptionBudget") => validate_pdb(&spec, &mut causes),
+        ("autoscaling", "HorizontalPodAutoscaler") => validate_hpa(&spec, &mut causes),
+        ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => validate_rules(obj, &mut causes),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            validate_binding(kind, obj, &mut causes)
+        }
+        ("storage.k8s.io", "StorageClass") => validate_storage_class(obj, &mut causes),
+        ("networking.k8s.io", "NetworkPolicy") => {
+            for (i, t) in spec
+                .get("policyTypes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                if !matches!(t.as_str(), Some("Ingress" | "Egress")) {
+                    causes.push(Cause::not_supported(
+                        format!("spec.policyTypes[{i}]"),
+                        t,
+                        &["Egress", "Ingress"],
+                    ));
+                }
+            }
+        }
         ("apps", "StatefulSet") => {
             validate_template_and_selector(&spec, &mut causes, true);
             non_negative(&spec, "replicas", &mut causes);
+            update_strategy_type(&spec, &mut causes);
             for (i, t) in spec
                 .get("volumeClaimTemplates")
                 .and_then(Value::as_array)
@@ -1499,6 +1757,37 @@ pub fn validate_update(group: &str, kind: &str, old: &Value, new: &Value) -> Vec
                 b.unwrap_or(&Value::Null),
                 "field is immutable",
             ));
+        }
+    }
+    if group == "rbac.authorization.k8s.io"
+        && (kind == "RoleBinding" || kind == "ClusterRoleBinding")
+        && old.get("roleRef") != new.get("roleRef")
+    {
+        causes.push(Cause::invalid(
+            "roleRef",
+            new.get("roleRef").unwrap_or(&Value::Null),
+            "cannot change roleRef",
+        ));
+    }
+    if group == "scheduling.k8s.io"
+        && kind == "PriorityClass"
+        && old.get("value") != new.get("value")
+    {
+        causes.push(Cause::forbidden(
+            "value",
+            "may not be changed in an update.",
+        ));
+    }
+    if group == "storage.k8s.io" && kind == "StorageClass" {
+        for (k, what) in [("parameters", "parameters"), ("provisioner", "provisioner")] {
+            let (a, b) = (old.get(k), new.get(k));
+            let empty = |v: Option<&Value>| v.is_none_or(|v| v.is_null() || v == &json!({}));
+            if a != b && !(empty(a) && empty(b)) {
+                causes.push(Cause::forbidden(
+                    k,
+                    format!("updates to {what} are forbidden."),
+                ));
+            }
         }
     }
     if group.is_empty() && (kind == "Secret" || kind == "ConfigMap") {
@@ -1876,6 +2165,67 @@ mod tests {
         assert_eq!(
             validate("", "Service", &svc)[0].field,
             "spec.ports[0].protocol"
+        );
+    }
+
+    #[test]
+    fn budgets_autoscalers_rbac_and_storage_classes_follow_upstreams_rules() {
+        let fields = |group: &str, kind: &str, obj: Value| -> Vec<String> {
+            validate(group, kind, &obj)
+                .into_iter()
+                .map(|c| c.field)
+                .collect()
+        };
+        let pdb = json!({"kind": "PodDisruptionBudget", "metadata": {"name": "p"},
+            "spec": {"minAvailable": 1, "maxUnavailable": "120%"}});
+        assert_eq!(
+            fields("policy", "PodDisruptionBudget", pdb),
+            vec!["spec", "spec.maxUnavailable"]
+        );
+        let hpa = json!({"kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "d"}, "minReplicas": 5, "maxReplicas": 2}});
+        assert_eq!(
+            fields("autoscaling", "HorizontalPodAutoscaler", hpa),
+            vec!["spec.maxReplicas"]
+        );
+        let role = json!({"kind": "Role", "metadata": {"name": "r"}, "rules": [{"apiGroups": [""], "resources": ["pods"]}]});
+        assert_eq!(
+            fields("rbac.authorization.k8s.io", "Role", role),
+            vec!["rules[0].verbs"]
+        );
+        let binding = json!({"kind": "ClusterRoleBinding", "metadata": {"name": "b"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ""},
+            "subjects": [{"kind": "ServiceAccount", "name": "sa"}]});
+        assert_eq!(
+            fields(
+                "rbac.authorization.k8s.io",
+                "ClusterRoleBinding",
+                binding.clone()
+            ),
+            vec!["roleRef.kind", "roleRef.name", "subjects[0].namespace"]
+        );
+        let mut rebound = binding.clone();
+        rebound["roleRef"]["name"] = json!("other");
+        assert_eq!(
+            validate_update(
+                "rbac.authorization.k8s.io",
+                "ClusterRoleBinding",
+                &binding,
+                &rebound
+            )[0]
+            .field,
+            "roleRef"
+        );
+        let class = json!({"kind": "StorageClass", "metadata": {"name": "s"}});
+        assert_eq!(
+            fields("storage.k8s.io", "StorageClass", class),
+            vec!["provisioner"]
+        );
+        let pc = json!({"kind": "PriorityClass", "value": 5});
+        let repriced = json!({"kind": "PriorityClass", "value": 6});
+        assert_eq!(
+            validate_update("scheduling.k8s.io", "PriorityClass", &pc, &repriced)[0].field,
+            "value"
         );
     }
 }

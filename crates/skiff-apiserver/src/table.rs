@@ -405,7 +405,71 @@ fn layout(info: &ResourceInfo) -> Vec<Col> {
             Col("Request", "string", 0),
             Col("Limit", "string", 0),
         ],
-        ("", "limitranges") => vec![Col("Name", "string", 0), Col("Created At", "date", 0)],
+        ("", "limitranges")
+        | ("rbac.authorization.k8s.io", "roles" | "clusterroles")
+        | ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            vec![Col("Name", "string", 0), Col("Created At", "date", 0)]
+        }
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => vec![
+            Col("Name", "string", 0),
+            Col("Role", "string", 0),
+            Col("Age", "string", 0),
+            Col("Users", "string", 1),
+            Col("Groups", "string", 1),
+            Col("ServiceAccounts", "string", 1),
+        ],
+        ("storage.k8s.io", "storageclasses") => vec![
+            Col("Name", "string", 0),
+            Col("Provisioner", "string", 0),
+            Col("ReclaimPolicy", "string", 0),
+            Col("VolumeBindingMode", "string", 0),
+            Col("AllowVolumeExpansion", "string", 0),
+            Col("Age", "string", 0),
+        ],
+        ("networking.k8s.io", "networkpolicies") => vec![
+            Col("Name", "string", 0),
+            Col("Pod-Selector", "string", 0),
+            Col("Age", "string", 0),
+        ],
+        ("networking.k8s.io", "ingressclasses") => vec![
+            Col("Name", "string", 0),
+            Col("Controller", "string", 0),
+            Col("Parameters", "string", 0),
+            Col("Age", "string", 0),
+        ],
+        ("networking.k8s.io", "servicecidrs") => vec![
+            Col("Name", "string", 0),
+            Col("CIDRs", "string", 0),
+            Col("Age", "string", 0),
+        ],
+        ("node.k8s.io", "runtimeclasses") => vec![
+            Col("Name", "string", 0),
+            Col("Handler", "string", 0),
+            Col("Age", "string", 0),
+        ],
+        (
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations" | "mutatingwebhookconfigurations",
+        ) => {
+            vec![
+                Col("Name", "string", 0),
+                Col("Webhooks", "integer", 0),
+                Col("Age", "string", 0),
+            ]
+        }
+        ("storage.k8s.io", "volumeattachments") => vec![
+            Col("Name", "string", 0),
+            Col("Attacher", "string", 0),
+            Col("PV", "string", 0),
+            Col("Node", "string", 0),
+            Col("Attached", "boolean", 0),
+            Col("Age", "string", 0),
+        ],
+        ("storage.k8s.io", "csinodes") => vec![
+            Col("Name", "string", 0),
+            Col("Drivers", "integer", 0),
+            Col("Age", "string", 0),
+        ],
         _ => vec![Col("Name", "string", 0), Col("Age", "string", 0)],
     }
 }
@@ -1100,7 +1164,129 @@ fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
             let (request, limit) = quota_cells(o);
             vec![name, age(o), json!(request), json!(limit)]
         }
-        ("", "limitranges") => vec![name, json!(s(o, "/metadata/creationTimestamp"))],
+        ("", "limitranges")
+        | ("rbac.authorization.k8s.io", "roles" | "clusterroles")
+        | ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            vec![name, json!(s(o, "/metadata/creationTimestamp"))]
+        }
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
+            let subjects = o
+                .get("subjects")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let of_kind = |kind: &str| {
+                subjects
+                    .iter()
+                    .filter(|x| s(x, "/kind") == kind)
+                    .map(|x| {
+                        if kind == "ServiceAccount" {
+                            format!("{}/{}", s(x, "/namespace"), s(x, "/name"))
+                        } else {
+                            s(x, "/name").to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    s(o, "/roleRef/kind"),
+                    s(o, "/roleRef/name")
+                )),
+                age(o),
+                json!(of_kind("User")),
+                json!(of_kind("Group")),
+                json!(of_kind("ServiceAccount")),
+            ]
+        }
+        ("storage.k8s.io", "storageclasses") => {
+            let annotated = |k: &str| {
+                o.pointer(&format!("/metadata/annotations/{}", k.replace('/', "~1")))
+                    .and_then(Value::as_str)
+                    == Some("true")
+            };
+            let shown = if annotated("storageclass.kubernetes.io/is-default-class")
+                || annotated("storageclass.beta.kubernetes.io/is-default-class")
+            {
+                json!(format!("{} (default)", s(o, "/metadata/name")))
+            } else {
+                name
+            };
+            let or = |p: &str, d: &str| none_if_empty(s(o, p).to_string()).replace("<none>", d);
+            vec![
+                shown,
+                json!(s(o, "/provisioner")),
+                json!(or("/reclaimPolicy", "Delete")),
+                json!(or("/volumeBindingMode", "Immediate")),
+                json!(
+                    o.get("allowVolumeExpansion")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                        .to_string()
+                ),
+                age(o),
+            ]
+        }
+        ("networking.k8s.io", "networkpolicies") => vec![
+            name,
+            json!(none_if_empty(selector_string(
+                o.pointer("/spec/podSelector")
+            ))),
+            age(o),
+        ],
+        ("networking.k8s.io", "ingressclasses") => {
+            let params = match o.pointer("/spec/parameters").filter(|p| !p.is_null()) {
+                Some(p) if !s(p, "/apiGroup").is_empty() => {
+                    format!("{}.{}/{}", s(p, "/kind"), s(p, "/apiGroup"), s(p, "/name"))
+                }
+                Some(p) => format!("{}/{}", s(p, "/kind"), s(p, "/name")),
+                None => "<none>".to_string(),
+            };
+            vec![name, json!(s(o, "/spec/controller")), json!(params), age(o)]
+        }
+        ("networking.k8s.io", "servicecidrs") => {
+            let cidrs: Vec<&str> = o
+                .pointer("/spec/cidrs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            vec![name, json!(cidrs.join(",")), age(o)]
+        }
+        ("node.k8s.io", "runtimeclasses") => vec![name, json!(s(o, "/handler")), age(o)],
+        (
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations" | "mutatingwebhookconfigurations",
+        ) => {
+            let n = o
+                .get("webhooks")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            vec![name, json!(n), age(o)]
+        }
+        ("storage.k8s.io", "volumeattachments") => vec![
+            name,
+            json!(s(o, "/spec/attacher")),
+            json!(s(o, "/spec/source/persistentVolumeName")),
+            json!(s(o, "/spec/nodeName")),
+            json!(
+                o.pointer("/status/attached")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
+            age(o),
+        ],
+        ("storage.k8s.io", "csinodes") => {
+            let n = o
+                .pointer("/spec/drivers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            vec![name, json!(n), age(o)]
+        }
         _ => vec![name, age(o)],
     }
 }

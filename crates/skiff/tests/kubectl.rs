@@ -1968,6 +1968,46 @@ fn certificate_signing_requests(k: &Kubectl) {
     assert!(squash(&row).ends_with("Denied"), "{row}");
 }
 
+/// kubectl's columns for storage classes, network policies, RBAC objects and runtime classes.
+fn more_columns(k: &Kubectl) {
+    let objects = r#"{"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+         "metadata": {"name": "fast", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+         "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer"},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "db-only"},
+         "spec": {"podSelector": {"matchLabels": {"app": "db"}}}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "reader"},
+         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "read-pods"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "reader"},
+         "subjects": [{"kind": "User", "name": "jane", "apiGroup": "rbac.authorization.k8s.io"},
+                      {"kind": "ServiceAccount", "name": "robot", "namespace": "default"}]},
+        {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor"}, "handler": "runsc"}
+    ]}"#;
+    k.ok_stdin(&["apply", "-f", "-"], objects);
+    let (header, row) = k.wide(&["storageclass"], "fast");
+    assert_eq!(
+        header,
+        "NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE"
+    );
+    assert!(
+        row.starts_with("fast (default) rancher.io/local-path Delete WaitForFirstConsumer false "),
+        "{row}"
+    );
+    let (header, row) = k.wide(&["networkpolicy"], "db-only");
+    assert_eq!(header, "NAME POD-SELECTOR AGE");
+    assert!(row.starts_with("db-only app=db "), "{row}");
+    let (header, _) = k.wide(&["clusterrole", "reader"], "reader");
+    assert_eq!(header, "NAME CREATED AT");
+    let (header, row) = k.wide(&["rolebinding"], "read-pods");
+    assert_eq!(header, "NAME ROLE AGE USERS GROUPS SERVICEACCOUNTS");
+    assert!(row.starts_with("read-pods ClusterRole/reader "), "{row}");
+    assert!(row.ends_with(" jane default/robot"), "{row}");
+    let (header, row) = k.wide(&["runtimeclass"], "gvisor");
+    assert_eq!(header, "NAME HANDLER AGE");
+    assert!(row.starts_with("gvisor runsc "), "{row}");
+}
+
 /// The system namespaces cannot be deleted, as upstream's NamespaceLifecycle admission says.
 fn system_namespaces_stay(k: &Kubectl) {
     for ns in ["default", "kube-system", "kube-public"] {
@@ -2009,6 +2049,7 @@ fn exercise(bin: PathBuf, version: Version) {
     legacy_token_secrets(&k);
     certificate_signing_requests(&k);
     system_namespaces_stay(&k);
+    more_columns(&k);
 }
 
 #[test]

@@ -1314,6 +1314,49 @@ fn validate_ingress_spec(spec: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// A CertificateSigningRequest's spec: a PEM request, a signer, usages, at least ten minutes.
+fn validate_csr_spec(spec: &Value, causes: &mut Vec<Cause>) {
+    let request = spec
+        .get("request")
+        .and_then(Value::as_str)
+        .and_then(|r| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, r).ok())
+        .unwrap_or_default();
+    if !String::from_utf8_lossy(&request).contains("-----BEGIN CERTIFICATE REQUEST-----") {
+        causes.push(Cause::invalid(
+            "spec.request",
+            &json!("<request>"),
+            "PEM block type must be CERTIFICATE REQUEST",
+        ));
+    }
+    if spec
+        .get("signerName")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        causes.push(Cause::required("spec.signerName"));
+    }
+    if spec
+        .get("usages")
+        .and_then(Value::as_array)
+        .is_none_or(|u| u.is_empty())
+    {
+        causes.push(Cause {
+            reason: "FieldValueRequired",
+            message: "Required value: usages must be provided".into(),
+            field: "spec.usages".into(),
+        });
+    }
+    if let Some(secs) = spec.get("expirationSeconds").and_then(Value::as_i64)
+        && secs < 600
+    {
+        causes.push(Cause::invalid(
+            "spec.expirationSeconds",
+            &json!(secs),
+            "may not specify a duration less than 600 seconds (10 minutes)",
+        ));
+    }
+}
+
 /// What a Secret of a well-known type must hold (upstream's ValidateSecret).
 fn validate_secret_type(secret: &Value, causes: &mut Vec<Cause>) {
     let data = secret.get("data").and_then(Value::as_object);
@@ -1576,6 +1619,9 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
         ("", "LimitRange") => validate_limit_range(&spec, &mut causes),
         ("events.k8s.io", "Event") => validate_events_api_event(obj, &mut causes),
         ("networking.k8s.io", "Ingress") => validate_ingress_spec(&spec, &mut causes),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            validate_csr_spec(&spec, &mut causes)
+        }
         ("", "ConfigMap") | ("", "Secret") => {
             if kind == "Secret" {
                 validate_secret_type(obj, &mut causes);
@@ -2226,6 +2272,26 @@ mod tests {
         assert_eq!(
             validate_update("scheduling.k8s.io", "PriorityClass", &pc, &repriced)[0].field,
             "value"
+        );
+    }
+
+    #[test]
+    fn certificate_requests_hold_a_pem_request_a_signer_and_usages() {
+        let csr = json!({"kind": "CertificateSigningRequest", "metadata": {"name": "c"},
+            "spec": {"request": "aGVsbG8=", "expirationSeconds": 60}});
+        let fields: Vec<String> =
+            validate("certificates.k8s.io", "CertificateSigningRequest", &csr)
+                .into_iter()
+                .map(|c| c.field)
+                .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.request",
+                "spec.signerName",
+                "spec.usages",
+                "spec.expirationSeconds"
+            ]
         );
     }
 }

@@ -147,11 +147,8 @@ pub fn approval(current: &Value, new: &Value, name: &str) -> Result<Value, ApiEr
 /// stamped.
 pub fn status_update(current: &Value, new: &mut Value) {
     let old = conditions(current);
-    let mut next: Vec<Value> = conditions(new)
-        .into_iter()
-        .filter(|c| !is_approval(c))
-        .collect();
-    next.extend(old.iter().filter(|c| is_approval(c)).cloned());
+    let mut next: Vec<Value> = old.iter().filter(|c| is_approval(c)).cloned().collect();
+    next.extend(conditions(new).into_iter().filter(|c| !is_approval(c)));
     stamp(&mut next, &old);
     if new.get("status").is_some_and(Value::is_object) {
         if next.is_empty() {

@@ -1,6 +1,6 @@
 //! What the API server keeps in place by itself, as upstream's bootstrap and endpoint
-//! reconciler controllers do, every ten seconds: the system namespaces and the `kubernetes`
-//! Service (recreated when deleted), an identity Lease per API server in kube-system, and the
+//! reconciler controllers do, every ten seconds: the system namespaces, the `kubernetes`
+//! Service (recreated when deleted) and the default ServiceCIDR, an identity Lease per API server in kube-system, and the
 //! `kubernetes` Endpoints and EndpointSlice listing the address of every API server whose
 //! Lease is fresh, so that pods reach the API through the Service.
 
@@ -48,6 +48,7 @@ pub async fn run(server: Arc<ApiServer>, identity: String, cancel: CancellationT
 
 async fn reconcile(server: &Arc<ApiServer>, identity: &str) -> Result<(), ApiError> {
     crate::rest::bootstrap(server).await?;
+    keep_service_cidr(server).await?;
     let Some((ip, port)) = advertised(&server.config.advertise_address) else {
         return Ok(());
     };
@@ -81,6 +82,28 @@ fn micro_now() -> String {
     chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string()
+}
+
+/// The default ServiceCIDR `kubernetes`: the range Service cluster IPs come from.
+async fn keep_service_cidr(server: &Arc<ApiServer>) -> Result<(), ApiError> {
+    let cidrs = info("networking.k8s.io", "v1", "servicecidrs")?;
+    match get_object(server, cidrs, None, "kubernetes").await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 404 => {
+            let obj = json!({
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "ServiceCIDR",
+                "metadata": {"name": "kubernetes"},
+                "spec": {"cidrs": [server.config.service_cidr]},
+            });
+            match create_object(server, cidrs, None, obj, false, Some(MANAGER)).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.code == 409 => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// This server's identity Lease, renewed with its address.

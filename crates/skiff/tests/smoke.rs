@@ -122,7 +122,8 @@ fn health_endpoints_list_their_checks() {
     );
 }
 
-/// The API server keeps the `kubernetes` Service, and its Endpoints and EndpointSlice list the
+/// The API server keeps the `kubernetes` Service and the default ServiceCIDR, and the
+/// Service's Endpoints and EndpointSlice list the
 /// server's address (from its identity Lease), so pods can reach the API; a deleted
 /// `kubernetes` Service comes back.
 #[test]
@@ -180,6 +181,16 @@ fn the_kubernetes_service_and_its_endpoints_are_kept() {
         ],
     );
     assert_eq!(leases.lines().count(), 1, "{leases}");
+    wait_for(
+        &[
+            "get",
+            "servicecidr",
+            "kubernetes",
+            "-o",
+            "jsonpath={.spec.cidrs[0]}",
+        ],
+        "10.43.0.0/16",
+    );
     s.ok(&k, &["delete", "service", "kubernetes"]);
     wait_for(
         &[

@@ -87,23 +87,14 @@ fn micro_now() -> String {
 /// The default ServiceCIDR `kubernetes`: the range Service cluster IPs come from.
 async fn keep_service_cidr(server: &Arc<ApiServer>) -> Result<(), ApiError> {
     let cidrs = info("networking.k8s.io", "v1", "servicecidrs")?;
-    match get_object(server, cidrs, None, "kubernetes").await {
-        Ok(_) => Ok(()),
-        Err(e) if e.code == 404 => {
-            let obj = json!({
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "ServiceCIDR",
-                "metadata": {"name": "kubernetes"},
-                "spec": {"cidrs": [server.config.service_cidr]},
-            });
-            match create_object(server, cidrs, None, obj, false, Some(MANAGER)).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.code == 409 => Ok(()),
-                Err(e) => Err(e),
-            }
-        }
-        Err(e) => Err(e),
-    }
+    let want = json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "ServiceCIDR",
+        "metadata": {"name": "kubernetes"},
+        "spec": {"cidrs": [server.config.service_cidr]},
+    });
+    // Created when missing; its range is the server's flag, not changed here.
+    keep(server, cidrs, None, want, |_, _| true).await
 }
 
 /// This server's identity Lease, renewed with its address.
@@ -130,37 +121,8 @@ async fn renew_lease(
             "renewTime": micro_now(),
         },
     });
-    match get_object(server, leases, Some("kube-system"), &name).await {
-        Ok(mut current) => {
-            current["spec"] = lease["spec"].clone();
-            current["metadata"]["labels"] = lease["metadata"]["labels"].clone();
-            current["metadata"]["annotations"] = lease["metadata"]["annotations"].clone();
-            update_object(
-                server,
-                leases,
-                Some("kube-system"),
-                &name,
-                None,
-                current,
-                false,
-                MANAGER,
-            )
-            .await
-            .map(|_| ())
-        }
-        Err(e) if e.code == 404 => create_object(
-            server,
-            leases,
-            Some("kube-system"),
-            lease,
-            false,
-            Some(MANAGER),
-        )
-        .await
-        .map(|_| ()),
-        Err(e) => Err(e),
-    }
-    .or_else(|e| if e.code == 409 { Ok(()) } else { Err(e) })
+    // Renewed on every pass: never the same.
+    keep(server, leases, Some("kube-system"), lease, |_, _| false).await
 }
 
 /// The addresses of the API servers whose Leases are fresh.
@@ -211,42 +173,32 @@ async fn live_addresses(server: &Arc<ApiServer>) -> Result<Vec<IpAddr>, ApiError
     Ok(out)
 }
 
-/// Writes `want` as `name` in default unless it already says that (`same` compares).
+/// Writes `want` as `name` (in `ns`) unless what is stored already says that (`same`
+/// compares the stored object with `want`); a write that loses a race waits for the next pass.
 async fn keep(
     server: &Arc<ApiServer>,
     resource: &'static registry::ResourceInfo,
-    name: &str,
+    ns: Option<&str>,
     want: Value,
     same: impl Fn(&Value, &Value) -> bool,
 ) -> Result<(), ApiError> {
-    match get_object(server, resource, Some("default"), name).await {
+    let name = want
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    match get_object(server, resource, ns, &name).await {
         Ok(current) if same(&current, &want) => Ok(()),
         Ok(current) => {
             let mut next = want;
             next["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
-            update_object(
-                server,
-                resource,
-                Some("default"),
-                name,
-                None,
-                next,
-                false,
-                MANAGER,
-            )
-            .await
-            .map(|_| ())
+            update_object(server, resource, ns, &name, None, next, false, MANAGER)
+                .await
+                .map(|_| ())
         }
-        Err(e) if e.code == 404 => create_object(
-            server,
-            resource,
-            Some("default"),
-            want,
-            false,
-            Some(MANAGER),
-        )
-        .await
-        .map(|_| ()),
+        Err(e) if e.code == 404 => create_object(server, resource, ns, want, false, Some(MANAGER))
+            .await
+            .map(|_| ()),
         Err(e) => Err(e),
     }
     .or_else(|e| if e.code == 409 { Ok(()) } else { Err(e) })
@@ -273,7 +225,7 @@ async fn keep_endpoints(
         },
         "subsets": [{"addresses": ips, "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
     });
-    keep(server, endpoints, "kubernetes", want, |cur, want| {
+    keep(server, endpoints, Some("default"), want, |cur, want| {
         cur.get("subsets") == want.get("subsets")
             && cur.pointer("/metadata/labels") == want.pointer("/metadata/labels")
     })
@@ -307,7 +259,7 @@ async fn keep_endpoint_slice(
         "endpoints": endpoints,
         "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
     });
-    keep(server, slices, "kubernetes", want, |cur, want| {
+    keep(server, slices, Some("default"), want, |cur, want| {
         cur.get("endpoints") == want.get("endpoints")
             && cur.get("ports") == want.get("ports")
             && cur.get("addressType") == want.get("addressType")

@@ -1626,6 +1626,35 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
             if kind == "Secret" {
                 validate_secret_type(obj, &mut causes);
             }
+            // At most 1 MiB of contents (upstream's MaxSecretSize, for ConfigMaps too).
+            const MAX: usize = 1024 * 1024;
+            let size = |part: &str, decode: bool| -> usize {
+                obj.get(part)
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .map(|(_, v)| {
+                        let v = v.as_str().unwrap_or("");
+                        if decode {
+                            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v)
+                                .map_or(v.len(), |b| b.len())
+                        } else {
+                            v.len()
+                        }
+                    })
+                    .sum()
+            };
+            let too_long = |field: &str| Cause {
+                reason: "FieldValueTooLong",
+                message: format!("Too long: must have at most {MAX} bytes"),
+                field: field.to_string(),
+            };
+            if kind == "Secret" && size("data", true) > MAX {
+                causes.push(too_long("data"));
+            }
+            if kind == "ConfigMap" && size("data", false) + size("binaryData", true) > MAX {
+                causes.push(too_long("[]"));
+            }
             for part in ["data", "binaryData", "stringData"] {
                 if let Some(m) = obj.get(part).and_then(Value::as_object) {
                     for k in m.keys() {
@@ -2293,5 +2322,23 @@ mod tests {
                 "spec.expirationSeconds"
             ]
         );
+    }
+
+    #[test]
+    fn configmaps_and_secrets_hold_at_most_a_mebibyte() {
+        let big = "x".repeat(1024 * 1024 + 1);
+        let cm = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": big}});
+        let c = validate("", "ConfigMap", &cm);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].field, "[]");
+        assert_eq!(c[0].message, "Too long: must have at most 1048576 bytes");
+        let fits = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "x".repeat(1000)}});
+        assert!(validate("", "ConfigMap", &fits).is_empty());
+        let encoded = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "x".repeat(1024 * 1024 + 1),
+        );
+        let secret = json!({"kind": "Secret", "metadata": {"name": "s"}, "data": {"k": encoded}});
+        assert_eq!(validate("", "Secret", &secret)[0].field, "data");
     }
 }

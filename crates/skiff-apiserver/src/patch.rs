@@ -122,6 +122,7 @@ pub async fn patch_object(
     q: &Query,
     dry_run: bool,
     manager: &str,
+    user: &crate::server::User,
 ) -> Result<(StatusCode, Value), ApiError> {
     let schema = Schema::for_kind(info.group, info.kind);
     let is_apply = ct == "application/apply-patch+yaml" || ct == "application/apply-patch+cbor";
@@ -177,6 +178,9 @@ pub async fn patch_object(
                     "the name of the object ({}) does not match the name on the URL ({name})",
                     objects::name_of(&obj)
                 )));
+            }
+            if crate::csr::is_csr(info.group, info.plural) {
+                crate::csr::prepare_create(&mut obj, user);
             }
             match rest::create_object(server, info, ns, obj, dry_run, None).await {
                 Ok(created) => return Ok((StatusCode::CREATED, created)),

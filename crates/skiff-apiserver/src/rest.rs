@@ -262,6 +262,7 @@ async fn serve_resource(
                 &q,
                 dry,
                 &manager,
+                &user,
             )
             .await?;
             Ok(object_response(code, info, obj, accept))

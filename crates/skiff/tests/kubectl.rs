@@ -1931,6 +1931,16 @@ fn certificate_signing_requests(k: &Kubectl) {
         k.describe(&["get", "pods", "--kubeconfig=alice"], &out)
     );
 
+    // A server-side apply that creates a request records the requester too.
+    let (request, _) = certificate_request("dave", "dev");
+    k.ok_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        &csr_manifest("dave", &request, "client auth"),
+    );
+    assert_eq!(
+        k.jsonpath(&["get", "csr", "dave"], "{.spec.username}"),
+        "system:admin"
+    );
     let (request, _) = certificate_request("mallory", "dev");
     k.ok_stdin(
         &["create", "-f", "-"],

@@ -1412,6 +1412,33 @@ fn validate_secret_type(secret: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// Upstream's legacy rule for every Event: it lives in its object's namespace (`default`, or
+/// none, for cluster-scoped objects; `kube-system` too for events with an `eventTime`).
+fn validate_event_namespace(ev: &Value, involved: &str, causes: &mut Vec<Cause>) {
+    let ns = ev
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let object_ns = ev
+        .pointer(&format!("/{involved}/namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let legacy = ev.get("eventTime").is_none_or(Value::is_null);
+    let matches = match (legacy, object_ns.is_empty()) {
+        (true, true) => ns.is_empty() || ns == "default",
+        (true, false) => ns == object_ns,
+        (false, true) => ns == "default" || ns == "kube-system",
+        (false, false) => true,
+    };
+    if !matches {
+        causes.push(Cause::invalid(
+            "involvedObject.namespace",
+            &json!(object_ns),
+            "does not match event.namespace",
+        ));
+    }
+}
+
 /// The strict rules upstream applies to Events written through events.k8s.io/v1 (the core
 /// API keeps its lax legacy rules): what happened, who reported it and when are required, and
 /// the deprecated members are left to the core API. Field paths name the internal fields, as
@@ -1617,7 +1644,11 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
         ("", "Service") => validate_service(&spec, &mut causes),
         ("", "ResourceQuota") => validate_resource_quota(&spec, &mut causes),
         ("", "LimitRange") => validate_limit_range(&spec, &mut causes),
-        ("events.k8s.io", "Event") => validate_events_api_event(obj, &mut causes),
+        ("events.k8s.io", "Event") => {
+            validate_event_namespace(obj, "regarding", &mut causes);
+            validate_events_api_event(obj, &mut causes)
+        }
+        ("", "Event") => validate_event_namespace(obj, "involvedObject", &mut causes),
         ("networking.k8s.io", "Ingress") => validate_ingress_spec(&spec, &mut causes),
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             validate_csr_spec(&spec, &mut causes)
@@ -2340,5 +2371,19 @@ mod tests {
         );
         let secret = json!({"kind": "Secret", "metadata": {"name": "s"}, "data": {"k": encoded}});
         assert_eq!(validate("", "Secret", &secret)[0].field, "data");
+    }
+
+    #[test]
+    fn events_live_in_their_objects_namespace() {
+        let event = |ns: &str, object_ns: &str| {
+            json!({"kind": "Event", "metadata": {"name": "e", "namespace": ns},
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": object_ns}})
+        };
+        assert!(validate("", "Event", &event("default", "default")).is_empty());
+        assert!(validate("", "Event", &event("default", "")).is_empty());
+        let c = validate("", "Event", &event("staging", "default"));
+        assert_eq!(c[0].field, "involvedObject.namespace");
+        assert!(c[0].message.contains("does not match event.namespace"));
+        assert_eq!(validate("", "Event", &event("staging", "")).len(), 1);
     }
 }

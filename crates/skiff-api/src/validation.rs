@@ -556,13 +556,13 @@ fn update_strategy_type(spec: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
-/// An int-or-percent that must not be negative (or above 100%).
-fn int_or_percent(v: &Value, field: &str, causes: &mut Vec<Cause>) {
+/// An int-or-percent that must not be negative (nor, when `capped`, above 100%).
+fn int_or_percent(v: &Value, field: &str, capped: bool, causes: &mut Vec<Cause>) {
     match v {
         Value::Number(n) if n.as_i64().is_some_and(|n| n >= 0) => {}
         Value::Number(_) => causes.push(Cause::invalid(field, v, "must be greater than or equal to 0")),
         Value::String(s) => match s.strip_suffix('%').map(str::parse::<i64>) {
-            Some(Ok(p)) if (0..=100).contains(&p) => {}
+            Some(Ok(p)) if p >= 0 && (!capped || p <= 100) => {}
             Some(Ok(p)) if p < 0 => {
                 causes.push(Cause::invalid(field, v, "must be greater than or equal to 0"))
             }
@@ -577,6 +577,64 @@ fn int_or_percent(v: &Value, field: &str, causes: &mut Vec<Cause>) {
     }
 }
 
+/// The count or percent an int-or-percent names (0 for a malformed one).
+fn int_or_percent_value(v: Option<&Value>) -> i64 {
+    match v {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+        Some(Value::String(s)) => s
+            .strip_suffix('%')
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// upstream's ValidateDeploymentStrategy and the progress deadline rule.
+fn validate_deployment_strategy(spec: &Value, causes: &mut Vec<Cause>) {
+    let ty = spec.pointer("/strategy/type").and_then(Value::as_str);
+    let rolling = spec
+        .pointer("/strategy/rollingUpdate")
+        .filter(|r| !r.is_null());
+    match (ty, rolling) {
+        (Some("Recreate"), Some(_)) => causes.push(Cause::forbidden(
+            "spec.strategy.rollingUpdate",
+            "may not be specified when strategy `type` is 'Recreate'",
+        )),
+        (Some("RollingUpdate") | None, Some(r)) => {
+            let field = "spec.strategy.rollingUpdate";
+            for k in ["maxUnavailable", "maxSurge"] {
+                if let Some(v) = r.get(k).filter(|v| !v.is_null()) {
+                    // Only maxUnavailable is capped at 100%.
+                    int_or_percent(v, &format!("{field}.{k}"), k == "maxUnavailable", causes);
+                }
+            }
+            if int_or_percent_value(r.get("maxUnavailable")) == 0
+                && int_or_percent_value(r.get("maxSurge")) == 0
+            {
+                causes.push(Cause::invalid(
+                    format!("{field}.maxUnavailable"),
+                    r.get("maxUnavailable").unwrap_or(&json!(0)),
+                    "may not be 0 when `maxSurge` is 0",
+                ));
+            }
+        }
+        _ => {}
+    }
+    if let Some(deadline) = spec.get("progressDeadlineSeconds").and_then(Value::as_i64) {
+        let min_ready = spec
+            .get("minReadySeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if deadline <= min_ready {
+            causes.push(Cause::invalid(
+                "spec.progressDeadlineSeconds",
+                &json!(deadline),
+                "must be greater than minReadySeconds",
+            ));
+        }
+    }
+}
+
 fn validate_pdb(spec: &Value, causes: &mut Vec<Cause>) {
     let min = spec.get("minAvailable").filter(|v| !v.is_null());
     let max = spec.get("maxUnavailable").filter(|v| !v.is_null());
@@ -588,10 +646,10 @@ fn validate_pdb(spec: &Value, causes: &mut Vec<Cause>) {
         ));
     }
     if let Some(v) = min {
-        int_or_percent(v, "spec.minAvailable", causes);
+        int_or_percent(v, "spec.minAvailable", true, causes);
     }
     if let Some(v) = max {
-        int_or_percent(v, "spec.maxUnavailable", causes);
+        int_or_percent(v, "spec.maxUnavailable", true, causes);
     }
     if let Some(p) = spec
         .get("unhealthyPodEvictionPolicy")
@@ -1541,6 +1599,9 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
             if kind == "DaemonSet" {
                 update_strategy_type(&spec, &mut causes);
             }
+            if kind == "Deployment" {
+                validate_deployment_strategy(&spec, &mut causes);
+            }
             if spec
                 .pointer("/template/spec/restartPolicy")
                 .is_some_and(|r| r != "Always")
@@ -1623,6 +1684,28 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
                     if let Err(e) = crate::cron::Schedule::parse(s) {
                         causes.push(Cause::invalid("spec.schedule", &json!(s), e.to_string()));
                     }
+                }
+            }
+            if let Some(tz) = spec.get("timeZone").filter(|t| !t.is_null()) {
+                let name = tz.as_str().unwrap_or("");
+                if name.is_empty() {
+                    causes.push(Cause::invalid(
+                        "spec.timeZone",
+                        tz,
+                        "timeZone must be nil or non-empty string",
+                    ));
+                } else if name.eq_ignore_ascii_case("local") {
+                    causes.push(Cause::invalid(
+                        "spec.timeZone",
+                        tz,
+                        "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+                    ));
+                } else if crate::cron::time_zone(Some(name)).is_err() {
+                    causes.push(Cause::invalid(
+                        "spec.timeZone",
+                        tz,
+                        format!("unknown time zone {name}"),
+                    ));
                 }
             }
             if let Some(p) = spec.get("concurrencyPolicy")
@@ -2385,5 +2468,54 @@ mod tests {
         assert_eq!(c[0].field, "involvedObject.namespace");
         assert!(c[0].message.contains("does not match event.namespace"));
         assert_eq!(validate("", "Event", &event("staging", "")).len(), 1);
+    }
+
+    #[test]
+    fn deployment_strategies_and_cron_time_zones_follow_upstreams_rules() {
+        let deployment = |extra: Value| {
+            let mut d = json!({"kind": "Deployment", "metadata": {"name": "d"}, "spec": {
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                d["spec"][k] = v.clone();
+            }
+            validate("apps", "Deployment", &d)
+                .into_iter()
+                .map(|c| format!("{}: {}", c.field, c.message))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            deployment(
+                json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}}})
+            ),
+            vec![
+                "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"0%\": may not be 0 when `maxSurge` is 0"
+            ]
+        );
+        assert_eq!(
+            deployment(json!({"strategy": {"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}})),
+            vec![
+                "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"
+            ]
+        );
+        assert!(
+            deployment(json!({"strategy": {"rollingUpdate": {"maxSurge": "150%"}}})).is_empty()
+        );
+        assert_eq!(
+            deployment(json!({"strategy": {"rollingUpdate": {"maxUnavailable": "150%"}}})).len(),
+            1
+        );
+        assert_eq!(
+            deployment(json!({"minReadySeconds": 10, "progressDeadlineSeconds": 5})),
+            vec![
+                "spec.progressDeadlineSeconds: Invalid value: 5: must be greater than minReadySeconds"
+            ]
+        );
+        let cron = json!({"kind": "CronJob", "metadata": {"name": "c"}, "spec": {"schedule": "* * * * *", "timeZone": "Local",
+            "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}}}}});
+        assert_eq!(
+            validate("batch", "CronJob", &cron)[0].field,
+            "spec.timeZone"
+        );
     }
 }

@@ -135,6 +135,17 @@ impl Kubectl {
         out
     }
 
+    /// Runs, asserts exit code 1 and that stderr says `needle`.
+    #[track_caller]
+    fn fails_with(&self, args: &[&str], needle: impl AsRef<str>) {
+        let out = self.exits(1, args);
+        assert!(
+            text(&out.stderr).contains(needle.as_ref()),
+            "{}",
+            self.describe(args, &out)
+        );
+    }
+
     #[track_caller]
     fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
@@ -463,11 +474,9 @@ fn secret_string_data(k: &Kubectl) {
         "-p",
         r#"{"data":{"a":"c"}}"#,
     ];
-    let out = k.exits(1, &thaw);
-    assert!(
-        text(&out.stderr).contains("data: Forbidden: field is immutable when `immutable` is set"),
-        "{}",
-        k.describe(&thaw, &out)
+    k.fails_with(
+        &thaw,
+        "data: Forbidden: field is immutable when `immutable` is set",
     );
     k.ok(&["label", "configmap", "frozen", "still=mutable"]);
 }
@@ -1525,13 +1534,9 @@ fn quotas_and_limit_ranges(k: &Kubectl) {
         "--image=nginx",
         r#"--overrides={"spec":{"containers":[{"name":"big","image":"nginx","resources":{"limits":{"cpu":"2"}}}]}}"#,
     ]);
-    let out = k.exits(1, &too_big);
-    assert!(
-        text(&out.stderr).contains(
-            "pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
-        ),
-        "{}",
-        k.describe(&too_big, &out)
+    k.fails_with(
+        &too_big,
+        "pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2",
     );
     // A server-side dry run is checked but not charged.
     k.ok(&with_ns(&[
@@ -1542,14 +1547,7 @@ fn quotas_and_limit_ranges(k: &Kubectl) {
     ]));
     k.ok(&with_ns(&["run", "p2", "--image=nginx"]));
     let p3 = with_ns(&["run", "p3", "--image=nginx"]);
-    let out = k.exits(1, &p3);
-    assert!(
-        text(&out.stderr).contains(
-            "pods \"p3\" is forbidden: exceeded quota: q1, requested: pods=1, used: pods=2, limited: pods=2"
-        ),
-        "{}",
-        k.describe(&p3, &out)
-    );
+    k.fails_with(&p3, "pods \"p3\" is forbidden: exceeded quota: q1, requested: pods=1, used: pods=2, limited: pods=2");
     // The namespace's kube-root-ca.crt counts as a configmap, as upstream's.
     let (header, row) = k.wide(&with_ns(&["quota"]), "q1");
     assert_eq!(header, "NAME AGE REQUEST LIMIT");
@@ -1607,14 +1605,7 @@ fn quotas_and_limit_ranges(k: &Kubectl) {
         "-p",
         r#"{"spec":{"type":"NodePort"}}"#,
     ]);
-    let out = k.exits(1, &patch);
-    assert!(
-        text(&out.stderr).contains(
-            "services \"web\" is forbidden: exceeded quota: ports, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1"
-        ),
-        "{}",
-        k.describe(&patch, &out)
-    );
+    k.fails_with(&patch, "services \"web\" is forbidden: exceeded quota: ports, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1");
     k.ok(&["delete", "namespace", "quota-ns", "--wait=false"]);
 }
 
@@ -1728,14 +1719,7 @@ fn pods_run_as_service_accounts(k: &Kubectl) {
         "--image=nginx",
         r#"--overrides={"spec":{"serviceAccountName":"ghost"}}"#,
     ];
-    let out = k.exits(1, &ghost);
-    assert!(
-        text(&out.stderr).contains(
-            "pods \"haunted\" is forbidden: error looking up service account default/ghost: serviceaccount \"ghost\" not found"
-        ),
-        "{}",
-        k.describe(&ghost, &out)
-    );
+    k.fails_with(&ghost, "pods \"haunted\" is forbidden: error looking up service account default/ghost: serviceaccount \"ghost\" not found");
 }
 
 /// `kubectl create token` (1.24+): a signed service account token that authenticates as
@@ -1792,12 +1776,7 @@ fn service_account_tokens(k: &Kubectl) {
         Value::Null
     );
     let short = ["create", "token", "robot", "--duration=5m"];
-    let out = k.exits(1, &short);
-    assert!(
-        text(&out.stderr).contains("spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes"),
-        "{}",
-        k.describe(&short, &out)
-    );
+    k.fails_with(&short, "spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes");
     k.exits(1, &["create", "token", "nobody"]);
     // Issuer discovery: the account may read the OIDC configuration and the key set, and the
     // published key is the one its token names.
@@ -1826,12 +1805,7 @@ fn service_account_tokens(k: &Kubectl) {
     assert_eq!(keys["keys"][0]["kid"], header["kid"], "{keys}");
     assert_eq!(keys["keys"][0]["alg"], "ES256");
     let raw = ["get", "--raw", "/openid/v1/jwks", "--as=bob"];
-    let out = k.exits(1, &raw);
-    assert!(
-        text(&out.stderr).contains("Forbidden"),
-        "{}",
-        k.describe(&raw, &out)
-    );
+    k.fails_with(&raw, "Forbidden");
     // The token dies with its account.
     k.ok(&["delete", "serviceaccount", "robot"]);
     let out = as_robot(&["auth", "whoami"]);
@@ -2022,13 +1996,9 @@ fn more_columns(k: &Kubectl) {
 fn system_namespaces_stay(k: &Kubectl) {
     for ns in ["default", "kube-system", "kube-public"] {
         let args = ["delete", "namespace", ns];
-        let out = k.exits(1, &args);
-        assert!(
-            text(&out.stderr).contains(&format!(
-                "namespaces \"{ns}\" is forbidden: this namespace may not be deleted"
-            )),
-            "{}",
-            k.describe(&args, &out)
+        k.fails_with(
+            &args,
+            format!("namespaces \"{ns}\" is forbidden: this namespace may not be deleted"),
         );
     }
     k.ok(&["get", "namespace", "default"]);

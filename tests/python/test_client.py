@@ -2,7 +2,8 @@
 
 Covers CRUD of ConfigMaps, Deployments and Services (with 404 and 409 errors), list with
 limit/continue, watch from a resourceVersion, `utils.create_from_yaml`, and the access and
-token reviews.
+token reviews, the exact text of a failure as the client prints it, and typed reads of
+new workloads whose models require status fields.
 """
 
 import os
@@ -400,6 +401,63 @@ def test_create_from_yaml(api_client, namespace, tmp_path):
     with pytest.raises(utils.FailToCreateError) as err:
         utils.create_from_yaml(api_client, str(path), namespace=namespace)
     assert sorted(e.status for e in err.value.api_exceptions) == [409, 409, 409]
+    # The client prints each failure's body as it came: upstream's field order and newline.
+    assert (
+        'Error from server (Conflict): {"kind":"Status","apiVersion":"v1","metadata":{},'
+        '"status":"Failure","message":"deployments.apps \\"shop\\" already exists",'
+        '"reason":"AlreadyExists","details":{"name":"shop","group":"apps",'
+        '"kind":"deployments"},"code":409}\n'
+    ) in str(err.value)
+
+
+TEMPLATE = {
+    "metadata": {"labels": {"app": "w"}},
+    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+}
+
+
+def test_typed_status_of_new_workloads(api_client, namespace):
+    """The client's models require some status fields (`replicas`, the DaemonSet counts, ...)
+    that upstream writes as zero on create, before any controller has looked."""
+    core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
+    policy, autoscaling = client.PolicyV1Api(api_client), client.AutoscalingV2Api(api_client)
+    selector = {"matchLabels": {"app": "w"}}
+    rc = core.create_namespaced_replication_controller(
+        namespace,
+        {"metadata": {"name": "w"}, "spec": {"replicas": 0, "selector": {"app": "w"}, "template": TEMPLATE}},
+        _request_timeout=TIMEOUT,
+    )
+    assert rc.status.replicas == 0
+    rs = apps.create_namespaced_replica_set(
+        namespace,
+        {"metadata": {"name": "w"}, "spec": {"replicas": 0, "selector": selector, "template": TEMPLATE}},
+        _request_timeout=TIMEOUT,
+    )
+    assert rs.status.replicas == 0
+    sts = apps.create_namespaced_stateful_set(
+        namespace,
+        {"metadata": {"name": "w"}, "spec": {"replicas": 0, "selector": selector, "template": TEMPLATE}},
+        _request_timeout=TIMEOUT,
+    )
+    assert sts.status.replicas == 0
+    ds = apps.create_namespaced_daemon_set(
+        namespace, {"metadata": {"name": "w"}, "spec": {"selector": selector, "template": TEMPLATE}}, _request_timeout=TIMEOUT
+    )
+    assert (ds.status.desired_number_scheduled, ds.status.number_ready) == (0, 0)
+    pdb = policy.create_namespaced_pod_disruption_budget(
+        namespace, {"metadata": {"name": "w"}, "spec": {"minAvailable": 1, "selector": selector}}, _request_timeout=TIMEOUT
+    )
+    assert pdb.status.expected_pods == 0
+    hpa = autoscaling.create_namespaced_horizontal_pod_autoscaler(
+        namespace,
+        {"metadata": {"name": "w"}, "spec": {"maxReplicas": 3, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "w"}}},
+        _request_timeout=TIMEOUT,
+    )
+    assert hpa.status.desired_replicas == 0
+    # Reads and lists decode too, whatever the controllers have written since.
+    assert core.read_namespaced_replication_controller("w", namespace, _request_timeout=TIMEOUT).status.replicas == 0
+    assert len(apps.list_namespaced_daemon_set(namespace, _request_timeout=TIMEOUT).items) == 1
+    assert len(policy.list_namespaced_pod_disruption_budget(namespace, _request_timeout=TIMEOUT).items) == 1
 
 
 def test_access_and_token_reviews(api_client, namespace):

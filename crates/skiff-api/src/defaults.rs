@@ -228,6 +228,39 @@ pub fn apply(group: &str, kind: &str, o: &mut Value) {
         }
         _ => {}
     }
+    always_written_status(group, kind, m);
+}
+
+/// The status fields upstream's objects always carry: a non-pointer status struct whose
+/// integer and boolean fields have no `omitempty` is written as `{"replicas":0}` even before
+/// any controller looked at the object. OpenAPI marks them required, and typed clients (the
+/// Python client's models) refuse an object without them.
+pub fn always_written_status(group: &str, kind: &str, m: &mut Map<String, Value>) {
+    let fields: &[(&str, Value)] = match (group, kind) {
+        ("", "ReplicationController") | ("apps", "ReplicaSet") | ("apps", "StatefulSet") => {
+            &[("replicas", json!(0))]
+        }
+        ("apps", "DaemonSet") => &[
+            ("currentNumberScheduled", json!(0)),
+            ("numberMisscheduled", json!(0)),
+            ("desiredNumberScheduled", json!(0)),
+            ("numberReady", json!(0)),
+        ],
+        ("autoscaling", "HorizontalPodAutoscaler") => &[("desiredReplicas", json!(0))],
+        ("policy", "PodDisruptionBudget") => &[
+            ("disruptionsAllowed", json!(0)),
+            ("currentHealthy", json!(0)),
+            ("desiredHealthy", json!(0)),
+            ("expectedPods", json!(0)),
+        ],
+        ("storage.k8s.io", "VolumeAttachment") => &[("attached", json!(false))],
+        _ => return,
+    };
+    if let Some(status) = child(m, "status") {
+        for (field, zero) in fields {
+            default_field(status, field, zero.clone());
+        }
+    }
 }
 
 /// Folds a Secret's write-only `stringData` into `data` (base64), as upstream's conversion does
@@ -490,6 +523,22 @@ mod tests {
             d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
             30
         );
+    }
+
+    #[test]
+    fn status_fields_upstream_always_writes() {
+        let mut rc = json!({"spec": {"selector": {"a": "b"}}});
+        apply("", "ReplicationController", &mut rc);
+        assert_eq!(rc["status"], json!({"replicas": 0}));
+        let mut ds = json!({"spec": {}, "status": {"numberReady": 2}});
+        apply("apps", "DaemonSet", &mut ds);
+        assert_eq!(
+            ds["status"],
+            json!({"numberReady": 2, "currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0})
+        );
+        let mut cm = json!({"data": {}});
+        apply("", "ConfigMap", &mut cm);
+        assert_eq!(cm, json!({"data": {}}));
     }
 
     #[test]

@@ -93,6 +93,35 @@ fn details(group: &str, plural: &str, name: &str) -> Value {
     d
 }
 
+/// `StatusDetails` with its fields in upstream's order (name, group, kind, uid, causes,
+/// retryAfterSeconds): clients such as the Python client's `FailToCreateError` print the
+/// body as it came, and tests compare that text.
+fn ordered_details(details: &Value) -> Value {
+    const ORDER: [&str; 6] = [
+        "name",
+        "group",
+        "kind",
+        "uid",
+        "causes",
+        "retryAfterSeconds",
+    ];
+    let Value::Object(fields) = details else {
+        return details.clone();
+    };
+    let mut out = serde_json::Map::with_capacity(fields.len());
+    for key in ORDER {
+        if let Some(v) = fields.get(key) {
+            out.insert(key.to_string(), v.clone());
+        }
+    }
+    for (key, v) in fields {
+        if !out.contains_key(key) {
+            out.insert(key.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
@@ -240,7 +269,8 @@ impl ApiError {
         }
     }
 
-    /// The `Status` object for the response body.
+    /// The `Status` object for the response body, its fields in upstream's order (kind,
+    /// apiVersion, metadata, status, message, reason, details, code).
     pub fn to_status(&self) -> Value {
         let mut s = json!({
             "kind": "Status",
@@ -249,11 +279,11 @@ impl ApiError {
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         });
         if let Some(d) = &self.details {
-            s["details"] = d.clone();
+            s["details"] = ordered_details(d);
         }
+        s["code"] = json!(self.code);
         s
     }
 }
@@ -262,7 +292,7 @@ impl ApiError {
 pub fn success_status(group: &str, plural: &str, name: &str, uid: &str) -> Value {
     let mut d = details(group, plural, name);
     d["uid"] = json!(uid);
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": d})
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": ordered_details(&d)})
 }
 
 #[cfg(test)]
@@ -285,6 +315,20 @@ mod tests {
         assert_eq!(
             e.to_status()["details"]["causes"][0]["field"],
             "spec.selector"
+        );
+    }
+
+    #[test]
+    fn status_fields_serialize_in_upstream_order() {
+        let e = ApiError::already_exists("apps", "deployments", "web");
+        assert_eq!(
+            e.to_status().to_string(),
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"deployments.apps \"web\" already exists","reason":"AlreadyExists","details":{"name":"web","group":"apps","kind":"deployments"},"code":409}"#
+        );
+        let e = ApiError::invalid("", "Service", "s", vec![Cause::required("spec.ports")]);
+        assert_eq!(
+            e.to_status()["details"].to_string(),
+            r#"{"name":"s","kind":"Service","causes":[{"reason":"FieldValueRequired","message":"Required value","field":"spec.ports"}]}"#
         );
     }
 

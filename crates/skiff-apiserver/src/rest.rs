@@ -1023,6 +1023,7 @@ fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
                 json!({})
             };
             m.insert("status".into(), empty);
+            skiff_api::defaults::always_written_status(info.group, info.kind, m);
         } else {
             m.remove("status");
         }

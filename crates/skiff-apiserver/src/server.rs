@@ -553,11 +553,15 @@ pub fn text(code: StatusCode, body: &str) -> Response<Body> {
         .unwrap_or_default()
 }
 
+/// A JSON body ending in a newline, as upstream's encoder writes it: clients that print a
+/// failed request's body (the Python client's `FailToCreateError`) show it that way.
 pub fn json_response(code: StatusCode, v: &Value) -> Response<Body> {
+    let mut body = serde_json::to_vec(v).unwrap_or_default();
+    body.push(b'\n');
     Response::builder()
         .status(code)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(serde_json::to_vec(v).unwrap_or_default()))
+        .body(Body::from(body))
         .unwrap_or_default()
 }
 

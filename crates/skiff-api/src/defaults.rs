@@ -451,7 +451,7 @@ pub fn pod_spec(spec: &mut Value) {
         m.insert("serviceAccountName".into(), json!(a));
         m.insert("serviceAccount".into(), json!(a));
     }
-    for list in ["containers", "initContainers"] {
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
         if let Some(cs) = m.get_mut(list).and_then(Value::as_array_mut) {
             cs.iter_mut().for_each(container);
         }

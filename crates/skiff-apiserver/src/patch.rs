@@ -43,7 +43,7 @@ fn managed_fields_of(obj: &Value) -> Vec<ManagedFieldsEntry> {
 
 fn ignored(info: &ResourceInfo, subresource: Option<&str>) -> &'static [&'static str] {
     match subresource {
-        Some("status") => &["spec", "metadata"],
+        Some("status" | "approval") => &["spec", "metadata"],
         _ if info.status => &["status"],
         _ => &[],
     }

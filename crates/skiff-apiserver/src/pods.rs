@@ -1,4 +1,5 @@
-//! Pod-specific API behaviour: the `binding` and `eviction` subresources and Priority admission.
+//! Pod-specific API behaviour: the `binding`, `eviction` and `ephemeralcontainers`
+//! subresources and Priority admission.
 
 use crate::objects::{self, Query, now_rfc3339, prefix};
 use crate::rawjson::StoredPod;
@@ -7,7 +8,7 @@ use crate::server::ApiServer;
 use serde_json::{Value, json};
 use skiff_api::registry::{self, ResourceInfo};
 use skiff_api::selector::LabelSelector;
-use skiff_api::status::ApiError;
+use skiff_api::status::{ApiError, Cause};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Priority classes every cluster has, as upstream's API server creates them.
@@ -716,6 +717,141 @@ pub async fn evict(
     Err(ApiError::too_many_requests(
         "the disruption budget kept changing; try the eviction again",
     ))
+}
+
+/// Fields an ephemeral container may not set (upstream's validateEphemeralContainers).
+const NOT_FOR_EPHEMERAL: [&str; 8] = [
+    "ports",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+    "resources",
+    "resizePolicy",
+    "restartPolicy",
+];
+
+/// An update through a pod's `ephemeralcontainers` subresource: the current pod with the
+/// new list of ephemeral containers (defaulted), which may add containers but neither
+/// change nor remove one, as upstream.
+pub fn ephemeral_containers(current: &Value, new: &Value, name: &str) -> Result<Value, ApiError> {
+    let mut spec = json!({
+        "ephemeralContainers": new.pointer("/spec/ephemeralContainers").cloned().unwrap_or(json!([])),
+    });
+    skiff_api::defaults::pod_spec(&mut spec);
+    let list = match spec.get("ephemeralContainers") {
+        Some(Value::Array(list)) => list.clone(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "",
+                "Pod",
+                name,
+                vec![Cause::invalid(
+                    "spec.ephemeralContainers",
+                    other,
+                    "must be a list",
+                )],
+            ));
+        }
+    };
+    let mut causes = Vec::new();
+    const PATH: &str = "spec.ephemeralContainers";
+    let old: &[Value] = current
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    let name_of = |c: &Value| {
+        c.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    for o in old {
+        let n = name_of(o);
+        match list.iter().find(|c| name_of(c) == n) {
+            None => causes.push(Cause::forbidden(
+                PATH,
+                format!("existing ephemeral containers {n:?} may not be removed\n"),
+            )),
+            Some(c) if c != o => causes.push(Cause::forbidden(
+                PATH,
+                format!("existing ephemeral containers {n:?} may not be changed\n"),
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut names: Vec<String> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|l| {
+            current
+                .pointer(&format!("/spec/{l}"))
+                .and_then(Value::as_array)
+        })
+        .flatten()
+        .map(name_of)
+        .collect();
+    let regular = names.clone();
+    for (i, c) in list.iter().enumerate() {
+        let at = format!("{PATH}[{i}]");
+        if old.contains(c) {
+            names.push(name_of(c));
+            continue;
+        }
+        let n = name_of(c);
+        if n.is_empty() {
+            causes.push(Cause::required(format!("{at}.name")));
+        } else if !skiff_api::validation::is_dns1123_label(&n) {
+            causes.push(Cause::invalid(
+                format!("{at}.name"),
+                &json!(n),
+                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+            ));
+        } else if names.contains(&n) {
+            causes.push(Cause::duplicate(format!("{at}.name"), &json!(n)));
+        }
+        names.push(n);
+        if c.get("image")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            causes.push(Cause::required(format!("{at}.image")));
+        }
+        for field in NOT_FOR_EPHEMERAL {
+            let set = c
+                .get(field)
+                .is_some_and(|v| !(v.is_null() || v.as_object().is_some_and(|m| m.is_empty())));
+            if set {
+                causes.push(Cause::forbidden(
+                    format!("{at}.{field}"),
+                    "cannot be set for an Ephemeral Container",
+                ));
+            }
+        }
+        if let Some(target) = c.get("targetContainerName").and_then(Value::as_str)
+            && !regular.iter().any(|r| r == target)
+        {
+            causes.push(Cause {
+                reason: "FieldValueNotFound",
+                message: format!("Not found: {target:?}"),
+                field: format!("{at}.targetContainerName"),
+            });
+        }
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid("", "Pod", name, causes));
+    }
+    let mut merged = current.clone();
+    if let Some(s) = merged.get_mut("spec").and_then(Value::as_object_mut) {
+        s.insert("ephemeralContainers".into(), Value::Array(list));
+    }
+    if let (Some(md), Some(managed)) = (
+        merged.get_mut("metadata").and_then(Value::as_object_mut),
+        new.pointer("/metadata/managedFields"),
+    ) {
+        md.insert("managedFields".into(), managed.clone());
+    }
+    Ok(merged)
 }
 
 #[cfg(test)]

@@ -228,13 +228,24 @@ async fn serve_resource(
             let body = read_body(req).await?;
             delete_collection(server, info, ns, &q, &body.1).await
         }
-        (&Method::GET, Some(name), None) if verb_allowed("get") => {
+        // GET of `status` (a CSR's `approval`, a pod's `ephemeralcontainers`) answers the
+        // whole object, as upstream.
+        (
+            &Method::GET,
+            Some(name),
+            sub @ (None | Some("status" | "approval" | "ephemeralcontainers")),
+        ) if (sub.is_none() && verb_allowed("get"))
+            || sub.is_some_and(|s| info.subresources.contains(&s)) =>
+        {
             let obj = get_object(server, info, ns, name).await?;
             Ok(object_response(StatusCode::OK, info, obj, accept))
         }
-        (&Method::PUT, Some(name), sub @ (None | Some("status" | "finalize" | "approval")))
-            if (sub.is_none() && verb_allowed("update"))
-                || sub.is_some_and(|s| info.subresources.contains(&s)) =>
+        (
+            &Method::PUT,
+            Some(name),
+            sub @ (None | Some("status" | "finalize" | "approval" | "ephemeralcontainers")),
+        ) if (sub.is_none() && verb_allowed("update"))
+            || sub.is_some_and(|s| info.subresources.contains(&s)) =>
         {
             let name = name.to_string();
             let sub = sub.map(str::to_string);
@@ -246,7 +257,13 @@ async fn serve_resource(
                 update_object(server, info, ns, &name, sub.as_deref(), obj, dry, &manager).await?;
             Ok(object_response(code, info, obj, accept))
         }
-        (&Method::PATCH, Some(name), sub @ (None | Some("status"))) if verb_allowed("patch") => {
+        (
+            &Method::PATCH,
+            Some(name),
+            sub @ (None | Some("status" | "approval" | "ephemeralcontainers")),
+        ) if (sub.is_none() && verb_allowed("patch"))
+            || sub.is_some_and(|s| info.subresources.contains(&s)) =>
+        {
             let name = name.to_string();
             let sub = sub.map(str::to_string);
             let body = read_body(req).await?;
@@ -330,10 +347,6 @@ async fn serve_resource(
             let eviction = objects::parse_body(&body.0, &body.1)?;
             let out = crate::pods::evict(server, ns, &name, &eviction, &q).await?;
             Ok(json_response(StatusCode::CREATED, &out))
-        }
-        (&Method::GET, Some(name), Some("status")) => {
-            let obj = get_object(server, info, ns, name).await?;
-            Ok(object_response(StatusCode::OK, info, obj, accept))
         }
         (_, _, Some(sub)) if info.subresources.contains(&sub) => Err(ApiError::new(
             501,
@@ -1199,6 +1212,9 @@ pub async fn write_update(
             new = Value::Object(merged);
         }
         Some("approval") => new = crate::csr::approval(current, &new, name)?,
+        Some("ephemeralcontainers") => {
+            new = crate::pods::ephemeral_containers(current, &new, name)?
+        }
         Some("finalize") => {
             let finalizers = new.pointer("/spec/finalizers").cloned();
             let mut merged = current.clone();
@@ -1330,9 +1346,13 @@ pub async fn write_update(
         causes.extend(crate::crd::validate(&new));
         crate::crd::accept(&mut new);
     }
-    causes.extend(skiff_api::validation::validate_update(
-        info.group, info.kind, current, &new,
-    ));
+    // An update through `ephemeralcontainers` changes nothing else, and
+    // `pods::ephemeral_containers` checked the change.
+    if subresource != Some("ephemeralcontainers") {
+        causes.extend(skiff_api::validation::validate_update(
+            info.group, info.kind, current, &new,
+        ));
+    }
     if !causes.is_empty() {
         return Err(ApiError::invalid(info.group, info.kind, name, causes));
     }

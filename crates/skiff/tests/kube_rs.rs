@@ -456,3 +456,185 @@ async fn recorder_events_are_the_clusters_events() {
     assert!(described.contains("Noticed"), "{described}");
     assert!(described.contains("seen by kube-rs"), "{described}");
 }
+
+/// kube-rs's subresource calls: `get_status`, a pod's ephemeral containers (replace, patch,
+/// get; existing ones may be neither changed nor removed) and a CSR's approval (patch, get).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subresources_through_kube_rs() {
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+    use k8s_openapi::api::core::v1::Pod;
+
+    let server = TestServer::start(env!("CARGO_BIN_EXE_skiff").as_ref());
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let client = https_client(&server).await;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "debugged"},
+            "spec": {"containers": [{"name": "app", "image": "busybox"}]},
+        }))
+        .expect("pod");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("create the pod");
+        let status = pods.get_status("debugged").await.expect("get status");
+        assert_eq!(
+            status.status.and_then(|s| s.phase).as_deref(),
+            Some("Pending")
+        );
+        let eph = |name: &str, target: Option<&str>| {
+            serde_json::from_value::<Pod>(serde_json::json!({
+                "metadata": {"name": "debugged"},
+                "spec": {"ephemeralContainers": [
+                    {"name": name, "image": "busybox:1.36", "targetContainerName": target}
+                ]},
+            }))
+            .expect("ephemeral containers")
+        };
+        let names = |p: &Pod| -> Vec<String> {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.ephemeral_containers.as_ref())
+                .map(|l| {
+                    let mut names: Vec<String> = l.iter().map(|c| c.name.clone()).collect();
+                    names.sort();
+                    names
+                })
+                .unwrap_or_default()
+        };
+        assert!(
+            names(&pods.get_ephemeral_containers("debugged").await.expect("get")).is_empty()
+        );
+        let replaced = pods
+            .replace_ephemeral_containers(
+                "debugged",
+                &PostParams::default(),
+                &eph("dbg1", Some("app")),
+            )
+            .await
+            .expect("replace ephemeral containers");
+        assert_eq!(names(&replaced), ["dbg1"]);
+        let first = &replaced.spec.as_ref().expect("spec").ephemeral_containers.as_ref().expect("list")[0];
+        assert_eq!(first.image_pull_policy.as_deref(), Some("IfNotPresent"));
+        assert_eq!(
+            first.termination_message_path.as_deref(),
+            Some("/dev/termination-log")
+        );
+        let patched = pods
+            .patch_ephemeral_containers(
+                "debugged",
+                &PatchParams::default(),
+                &Patch::Strategic(eph("dbg2", None)),
+            )
+            .await
+            .expect("patch ephemeral containers");
+        assert_eq!(names(&patched), ["dbg1", "dbg2"]);
+        assert_eq!(
+            names(&pods.get_ephemeral_containers("debugged").await.expect("get")),
+            ["dbg1", "dbg2"]
+        );
+        // The main resource still has its containers; only the ephemeral list changed.
+        let got = pods.get("debugged").await.expect("get the pod");
+        assert_eq!(got.spec.as_ref().expect("spec").containers[0].name, "app");
+
+        let refused = |e: kube::Error| match e {
+            kube::Error::Api(s) => (s.code, s.message),
+            other => panic!("not an API error: {other}"),
+        };
+        // Changing an existing one, removing one, a bad target or a port: 422.
+        let mut changed = patched.clone();
+        for c in changed.spec.as_mut().expect("spec").ephemeral_containers.as_mut().expect("list") {
+            if c.name == "dbg1" {
+                c.image = Some("busybox:1.37".into());
+            }
+        }
+        let (code, message) = refused(
+            pods.replace_ephemeral_containers("debugged", &PostParams::default(), &changed)
+                .await
+                .expect_err("changing an existing ephemeral container"),
+        );
+        assert_eq!(code, 422);
+        assert!(message.contains("existing ephemeral containers \"dbg1\" may not be changed"), "{message}");
+        let (code, message) = refused(
+            pods.replace_ephemeral_containers("debugged", &PostParams::default(), &eph("dbg2", None))
+                .await
+                .expect_err("removing an ephemeral container"),
+        );
+        assert_eq!(code, 422);
+        assert!(message.contains("\"dbg1\" may not be removed"), "{message}");
+        let (code, message) = refused(
+            pods.patch_ephemeral_containers(
+                "debugged",
+                &PatchParams::default(),
+                &Patch::Strategic(eph("dbg3", Some("nope"))),
+            )
+            .await
+            .expect_err("an unknown target"),
+        );
+        assert_eq!(code, 422);
+        assert!(message.contains("targetContainerName: Not found: \"nope\""), "{message}");
+        let (code, message) = refused(
+            pods.patch_ephemeral_containers(
+                "debugged",
+                &PatchParams::default(),
+                &Patch::Strategic(serde_json::json!({"spec": {"ephemeralContainers": [
+                    {"name": "dbg4", "image": "busybox", "ports": [{"containerPort": 80}]}
+                ]}})),
+            )
+            .await
+            .expect_err("a port"),
+        );
+        assert_eq!(code, 422);
+        assert!(message.contains("cannot be set for an Ephemeral Container"), "{message}");
+        // Nor can the main resource change them.
+        let mut main = pods.get("debugged").await.expect("get");
+        main.spec.as_mut().expect("spec").ephemeral_containers = None;
+        let (code, _) = refused(
+            pods.replace("debugged", &PostParams::default(), &main)
+                .await
+                .expect_err("an update of the pod dropping ephemeral containers"),
+        );
+        assert_eq!(code, 422);
+
+        // A CSR's approval: patch it, read it back.
+        let csrs: Api<CertificateSigningRequest> = Api::all(client.clone());
+        let key = rcgen::KeyPair::generate().expect("key");
+        let request = rcgen::CertificateParams::new(Vec::<String>::new())
+            .expect("params")
+            .serialize_request(&key)
+            .expect("request")
+            .pem()
+            .expect("pem");
+        let csr: CertificateSigningRequest = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "approved-by-patch"},
+            "spec": {
+                "request": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, request),
+                "signerName": "example.com/custom",
+                "usages": ["client auth"],
+            },
+        }))
+        .expect("csr");
+        csrs.create(&PostParams::default(), &csr)
+            .await
+            .expect("create the csr");
+        let approval = serde_json::json!({"status": {"conditions": [{
+            "type": "Approved", "status": "True", "reason": "Test", "message": "by kube-rs",
+        }]}});
+        csrs.patch_approval(
+            "approved-by-patch",
+            &PatchParams::default(),
+            &Patch::Merge(approval),
+        )
+        .await
+        .expect("patch the approval");
+        let got = csrs
+            .get_approval("approved-by-patch")
+            .await
+            .expect("get the approval");
+        let conditions = got.status.and_then(|s| s.conditions).unwrap_or_default();
+        assert_eq!(conditions.len(), 1);
+        assert_eq!(conditions[0].type_, "Approved");
+        assert!(conditions[0].last_update_time.is_some());
+    })
+    .await
+    .expect("test timed out");
+}

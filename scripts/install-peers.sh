@@ -15,6 +15,7 @@
 #   bin/etcd          -> /usr/bin/etcd (Debian etcd-server 3.4, service kept stopped)
 #   venv/             python venv with kubernetes + pytest
 #   charts/dask-kubernetes-operator  a real chart with CRDs, from PyPI dask-kubernetes==2026.3.0
+#   charts/zenml      zenml's server chart (hooks, a test Pod), from PyPI zenml==0.60.0
 #   env.sh            exports SKIFF_KUBECTL_120/133/135, SKIFF_HELM_3/4, SKIFF_PYTHON, SKIFF_ETCD
 #
 # See shared/PEERS.md for where each peer comes from.
@@ -215,25 +216,26 @@ if ! "$VPY" -c 'import kubernetes, pytest' >/dev/null 2>&1; then
 fi
 
 # ------------------------------------------------------------- helm charts
-# dask-kubernetes ships its operator's chart (RBAC, a Deployment, 4 CRDs) inside the wheel.
-STEP="dask-kubernetes-operator chart from PyPI dask-kubernetes==2026.3.0"
-CHART="$DIR/charts/dask-kubernetes-operator"
-if [[ ! -f $CHART/Chart.yaml ]]; then
-    wdir="$DL/pypi"
+# chart_from_wheel DIST VERSION PREFIX NAME: the chart under PREFIX inside PyPI's
+# DIST==VERSION wheel, extracted to $DIR/charts/NAME.
+chart_from_wheel() {
+    local dist=$1 version=$2 prefix=$3 name=$4
+    local chart="$DIR/charts/$name" wdir="$DL/pypi" wheel
+    STEP="$name chart from PyPI $dist==$version"
+    [[ -f $chart/Chart.yaml ]] && return 0
     mkdir -p "$wdir" "$DIR/charts"
-    wheel=$(compgen -G "$wdir/dask_kubernetes-2026.3.0-*.whl" | head -n 1 || true)
+    wheel=$(compgen -G "$wdir/${dist//-/_}-$version-*.whl" | head -n 1 || true)
     if [[ -z $wheel ]]; then
-        log "pip download dask-kubernetes==2026.3.0"
+        log "pip download $dist==$version"
         "$HOST_PYTHON" -m pip download -q --no-deps --only-binary=:all: \
-            -d "$wdir" "dask-kubernetes==2026.3.0" >&2 || die "pip download dask-kubernetes failed"
-        wheel=$(compgen -G "$wdir/dask_kubernetes-2026.3.0-*.whl" | head -n 1 || true)
-        [[ -n $wheel ]] || die "dask-kubernetes wheel not found in $wdir after download"
+            -d "$wdir" "$dist==$version" >&2 || die "pip download $dist failed"
+        wheel=$(compgen -G "$wdir/${dist//-/_}-$version-*.whl" | head -n 1 || true)
+        [[ -n $wheel ]] || die "$dist wheel not found in $wdir after download"
     fi
-    "$HOST_PYTHON" - "$wheel" "$CHART" <<'PY' || die "cannot extract the chart from $wheel"
+    "$HOST_PYTHON" - "$wheel" "$prefix" "$chart" <<'PY' || die "cannot extract the chart from $wheel"
 import os, shutil, sys, tempfile, zipfile
 
-wheel, dest = sys.argv[1:]
-prefix = "dask_kubernetes/operator/deployment/helm/dask-kubernetes-operator/"
+wheel, prefix, dest = sys.argv[1:]
 tmp = tempfile.mkdtemp(dir=os.path.dirname(dest))
 with zipfile.ZipFile(wheel) as whl:
     for name in whl.namelist():
@@ -247,7 +249,13 @@ if not os.path.exists(os.path.join(tmp, "Chart.yaml")):
 shutil.rmtree(dest, ignore_errors=True)
 os.replace(tmp, dest)
 PY
-fi
+}
+
+# dask-kubernetes ships its operator's chart (RBAC, a Deployment, 4 CRDs) inside the wheel;
+# zenml its server's (Deployment, Service, Ingress, Secrets, a migration Job hook, a test Pod).
+chart_from_wheel dask-kubernetes 2026.3.0 \
+    dask_kubernetes/operator/deployment/helm/dask-kubernetes-operator/ dask-kubernetes-operator
+chart_from_wheel zenml 0.60.0 zenml/zen_server/deploy/helm/ zenml
 
 # ------------------------------------------------------------------- env.sh
 STEP="write env.sh"
@@ -262,6 +270,7 @@ export SKIFF_HELM_4="$DIR/bin/helm-4"
 export SKIFF_PYTHON="$DIR/venv/bin/python"
 export SKIFF_ETCD="/usr/bin/etcd"
 export SKIFF_DASK_CHART="$DIR/charts/dask-kubernetes-operator"
+export SKIFF_ZENML_CHART="$DIR/charts/zenml"
 EOF
 mv -f "$DIR/.env.sh.tmp" "$DIR/env.sh"
 

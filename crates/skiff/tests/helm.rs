@@ -206,3 +206,98 @@ fn helm_3_dask_operator_chart() {
 fn helm_4_dask_operator_chart() {
     dask_operator_chart(&helm_4());
 }
+
+/// zenml's server chart from PyPI (see `scripts/install-peers.sh`).
+fn zenml_chart() -> std::path::PathBuf {
+    let chart = std::env::var_os("SKIFF_ZENML_CHART")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| skiff_testkit::peers_dir().join("charts/zenml"));
+    assert!(
+        chart.join("Chart.yaml").exists(),
+        "the zenml chart is missing at {}: run scripts/install-peers.sh",
+        chart.display()
+    );
+    chart
+}
+
+/// A chart whose release waits on its pods: helm 3 installs zenml's server with an external
+/// database (a pre-install migration Job hook that must complete) and `--wait`s for the
+/// Deployment on a hollow node, `helm test` runs the chart's test Pod to Succeeded, an
+/// upgrade to two replicas and a rollback wait again, and uninstall removes the release.
+#[test]
+fn helm_3_zenml_chart_with_hooks_and_tests() {
+    let s = server();
+    let _agent = skiff_testkit::Agent::start(
+        env!("CARGO_BIN_EXE_skiff").as_ref(),
+        &s,
+        &["--hollow", "1", "--hollow-pod-run-seconds", "1"],
+    );
+    let helm = helm_3();
+    let chart = zenml_chart();
+    let chart = chart.to_str().expect("utf-8 chart path");
+    let db = "zenml.database.url=mysql://admin:password@zenml-mysql:3306/database";
+    s.ok(
+        &helm,
+        &[
+            "install",
+            "zen",
+            chart,
+            "--set",
+            db,
+            "--wait",
+            "--timeout",
+            "60s",
+        ],
+    );
+    let job = get_json(&s, &["job", "zen-zenml-db-migration"]);
+    assert_eq!(job["status"]["succeeded"], 1, "{job}");
+    let ready = get_json(&s, &["deployment", "zen-zenml"])["status"]["readyReplicas"].clone();
+    assert_eq!(ready, 1);
+
+    let out = s.ok(&helm, &["test", "zen", "--timeout", "60s"]);
+    assert!(out.contains("Phase:          Succeeded"), "{out}");
+    let phase = get_json(&s, &["pod", "zen-zenml-test-connection"])["status"]["phase"].clone();
+    assert_eq!(phase, "Succeeded");
+
+    s.ok(
+        &helm,
+        &[
+            "upgrade",
+            "zen",
+            chart,
+            "--set",
+            db,
+            "--set",
+            "zenml.replicaCount=2",
+            "--wait",
+            "--timeout",
+            "60s",
+        ],
+    );
+    let ready = get_json(&s, &["deployment", "zen-zenml"])["status"]["readyReplicas"].clone();
+    assert_eq!(ready, 2);
+    s.ok(
+        &helm,
+        &["rollback", "zen", "1", "--wait", "--timeout", "60s"],
+    );
+    let spec = get_json(&s, &["deployment", "zen-zenml"])["spec"]["replicas"].clone();
+    assert_eq!(spec, 1);
+
+    s.ok(&helm, &["uninstall", "zen", "--wait", "--timeout", "60s"]);
+    // The release's own objects go; hook objects (the migration Job's Secret) stay, as helm
+    // leaves hooks without a delete policy.
+    let left = s.ok(
+        &kubectl_135(),
+        &[
+            "get",
+            "deployment/zen-zenml",
+            "service/zen-zenml",
+            "ingress/zen-zenml",
+            "secret/zen-zenml",
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(left.trim(), "", "left after uninstall: {left}");
+}

@@ -139,6 +139,19 @@ pub async fn patch_object(
         "application/apply-patch+yaml" => objects::parse_body(ct, body)?,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
+    if is_apply {
+        // Upstream's field manager refuses an apply configuration of another version.
+        let version = patch_doc
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if version != info.api_version() {
+            return Err(ApiError::bad_request(format!(
+                "Incorrect version specified in apply patch. Specified patch version: {version}, expected: {}",
+                info.api_version()
+            )));
+        }
+    }
     if ct == "application/strategic-merge-patch+json" && !schema.is_known() {
         return Err(ApiError::unsupported_media_type(
             "application/strategic-merge-patch+json is not supported for custom resources",

@@ -442,6 +442,12 @@ fn layout(info: &ResourceInfo) -> Vec<Col> {
             Col("CIDRs", "string", 0),
             Col("Age", "string", 0),
         ],
+        ("apiregistration.k8s.io", "apiservices") => vec![
+            Col("Name", "string", 0),
+            Col("Service", "string", 0),
+            Col("Available", "string", 0),
+            Col("Age", "string", 0),
+        ],
         ("node.k8s.io", "runtimeclasses") => vec![
             Col("Name", "string", 0),
             Col("Handler", "string", 0),
@@ -1256,6 +1262,25 @@ fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
                 .filter_map(Value::as_str)
                 .collect();
             vec![name, json!(cidrs.join(",")), age(o)]
+        }
+        ("apiregistration.k8s.io", "apiservices") => {
+            let service = match o.pointer("/spec/service").filter(|v| !v.is_null()) {
+                Some(svc) => format!("{}/{}", s(svc, "/namespace"), s(svc, "/name")),
+                None => "Local".to_string(),
+            };
+            let available = o
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| s(c, "/type") == "Available"))
+                .map_or_else(
+                    || "Unknown".to_string(),
+                    |c| match (s(c, "/status"), s(c, "/reason")) {
+                        ("True", _) => "True".to_string(),
+                        (status, "") => status.to_string(),
+                        (status, reason) => format!("{status} ({reason})"),
+                    },
+                );
+            vec![name, json!(service), json!(available), age(o)]
         }
         ("node.k8s.io", "runtimeclasses") => vec![name, json!(s(o, "/handler")), age(o)],
         (

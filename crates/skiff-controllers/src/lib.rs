@@ -1,5 +1,6 @@
 //! Controllers: level-triggered reconcilers that talk to the API server only through a kube client.
 
+pub mod apiservice;
 pub mod claim;
 pub mod clock;
 pub mod cronjob;
@@ -126,6 +127,7 @@ pub async fn run_in(
     tasks.spawn(endpointslice::run(informers.clone(), 5, cancel.clone()));
     tasks.spawn(serviceaccount::run(informers.clone(), cancel.clone()));
     tasks.spawn(tokens::run(informers.clone(), cancel.clone()));
+    tasks.spawn(apiservice::run(informers.clone(), cancel.clone()));
     tasks.spawn(disruption::run(informers.clone(), cancel.clone()));
     tasks.spawn(nodelifecycle::run(
         informers.clone(),

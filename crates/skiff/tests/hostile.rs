@@ -293,6 +293,14 @@ fn malformed_requests_get_4xx_status() {
             "a: b",
             400,
         ),
+        // An apply configuration of another version than the endpoint's.
+        case(
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/seed?fieldManager=t",
+            "application/apply-patch+yaml",
+            "apiVersion: apps/v1\nkind: ConfigMap\nmetadata:\n  name: seed\n",
+            400,
+        ),
         case(
             "PATCH",
             "/api/v1/namespaces/default/configmaps/seed",

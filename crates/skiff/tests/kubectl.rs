@@ -1992,6 +1992,52 @@ fn more_columns(k: &Kubectl) {
     assert!(row.starts_with("gvisor runsc "), "{row}");
 }
 
+/// APIServices get an `Available` condition: local ones and the group-versions skiff serves
+/// itself (metrics.k8s.io, as the metrics-server chart registers it) are available; skiff
+/// does not proxy aggregated APIs, so others are not, and say why.
+fn apiservice_availability(k: &Kubectl) {
+    let objects = r#"{"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1beta1.metrics.k8s.io"},
+         "spec": {"service": {"name": "metrics-server", "namespace": "kube-system"}, "group": "metrics.k8s.io",
+                  "version": "v1beta1", "insecureSkipTLSVerify": true, "groupPriorityMinimum": 100, "versionPriority": 100}},
+        {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1alpha1.wardle.example.com"},
+         "spec": {"service": {"name": "wardle", "namespace": "default"}, "group": "wardle.example.com",
+                  "version": "v1alpha1", "groupPriorityMinimum": 1000, "versionPriority": 15}},
+        {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1.local.example.com"},
+         "spec": {"group": "local.example.com", "version": "v1", "groupPriorityMinimum": 1000, "versionPriority": 15}}
+    ]}"#;
+    k.ok_stdin(&["apply", "-f", "-"], objects);
+    for name in ["v1beta1.metrics.k8s.io", "v1.local.example.com"] {
+        k.ok(&[
+            "wait",
+            "--for=condition=Available",
+            &format!("apiservice/{name}"),
+            "--timeout=30s",
+        ]);
+    }
+    k.ok(&[
+        "wait",
+        "--for=condition=Available=false",
+        "apiservice/v1alpha1.wardle.example.com",
+        "--timeout=30s",
+    ]);
+    let (header, row) = k.wide(&["apiservice"], "v1alpha1.wardle.example.com");
+    assert_eq!(header, "NAME SERVICE AVAILABLE AGE");
+    assert!(
+        row.starts_with("v1alpha1.wardle.example.com default/wardle False (ServiceNotFound) "),
+        "{row}"
+    );
+    let (_, row) = k.wide(&["apiservice"], "v1.local.example.com");
+    assert!(row.starts_with("v1.local.example.com Local True "), "{row}");
+    k.ok(&[
+        "delete",
+        "apiservice",
+        "v1beta1.metrics.k8s.io",
+        "v1alpha1.wardle.example.com",
+        "v1.local.example.com",
+    ]);
+}
+
 /// The system namespaces cannot be deleted, as upstream's NamespaceLifecycle admission says.
 fn system_namespaces_stay(k: &Kubectl) {
     for ns in ["default", "kube-system", "kube-public"] {
@@ -2030,6 +2076,7 @@ fn exercise(bin: PathBuf, version: Version) {
     certificate_signing_requests(&k);
     system_namespaces_stay(&k);
     more_columns(&k);
+    apiservice_availability(&k);
 }
 
 #[test]

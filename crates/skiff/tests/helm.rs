@@ -112,17 +112,23 @@ fn helm_4_chart_lifecycle() {
     chart_lifecycle(&helm_4(), "Apply");
 }
 
-/// The dask-kubernetes operator chart from PyPI (see `scripts/install-peers.sh`).
-fn dask_chart() -> std::path::PathBuf {
-    let chart = std::env::var_os("SKIFF_DASK_CHART")
+/// A chart `scripts/install-peers.sh` extracted from a PyPI wheel: `$ENV`, or `charts/NAME`
+/// in the peers directory.
+fn peer_chart(env: &str, name: &str) -> std::path::PathBuf {
+    let chart = std::env::var_os(env)
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| skiff_testkit::peers_dir().join("charts/dask-kubernetes-operator"));
+        .unwrap_or_else(|| skiff_testkit::peers_dir().join("charts").join(name));
     assert!(
         chart.join("Chart.yaml").exists(),
-        "the dask-kubernetes-operator chart is missing at {}: run scripts/install-peers.sh",
+        "the {name} chart is missing at {}: run scripts/install-peers.sh",
         chart.display()
     );
     chart
+}
+
+/// The dask-kubernetes operator chart from PyPI dask-kubernetes.
+fn dask_chart() -> std::path::PathBuf {
+    peer_chart("SKIFF_DASK_CHART", "dask-kubernetes-operator")
 }
 
 /// A third-party chart with CRDs and cluster-scoped RBAC: the CRDs are created and served,
@@ -207,17 +213,9 @@ fn helm_4_dask_operator_chart() {
     dask_operator_chart(&helm_4());
 }
 
-/// zenml's server chart from PyPI (see `scripts/install-peers.sh`).
+/// zenml's server chart from PyPI zenml.
 fn zenml_chart() -> std::path::PathBuf {
-    let chart = std::env::var_os("SKIFF_ZENML_CHART")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| skiff_testkit::peers_dir().join("charts/zenml"));
-    assert!(
-        chart.join("Chart.yaml").exists(),
-        "the zenml chart is missing at {}: run scripts/install-peers.sh",
-        chart.display()
-    );
-    chart
+    peer_chart("SKIFF_ZENML_CHART", "zenml")
 }
 
 /// A chart whose release waits on its pods: helm 3 installs zenml's server with an external

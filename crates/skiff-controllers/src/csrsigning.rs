@@ -33,11 +33,7 @@ impl std::fmt::Debug for CsrSigner {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("api request failed: {0}")]
-    Api(#[from] kube::Error),
-}
+pub use crate::runtime::Error;
 
 struct Ctx {
     client: kube::Client,

@@ -20,11 +20,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use util::*;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("api request failed: {0}")]
-    Api(#[from] kube::Error),
-}
+pub use crate::runtime::Error;
 
 pub struct Ctx {
     pub client: kube::Client,

@@ -18,11 +18,7 @@ use tokio_util::sync::CancellationToken;
 /// How long an eviction recorded in disruptedPods counts before the pod must be gone.
 const DELETION_TIMEOUT: i64 = 120;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("api request failed: {0}")]
-    Api(#[from] kube::Error),
-}
+pub use crate::runtime::Error;
 
 struct Ctx {
     client: kube::Client,

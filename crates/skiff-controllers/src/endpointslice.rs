@@ -18,11 +18,7 @@ pub const SERVICE_NAME: &str = "kubernetes.io/service-name";
 /// Upstream's default --max-endpoints-per-slice.
 const MAX_PER_SLICE: usize = 100;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("api request failed: {0}")]
-    Api(#[from] kube::Error),
-}
+pub use crate::runtime::Error;
 
 pub struct Ctx {
     pub client: kube::Client,

@@ -34,11 +34,7 @@ const IGNORED: &[(&str, &str)] = &[("", "events"), ("events.k8s.io", "events")];
 /// How often discovery is read again for resources that appeared (custom resources).
 const REDISCOVER: Duration = Duration::from_secs(30);
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("api request failed: {0}")]
-    Api(#[from] kube::Error),
-}
+pub use crate::runtime::Error;
 
 /// A deduplicating work queue of uids with delayed retries.
 #[derive(Default)]

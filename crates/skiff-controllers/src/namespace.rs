@@ -18,11 +18,7 @@ use tokio_util::sync::CancellationToken;
 /// The finalizer the API server puts on every namespace and this controller releases.
 pub const FINALIZER: &str = "kubernetes";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("api request failed: {0}")]
-    Api(#[from] kube::Error),
-}
+pub use crate::runtime::Error;
 
 pub struct Ctx {
     pub client: kube::Client,

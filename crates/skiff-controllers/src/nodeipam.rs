@@ -66,11 +66,7 @@ impl ClusterCidr {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("api request failed: {0}")]
-    Api(#[from] kube::Error),
-}
+pub use crate::runtime::Error;
 
 struct Ctx {
     client: kube::Client,

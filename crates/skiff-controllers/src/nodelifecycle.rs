@@ -39,11 +39,7 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("api request failed: {0}")]
-    Api(#[from] kube::Error),
-}
+pub use crate::runtime::Error;
 
 /// What the controller last saw of a node's heartbeats, on its own clock.
 #[derive(Debug, Clone)]

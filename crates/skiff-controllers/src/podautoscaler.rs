@@ -40,11 +40,7 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("api request failed: {0}")]
-    Api(#[from] kube::Error),
-}
+pub use crate::runtime::Error;
 
 /// A quantity in base units (cores, bytes).
 pub fn quantity(q: &str) -> Option<f64> {

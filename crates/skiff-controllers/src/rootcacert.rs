@@ -15,11 +15,7 @@ pub const NAME: &str = "kube-root-ca.crt";
 const DESCRIPTION_ANNOTATION: &str = "kubernetes.io/description";
 const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("api request failed: {0}")]
-    Api(#[from] kube::Error),
-}
+pub use crate::runtime::Error;
 
 struct Ctx {
     client: kube::Client,

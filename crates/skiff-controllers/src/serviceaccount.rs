@@ -10,11 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 const DEFAULT: &str = "default";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("api request failed: {0}")]
-    Api(#[from] kube::Error),
-}
+pub use crate::runtime::Error;
 
 struct Ctx {
     client: kube::Client,

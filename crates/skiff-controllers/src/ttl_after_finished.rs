@@ -12,11 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 const COMPONENT: &str = "ttl-after-finished-controller";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("api request failed: {0}")]
-    Api(#[from] kube::Error),
-}
+pub use crate::runtime::Error;
 
 /// When a finished Job with a TTL expires (None: it has no TTL or has not finished).
 pub fn expires_at(job: &Job) -> Option<Timestamp> {

@@ -17,6 +17,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// The error of a controller whose every failure is an API request's.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("api request failed: {0}")]
+    Api(#[from] kube::Error),
+}
+
 /// The key of one object: namespace (empty for cluster-scoped objects) and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {

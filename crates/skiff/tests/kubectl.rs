@@ -1,4 +1,4 @@
-//! Real kubectl 1.20 and 1.35 against `skiff server --no-agent`, with their default validation:
+//! Real kubectl 1.20, 1.33 and 1.35 against `skiff server --no-agent`, with their default validation:
 //! the seeds' manifests and one of every common kind through apply, get, watch, describe,
 //! label, annotate, scale, explain, diff and the three delete propagation policies.
 
@@ -2087,4 +2087,14 @@ fn kubectl_1_20() {
 #[test]
 fn kubectl_1_35() {
     exercise(kubectl_135(), Version::V135);
+}
+
+/// kubectl 1.33 (shipped with helm 3.18, see PEERS.md) behaves as 1.35 does in everything
+/// these tests look at.
+#[test]
+fn kubectl_1_33() {
+    exercise(
+        skiff_testkit::peer("SKIFF_KUBECTL_133", "kubectl-1.33"),
+        Version::V135,
+    );
 }

@@ -219,6 +219,32 @@ fn hollow_nodes_register_renew_leases_and_run_pods() {
         ) == "Succeeded")
             .then_some(())
     });
+    // `kubectl debug` adds an ephemeral container; the node reports it running, not ready.
+    s.ok(
+        &k,
+        &[
+            "debug",
+            "web",
+            "--image=busybox",
+            "-c",
+            "dbg",
+            "--profile=general",
+        ],
+    );
+    wait_for(30, "ephemeral container dbg running", || {
+        (get(
+            &s,
+            &[
+                "get",
+                "pod",
+                "web",
+                "-o",
+                "jsonpath={.status.ephemeralContainerStatuses[0].name}/{.status.ephemeralContainerStatuses[0].ready}/{.status.ephemeralContainerStatuses[0].state.running.startedAt}",
+            ],
+        )
+        .starts_with("dbg/false/2"))
+        .then_some(())
+    });
     // Deleting a pod finishes: the agent completes the graceful deletion.
     s.ok(&k, &["delete", "pod", "web", "--timeout=30s"]);
     let left = s.ok(&k, &["get", "pods", "-o", "name"]);

@@ -128,7 +128,10 @@ fn container_id(uid: &str, name: &str, restarts: i32) -> String {
 }
 
 fn image_id(c: &Container) -> String {
-    let image = c.image.as_deref().unwrap_or_default();
+    image_id_of(c.image.as_deref().unwrap_or_default())
+}
+
+fn image_id_of(image: &str) -> String {
     format!(
         "hollow://sha256:{}",
         crate::join::sha256_hex(image.as_bytes())
@@ -259,6 +262,35 @@ pub fn status(pod: &Pod, placement: &Placement, sim: &Sim) -> Value {
     if !init_statuses.is_empty() {
         status["initContainerStatuses"] = json!(init_statuses);
     }
+    // Ephemeral containers (`kubectl debug`) run while the pod runs and are never ready, as a
+    // kubelet reports them; they stop with the pod.
+    let ephemeral: Vec<Value> = spec
+        .and_then(|s| s.ephemeral_containers.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let id = container_id(uid, &c.name, 0);
+            let state = match sim {
+                Sim::Running { since, .. } => json!({"running": {"startedAt": time(since)}}),
+                Sim::Terminated { finished, .. } => {
+                    json!({"terminated": terminated(0, started, finished, &id)})
+                }
+            };
+            json!({
+                "name": c.name,
+                "image": c.image,
+                "imageID": image_id_of(c.image.as_deref().unwrap_or_default()),
+                "containerID": id,
+                "ready": false,
+                "restartCount": 0,
+                "state": state,
+                "lastState": {},
+            })
+        })
+        .collect();
+    if !ephemeral.is_empty() {
+        status["ephemeralContainerStatuses"] = json!(ephemeral);
+    }
     status
 }
 
@@ -291,7 +323,11 @@ pub fn signature(status: &Value) -> String {
             .unwrap_or_default();
         out.push_str(&format!("|{ty}={value}"));
     }
-    for list in ["initContainerStatuses", "containerStatuses"] {
+    for list in [
+        "initContainerStatuses",
+        "containerStatuses",
+        "ephemeralContainerStatuses",
+    ] {
         out.push('|');
         for c in status
             .get(list)
@@ -390,6 +426,30 @@ mod tests {
         assert!(conditions.iter().all(|c| c["status"] == "True"));
         // The status decodes as the typed API object.
         let _: k8s_openapi::api::core::v1::PodStatus = serde_json::from_value(s).unwrap();
+    }
+
+    #[test]
+    fn ephemeral_containers_run_with_the_pod_and_are_never_ready() {
+        let mut p = pod("Always", &[]);
+        let without = status(&p, &placement(), &simulate(&p, at(0), at(100), 2.0).0);
+        assert!(without.get("ephemeralContainerStatuses").is_none());
+        p.spec.as_mut().unwrap().ephemeral_containers = Some(vec![
+            serde_json::from_value(json!({"name": "debugger", "image": "busybox"})).unwrap(),
+        ]);
+        let s = status(&p, &placement(), &simulate(&p, at(0), at(100), 2.0).0);
+        let e = &s["ephemeralContainerStatuses"][0];
+        assert_eq!(e["name"], "debugger");
+        assert_eq!(e["ready"], false);
+        assert!(e["state"]["running"]["startedAt"].is_string());
+        // Adding one is a change the agent writes.
+        assert_ne!(signature(&without), signature(&s));
+        let _: k8s_openapi::api::core::v1::PodStatus = serde_json::from_value(s).unwrap();
+
+        let mut job = pod("Never", &[]);
+        job.spec.as_mut().unwrap().ephemeral_containers = p.spec.unwrap().ephemeral_containers;
+        let done = status(&job, &placement(), &simulate(&job, at(0), at(100), 2.0).0);
+        assert_eq!(done["phase"], "Succeeded");
+        assert!(done["ephemeralContainerStatuses"][0]["state"]["terminated"].is_object());
     }
 
     #[test]

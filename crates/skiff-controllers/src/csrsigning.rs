@@ -133,12 +133,9 @@ async fn sync(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
             json!({"status": {"conditions": conditions}})
         }
     };
-    match api
-        .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(None),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    runtime::ignore_not_found::<_, Error>(
+        api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await,
+    )?;
+    Ok(None)
 }

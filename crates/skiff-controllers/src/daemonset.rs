@@ -453,24 +453,18 @@ async fn dedup(
                 let pods_api: Api<Pod> =
                     Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
                 let patch = json!({"metadata": {"labels": {HASH_LABEL: keep_hash}}});
-                ignore_not_found(
+                runtime::ignore_not_found::<_, Error>(
                     pods_api
                         .patch(&p.name_any(), &PatchParams::default(), &Patch::Merge(patch))
                         .await,
                 )?;
             }
         }
-        ignore_not_found(api.delete(&dup.name_any(), &DeleteParams::default()).await)?;
+        runtime::ignore_not_found::<_, Error>(
+            api.delete(&dup.name_any(), &DeleteParams::default()).await,
+        )?;
     }
     Ok(keep)
-}
-
-fn ignore_not_found<T>(r: Result<T, kube::Error>) -> Result<Option<T>, Error> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 fn pod_refs(pods: &[Arc<Pod>]) -> Vec<&Pod> {
@@ -781,7 +775,9 @@ async fn cleanup_history(
         if r.labels().get(HASH_LABEL).is_some_and(|h| live.contains(h)) {
             continue;
         }
-        ignore_not_found(api.delete(&r.name_any(), &DeleteParams::default()).await)?;
+        runtime::ignore_not_found::<_, Error>(
+            api.delete(&r.name_any(), &DeleteParams::default()).await,
+        )?;
         to_kill -= 1;
     }
     Ok(())
@@ -832,7 +828,7 @@ async fn update_status(
     if !same {
         let api: Api<DaemonSet> =
             Api::namespaced(ctx.client.clone(), &ds.namespace().unwrap_or_default());
-        ignore_not_found(
+        runtime::ignore_not_found::<_, Error>(
             api.patch_status(
                 &ds.name_any(),
                 &PatchParams::default(),

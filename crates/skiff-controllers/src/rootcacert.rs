@@ -108,9 +108,6 @@ async fn sync(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
         .annotations
         .get_or_insert_with(BTreeMap::new)
         .insert(DESCRIPTION_ANNOTATION.into(), DESCRIPTION.into());
-    match api.replace(NAME, &PostParams::default(), &cm).await {
-        Ok(_) => Ok(None),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    runtime::ignore_not_found::<_, Error>(api.replace(NAME, &PostParams::default(), &cm).await)?;
+    Ok(None)
 }

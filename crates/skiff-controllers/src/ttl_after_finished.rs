@@ -116,11 +116,8 @@ async fn sync(
         }),
         ..DeleteParams::foreground()
     };
-    match api.delete(&key.name, &dp).await {
-        Ok(_) => Ok(None),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    runtime::ignore_not_found::<_, Error>(api.delete(&key.name, &dp).await)?;
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -24,6 +24,18 @@ pub enum Error {
     Api(#[from] kube::Error),
 }
 
+/// An API answer with "not found" taken as nothing to do: the object went meanwhile, and its
+/// deletion brings its own event.
+pub fn ignore_not_found<T, E: From<kube::Error>>(
+    r: Result<T, kube::Error>,
+) -> Result<Option<T>, E> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The key of one object: namespace (empty for cluster-scoped objects) and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {

@@ -5,6 +5,7 @@ pub mod cron;
 pub mod defaults;
 pub mod duration;
 pub mod events;
+pub mod gojson;
 pub mod limitrange;
 pub mod openapi;
 pub mod patch;

@@ -6,6 +6,9 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
+use skiff_api::gojson::go_number;
+pub use skiff_api::gojson::{to_go_json, to_go_json_compact};
+
 const BEST_WIDTH: usize = 80;
 
 /// One YAML document for `v`, ending in a newline.
@@ -561,136 +564,6 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
         return ar[i].cmp(&br[i]);
     }
     ar.len().cmp(&br.len())
-}
-
-/// A number as Go prints a decoded JSON number: integers as they are, floats like `%v`.
-fn go_number(n: &serde_json::Number) -> String {
-    if n.is_i64() || n.is_u64() {
-        return n.to_string();
-    }
-    match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{}", f as i128),
-        Some(f) => {
-            let s = format!("{f}");
-            if f.abs() >= 1e21 || (f != 0.0 && f.abs() < 1e-4) {
-                format!("{f:e}")
-            } else {
-                s
-            }
-        }
-        None => n.to_string(),
-    }
-}
-
-/// Go's `json.MarshalIndent(v, "", "    ")`: keys sorted, HTML characters escaped.
-pub fn to_go_json(v: &Value) -> String {
-    let mut out = String::new();
-    write_json(&mut out, v, 0);
-    out
-}
-
-fn write_json(out: &mut String, v: &Value, depth: usize) {
-    let pad = |out: &mut String, d: usize| {
-        out.push('\n');
-        for _ in 0..d {
-            out.push_str("    ");
-        }
-    };
-    match v {
-        Value::Object(m) if !m.is_empty() => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                pad(out, depth + 1);
-                json_string(out, k);
-                out.push_str(": ");
-                write_json(out, &m[k.as_str()], depth + 1);
-            }
-            pad(out, depth);
-            out.push('}');
-        }
-        Value::Array(a) if !a.is_empty() => {
-            out.push('[');
-            for (i, item) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                pad(out, depth + 1);
-                write_json(out, item, depth + 1);
-            }
-            pad(out, depth);
-            out.push(']');
-        }
-        Value::Object(_) => out.push_str("{}"),
-        Value::Array(_) => out.push_str("[]"),
-        Value::String(s) => json_string(out, s),
-        Value::Number(n) => out.push_str(&go_number(n)),
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// Compact JSON with sorted keys, as Go's `json.Marshal` writes a decoded object.
-pub fn to_go_json_compact(v: &Value) -> String {
-    let mut out = String::new();
-    write_compact(&mut out, v);
-    out
-}
-
-fn write_compact(out: &mut String, v: &Value) {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                json_string(out, k);
-                out.push(':');
-                write_compact(out, &m[k.as_str()]);
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, item) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_compact(out, item);
-            }
-            out.push(']');
-        }
-        Value::String(s) => json_string(out, s),
-        Value::Number(n) => out.push_str(&go_number(n)),
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -138,6 +138,10 @@ fn conflict_message(conflicts: &[Conflict]) -> String {
 const APPLY: &str = "Apply";
 const UPDATE: &str = "Update";
 const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+/// The field manager of `kubectl apply --server-side`.
+const KUBECTL: &str = "kubectl";
+/// kubectl's client-side apply annotation.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Fields nobody owns (upstream's strip list).
 const STRIPPED: &[&[&str]] = &[
@@ -454,10 +458,13 @@ pub fn server_side_apply(
         }
         let lost = m.set.intersection(&changed);
         for p in lost.iter() {
-            conflicts.push(Conflict {
-                manager: m.display(),
-                field: format_path(p),
-            });
+            conflicts.push((
+                p.clone(),
+                Conflict {
+                    manager: m.display(),
+                    field: format_path(p),
+                },
+            ));
         }
         if !lost.is_empty() || !m.set.intersection(&removed).is_empty() {
             m.set = m.set.difference(&lost).difference(&removed);
@@ -465,15 +472,84 @@ pub fn server_side_apply(
         }
     }
     if !force && !conflicts.is_empty() {
-        return Err(ApplyError::Conflict(conflicts));
+        // kubectl's server-side apply takes over, without a conflict, the fields its
+        // client-side apply set and that still hold what it set (upstream's
+        // lastAppliedManager), so that `kubectl apply --server-side` follows a
+        // client-side `kubectl apply` of the same configuration.
+        let allowed = (ctx.manager == KUBECTL)
+            .then(|| allowed_by_last_applied(&live_value, &api_version, schema))
+            .flatten();
+        if let Some(allowed) = allowed {
+            conflicts.retain(|(path, _)| !allowed.contains(path));
+        }
+        if !conflicts.is_empty() {
+            return Err(ApplyError::Conflict(
+                conflicts.into_iter().map(|(_, c)| c).collect(),
+            ));
+        }
     }
     if (merged != live_value || live.is_none())
         && let Some(m) = managers.get_mut(me)
     {
         m.changed = true;
     }
+    if ctx.manager == KUBECTL {
+        refresh_last_applied(&mut merged, applied);
+    }
     let entries = encode_managers(managers, ctx.time);
     Ok((with_managed_fields(merged, &entries), entries))
+}
+
+/// The fields of `live` that kubectl's last client-side apply set and that still hold the
+/// value it set: its last-applied configuration's fields, less those the object no longer
+/// has or has changed since. `None` without a last-applied configuration of `api_version`.
+fn allowed_by_last_applied(live: &Value, api_version: &str, schema: Schema) -> Option<FieldSet> {
+    let text = live
+        .get("metadata")?
+        .get("annotations")?
+        .get(LAST_APPLIED)?
+        .as_str()
+        .filter(|s| !s.is_empty())?;
+    let last: Value = serde_json::from_str(text).ok()?;
+    if !last.is_object() || last.get("apiVersion").and_then(Value::as_str) != Some(api_version) {
+        return None;
+    }
+    let (changed, removed) = compare(&last, live, schema);
+    Some(
+        to_field_set(&last, schema)
+            .difference(&changed)
+            .difference(&removed),
+    )
+}
+
+/// After kubectl's server-side apply, an object that keeps a client-side last-applied
+/// configuration gets the applied configuration as that annotation (upstream's
+/// lastAppliedUpdater), so a later client-side apply computes its patch from it.
+fn refresh_last_applied(result: &mut Value, applied: &Value) {
+    let Some(annotations) = result
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if annotations
+        .get(LAST_APPLIED)
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return;
+    }
+    let mut config = applied.clone();
+    if let Some(a) = config
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+        .and_then(Value::as_object_mut)
+    {
+        a.shift_remove(LAST_APPLIED);
+    }
+    let text = format!("{}\n", crate::gojson::to_go_json_compact(&config));
+    annotations.insert(LAST_APPLIED.to_string(), Value::String(text));
 }
 
 /// The managed fields after an ordinary write (create, update, any non-apply patch) by

@@ -488,3 +488,95 @@ fn a_writer_changing_only_its_own_fields_keeps_its_set_and_moves_its_time() {
             .is_some()
     );
 }
+
+/// `config(replicas)` as kubectl's client-side apply creates it: with its last-applied
+/// annotation, every field owned by `kubectl-client-side-apply`.
+fn client_side_applied(replicas: i64) -> (Value, Vec<ManagedFieldsEntry>) {
+    let mut obj = config(replicas);
+    let last = format!("{}\n", crate::gojson::to_go_json_compact(&obj));
+    obj["metadata"]["annotations"] =
+        json!({"kubectl.kubernetes.io/last-applied-configuration": last});
+    let entries =
+        update_managed_fields(None, &obj, &ctx("kubectl-client-side-apply"), &[], schema())
+            .unwrap();
+    (obj, entries)
+}
+
+#[test]
+fn kubectl_server_side_apply_takes_over_its_client_side_apply_without_conflict() {
+    let (live, entries) = client_side_applied(2);
+    let changed = config(3);
+
+    // Another manager conflicts on the field client-side apply set.
+    let err = server_side_apply(Some(&live), &changed, &ctx("m2"), false, &entries, schema())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(r#"conflict with "kubectl-client-side-apply""#),
+        "{err}"
+    );
+
+    // kubectl does not: the field still holds what its client-side apply set.
+    let (obj, entries) = server_side_apply(
+        Some(&live),
+        &changed,
+        &ctx("kubectl"),
+        false,
+        &entries,
+        schema(),
+    )
+    .unwrap();
+    assert_eq!(obj["spec"]["replicas"], 3);
+    let csa = entry(&entries, "kubectl-client-side-apply")
+        .unwrap()
+        .fields_v1
+        .clone()
+        .unwrap();
+    assert!(csa["f:spec"].get("f:replicas").is_none(), "{csa}");
+    // The annotation now holds the configuration kubectl applied.
+    let last = obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        last,
+        format!("{}\n", crate::gojson::to_go_json_compact(&changed))
+    );
+}
+
+#[test]
+fn kubectl_server_side_apply_conflicts_on_fields_changed_since_its_client_side_apply() {
+    let (live, entries) = client_side_applied(2);
+    // Someone scaled the Deployment after the client-side apply.
+    let mut scaled = live.clone();
+    scaled["spec"]["replicas"] = json!(6);
+    let entries =
+        update_managed_fields(Some(&live), &scaled, &ctx("scaler"), &entries, schema()).unwrap();
+    let err = server_side_apply(
+        Some(&scaled),
+        &config(3),
+        &ctx("kubectl"),
+        false,
+        &entries,
+        schema(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains(r#""scaler""#), "{err}");
+    assert!(err.to_string().contains(".spec.replicas"), "{err}");
+
+    // Without the annotation, kubectl conflicts like any other manager.
+    let (mut plain, entries) = client_side_applied(2);
+    plain["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .shift_remove("annotations");
+    let err = server_side_apply(
+        Some(&plain),
+        &config(3),
+        &ctx("kubectl"),
+        false,
+        &entries,
+        schema(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains(".spec.replicas"), "{err}");
+}

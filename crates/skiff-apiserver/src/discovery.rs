@@ -83,7 +83,7 @@ pub fn resource_list(resources: &Resources, group: &str, version: &str) -> Optio
     if infos.is_empty() {
         return None;
     }
-    let mut resources = Vec::new();
+    let mut entries = Vec::new();
     for r in infos {
         let mut entry = json!({
             "name": r.plural,
@@ -98,7 +98,10 @@ pub fn resource_list(resources: &Resources, group: &str, version: &str) -> Optio
         if !r.categories.is_empty() {
             entry["categories"] = json!(r.categories);
         }
-        resources.push(entry);
+        if let Some(hash) = storage_version_hash(resources, r) {
+            entry["storageVersionHash"] = json!(hash);
+        }
+        entries.push(entry);
         for sub in subresources(r) {
             let mut e = json!({
                 "name": format!("{}/{}", r.plural, sub.0),
@@ -113,7 +116,7 @@ pub fn resource_list(resources: &Resources, group: &str, version: &str) -> Optio
                 e["group"] = json!(g);
                 e["version"] = json!(v);
             }
-            resources.push(e);
+            entries.push(e);
         }
     }
     let gv = if group.is_empty() {
@@ -122,8 +125,41 @@ pub fn resource_list(resources: &Resources, group: &str, version: &str) -> Optio
         format!("{group}/{version}")
     };
     Some(
-        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": entries}),
     )
+}
+
+/// The hash of the group, version and kind a resource is stored as, which discovery
+/// reports for every stored resource (not for subresources, reviews or bindings) so that
+/// storage migrators can tell when it changes: the first 8 bytes of the SHA-256 of
+/// `group/version/kind`, in base64, as upstream computes it.
+fn storage_version_hash(resources: &Resources, r: &ResourceInfo) -> Option<String> {
+    use base64::Engine as _;
+    if !r.verbs.contains(&"watch") {
+        return None;
+    }
+    let stored = if r.storage_version {
+        r
+    } else if r.group == "events.k8s.io" && r.kind == "Event" {
+        // Both Event kinds are stored as core v1 Events.
+        skiff_api::registry::find("", "v1", "events")?
+    } else {
+        resources
+            .group_versions()
+            .into_iter()
+            .filter(|g| g.group == r.group)
+            .flat_map(|g| {
+                g.versions
+                    .iter()
+                    .flat_map(|v| resources.resources_of(&g.group, v))
+                    .collect::<Vec<_>>()
+            })
+            .find(|o| o.kind == r.kind && o.storage_version)?
+    };
+    let gvk = format!("{}/{}/{}", stored.group, stored.version, stored.kind);
+    let digest = ring::digest::digest(&ring::digest::SHA256, gvk.as_bytes());
+    let head = digest.as_ref().get(..8)?;
+    Some(base64::engine::general_purpose::STANDARD.encode(head))
 }
 
 /// The group and version of a subresource's kind, when it is not the resource's own.
@@ -210,4 +246,57 @@ pub fn aggregated(resources: &Resources, core: bool) -> Value {
         items.push(crate::metrics_api::aggregated_item());
     }
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(list: &Value, name: &str) -> Value {
+        list["resources"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["name"] == name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn stored_resources_report_upstreams_storage_version_hash() {
+        let resources = Resources::default();
+        let core = resource_list(&resources, "", "v1").unwrap_or(Value::Null);
+        assert_eq!(
+            entry(&core, "configmaps")["storageVersionHash"],
+            "qFsyl6wFWjQ="
+        );
+        assert_eq!(entry(&core, "pods")["storageVersionHash"], "xPOwRZ+Yhw8=");
+        assert_eq!(entry(&core, "pods/status").get("storageVersionHash"), None);
+        assert_eq!(entry(&core, "bindings").get("storageVersionHash"), None);
+        assert_eq!(
+            entry(&core, "componentstatuses").get("storageVersionHash"),
+            None
+        );
+        let apps = resource_list(&resources, "apps", "v1").unwrap_or(Value::Null);
+        assert_eq!(
+            entry(&apps, "deployments")["storageVersionHash"],
+            "8aSe+NMegvE="
+        );
+        // events.k8s.io Events are stored as core Events.
+        let events = resource_list(&resources, "events.k8s.io", "v1").unwrap_or(Value::Null);
+        assert_eq!(
+            entry(&events, "events")["storageVersionHash"],
+            "r2yiGXH7wu8="
+        );
+
+        let crd = serde_json::json!({"metadata": {"name": "foos.example.com"}, "spec": {
+            "group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "foos", "singular": "foo", "kind": "Foo"},
+            "versions": [{"name": "v1", "served": true, "storage": false},
+                         {"name": "v2", "served": true, "storage": true}]}});
+        resources.define(&crd);
+        let v1 = resource_list(&resources, "example.com", "v1").unwrap_or(Value::Null);
+        let v2 = resource_list(&resources, "example.com", "v2").unwrap_or(Value::Null);
+        let hash = entry(&v1, "foos")["storageVersionHash"].clone();
+        assert!(hash.is_string(), "{v1}");
+        assert_eq!(hash, entry(&v2, "foos")["storageVersionHash"]);
+    }
 }

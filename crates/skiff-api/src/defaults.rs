@@ -212,6 +212,19 @@ pub fn apply(group: &str, kind: &str, o: &mut Value) {
                 }
             }
         }
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            // A v1 object's other metrics ride in an annotation.
+            let v1 = m.get("apiVersion").and_then(Value::as_str) == Some("autoscaling/v1");
+            let annotated = m
+                .get("metadata")
+                .and_then(|md| md.get("annotations"))
+                .and_then(|a| a.get("autoscaling.alpha.kubernetes.io/metrics"))
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.trim() != "[]" && !s.is_empty());
+            if let Some(spec) = child(m, "spec") {
+                hpa_spec(spec, v1, annotated);
+            }
+        }
         ("networking.k8s.io", "NetworkPolicy") => {
             if let Some(spec) = child(m, "spec") {
                 let has_egress = spec.get("egress").is_some();
@@ -459,6 +472,10 @@ pub fn pod_spec(spec: &mut Value) {
     if let Some(vols) = m.get_mut("volumes").and_then(Value::as_array_mut) {
         for v in vols {
             let Some(v) = v.as_object_mut() else { continue };
+            // A volume naming no source is an emptyDir.
+            if v.iter().all(|(k, val)| k == "name" || val.is_null()) {
+                v.insert("emptyDir".into(), json!({}));
+            }
             for (src, mode_field) in [
                 ("configMap", "defaultMode"),
                 ("secret", "defaultMode"),
@@ -472,6 +489,62 @@ pub fn pod_spec(spec: &mut Value) {
             if let Some(hp) = v.get_mut("hostPath").and_then(Value::as_object_mut) {
                 default_field(hp, "type", json!(""));
             }
+        }
+    }
+}
+
+/// A HorizontalPodAutoscaler's spec: at least one replica and, without metrics, 80 % CPU
+/// utilization (autoscaling/v1 writes it as targetCPUUtilizationPercentage, as reading a
+/// defaulted v2 object in v1 gives upstream); a `behavior` gets the default scaling rules
+/// wherever it leaves one out.
+fn hpa_spec(spec: &mut Map<String, Value>, v1: bool, v1_other_metrics: bool) {
+    default_field(spec, "minReplicas", json!(1));
+    if v1 {
+        if !v1_other_metrics {
+            default_field(spec, "targetCPUUtilizationPercentage", json!(80));
+        }
+        return;
+    }
+    if spec
+        .get("metrics")
+        .is_none_or(|m| m.as_array().is_none_or(Vec::is_empty))
+    {
+        spec.insert(
+            "metrics".into(),
+            json!([{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 80}}}]),
+        );
+    }
+    let Some(behavior) = spec.get_mut("behavior").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let rules = [
+        (
+            "scaleUp",
+            Some(json!(0)),
+            json!([{"type": "Pods", "value": 4, "periodSeconds": 15},
+                   {"type": "Percent", "value": 100, "periodSeconds": 15}]),
+        ),
+        (
+            "scaleDown",
+            None,
+            json!([{"type": "Percent", "value": 100, "periodSeconds": 15}]),
+        ),
+    ];
+    for (direction, window, policies) in rules {
+        let r = behavior.entry(direction).or_insert_with(|| json!({}));
+        if r.is_null() {
+            *r = json!({});
+        }
+        let Some(r) = r.as_object_mut() else { continue };
+        if let Some(w) = window {
+            default_field(r, "stabilizationWindowSeconds", w);
+        }
+        default_field(r, "selectPolicy", json!("Max"));
+        if r.get("policies")
+            .is_none_or(|p| p.as_array().is_none_or(Vec::is_empty))
+        {
+            r.insert("policies".into(), policies);
         }
     }
 }
@@ -522,6 +595,55 @@ mod tests {
         assert_eq!(
             d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
             30
+        );
+    }
+
+    #[test]
+    fn volumes_without_a_source_are_empty_dirs() {
+        let mut p = json!({"spec": {"containers": [{"name": "c", "image": "i"}], "volumes": [
+            {"name": "a"}, {"name": "b", "configMap": {"name": "x"}}, {"name": "c", "hostPath": null}]}});
+        apply("", "Pod", &mut p);
+        let vols = &p["spec"]["volumes"];
+        assert_eq!(vols[0]["emptyDir"], json!({}));
+        assert_eq!(vols[1].get("emptyDir"), None);
+        assert_eq!(vols[1]["configMap"]["defaultMode"], 420);
+        assert_eq!(vols[2]["emptyDir"], json!({}));
+    }
+
+    #[test]
+    fn horizontal_pod_autoscalers_default_like_upstream() {
+        let target = json!({"kind": "Deployment", "name": "web"});
+        let mut v2 = json!({"apiVersion": "autoscaling/v2", "spec": {"scaleTargetRef": target, "maxReplicas": 3,
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}});
+        apply("autoscaling", "HorizontalPodAutoscaler", &mut v2);
+        let spec = &v2["spec"];
+        assert_eq!(spec["minReplicas"], 1);
+        assert_eq!(
+            spec["metrics"],
+            json!([{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 80}}}])
+        );
+        assert_eq!(
+            spec["behavior"]["scaleDown"],
+            json!({"stabilizationWindowSeconds": 60, "selectPolicy": "Max",
+                "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]})
+        );
+        assert_eq!(spec["behavior"]["scaleUp"]["stabilizationWindowSeconds"], 0);
+        assert_eq!(spec["behavior"]["scaleUp"]["policies"][0]["value"], 4);
+
+        let memory = json!([{"type": "Resource", "resource": {"name": "memory",
+            "target": {"type": "AverageValue", "averageValue": "1Gi"}}}]);
+        let mut v2 = json!({"apiVersion": "autoscaling/v2", "spec": {"minReplicas": 2, "maxReplicas": 3, "metrics": memory}});
+        apply("autoscaling", "HorizontalPodAutoscaler", &mut v2);
+        assert_eq!(v2["spec"]["minReplicas"], 2);
+        assert_eq!(v2["spec"]["metrics"], memory);
+        assert_eq!(v2["spec"].get("behavior"), None);
+
+        let mut v1 = json!({"apiVersion": "autoscaling/v1", "spec": {"maxReplicas": 2}});
+        apply("autoscaling", "HorizontalPodAutoscaler", &mut v1);
+        assert_eq!(
+            v1["spec"],
+            json!({"maxReplicas": 2, "minReplicas": 1, "targetCPUUtilizationPercentage": 80})
         );
     }
 

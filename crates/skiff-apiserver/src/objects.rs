@@ -179,6 +179,30 @@ pub fn parse_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
     }
 }
 
+/// Parses the body of a create or update of `kind`. A JSON body that does not parse is
+/// refused as upstream refuses it: naming the kind expected and summarizing the body (its
+/// start, in hex unless it begins with `{`).
+pub fn parse_object_body(ct: &str, body: &[u8], kind: &str) -> Result<Value, ApiError> {
+    const JSON: &[&str] = &["application/json", "", "*/*"];
+    if body.is_empty() || !JSON.contains(&ct) {
+        return parse_body(ct, body);
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        const MAX: usize = 30;
+        let head = body.get(..MAX).unwrap_or(body);
+        let more = if body.len() > MAX { " ..." } else { "" };
+        let summary = if body.first() == Some(&b'{') {
+            String::from_utf8_lossy(head).into_owned()
+        } else {
+            head.iter().map(|b| format!("{b:02x}")).collect()
+        };
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {kind}): couldn't get \
+             version/kind; json parse error: {e} ({summary}{more})"
+        ))
+    })
+}
+
 /// RFC 3339 timestamp in seconds, as metadata timestamps are. Formatted once per second
 /// per thread: every write stamps one or two.
 pub fn now_rfc3339() -> String {
@@ -429,6 +453,35 @@ pub fn resource_of_key(key: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unparseable_objects_are_refused_naming_the_kind_expected() {
+        let yaml = b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: valid-pod\n";
+        let Err(e) = parse_object_body("application/json", yaml, "Namespace") else {
+            panic!("YAML is not JSON");
+        };
+        assert_eq!(e.code, 400);
+        assert!(
+            e.message.starts_with(
+                "the object provided is unrecognized (must be of type Namespace): \
+                 couldn't get version/kind; json parse error: "
+            ),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .ends_with("(61706956657273696f6e3a2076310a6b696e643a20506f640a6d65746164 ...)"),
+            "{}",
+            e.message
+        );
+        let Err(e) = parse_object_body("application/json", b"{\"kind\": ", "Pod") else {
+            panic!("a truncated body does not parse");
+        };
+        assert!(e.message.ends_with("({\"kind\": )"), "{}", e.message);
+        let ok = parse_object_body("application/yaml", yaml, "Pod").map(|v| v["kind"].clone());
+        assert_eq!(ok.ok(), Some(json!("Pod")));
+    }
 
     #[test]
     fn a_jobs_successful_field_counts_its_succeeded_pods() {

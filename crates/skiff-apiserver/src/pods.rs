@@ -137,6 +137,24 @@ pub fn admit_default_tolerations(defaults: &PodDefaults, pod: &mut Value) {
     spec.insert("tolerations".into(), Value::Array(tolerations));
 }
 
+/// A pod's priority and preemption policy stay what admission set at create, whatever
+/// an update sends (upstream's Priority admission on update).
+pub fn keep_priority(current: &Value, new: &mut Value) {
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for field in ["priority", "preemptionPolicy"] {
+        match current.get("spec").and_then(|s| s.get(field)) {
+            Some(v) => {
+                spec.insert(field.into(), v.clone());
+            }
+            None => {
+                spec.shift_remove(field);
+            }
+        }
+    }
+}
+
 /// How many times a subresource write retries after losing a race with another writer.
 const RETRIES: usize = 5;
 

@@ -206,7 +206,7 @@ async fn serve_resource(
         }
         (&Method::POST, None, None) if crate::reviews::is_review(info) => {
             let body = read_body(req).await?;
-            let obj = objects::parse_body(&body.0, &body.1)?;
+            let obj = objects::parse_object_body(&body.0, &body.1, info.kind)?;
             q.dry_run()?;
             let mut obj = check_field_validation(&server.resources, info, obj, &q)?;
             check_type_meta(info, &mut obj, false)?;
@@ -215,7 +215,7 @@ async fn serve_resource(
         }
         (&Method::POST, None, None) if verb_allowed("create") => {
             let body = read_body(req).await?;
-            let obj = objects::parse_body(&body.0, &body.1)?;
+            let obj = objects::parse_object_body(&body.0, &body.1, info.kind)?;
             let dry = q.dry_run()?;
             let mut obj = check_field_validation(&server.resources, info, obj, &q)?;
             if crate::csr::is_csr(info.group, info.plural) {
@@ -250,7 +250,7 @@ async fn serve_resource(
             let name = name.to_string();
             let sub = sub.map(str::to_string);
             let body = read_body(req).await?;
-            let obj = objects::parse_body(&body.0, &body.1)?;
+            let obj = objects::parse_object_body(&body.0, &body.1, info.kind)?;
             let obj = check_field_validation(&server.resources, info, obj, &q)?;
             let dry = q.dry_run()?;
             let (code, obj) =
@@ -1271,6 +1271,13 @@ pub async fn write_update(
         md.remove("resourceVersion");
     }
     skiff_api::defaults::apply(info.group, info.kind, &mut new);
+    if info.group.is_empty() && info.plural == "pods" && subresource.is_none() {
+        // As upstream's admission on a pod update: Priority keeps the priority it set at
+        // create, DefaultTolerationSeconds adds its tolerations again, so that a replace
+        // with the pod's manifest changes nothing they added.
+        crate::pods::keep_priority(current, &mut new);
+        crate::pods::admit_default_tolerations(&server.pod_defaults, &mut new);
+    }
     if info.plural == "services" && info.group.is_empty() {
         // clusterIP is immutable; an empty one in the update means "keep".
         for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {

@@ -2050,6 +2050,109 @@ fn system_namespaces_stay(k: &Kubectl) {
     k.ok(&["get", "namespace", "default"]);
 }
 
+/// Behaviours upstream's own kubectl tests (`test/cmd` of kubernetes) check against
+/// kube-apiserver.
+fn upstream_cmd_behaviours(k: &Kubectl) {
+    // kubectl's server-side apply takes over what its client-side apply set, without a
+    // conflict, and keeps the last-applied annotation in step for a later client-side apply.
+    let pod = |image: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: csa-pod\n  labels:\n    name: csa\nspec:\n  serviceAccountName: default\n  containers:\n  - name: pause\n    image: {image}\n"
+        )
+    };
+    let v1 = k.write("csa-pod-v1.yaml", &pod("registry.k8s.io/pause:3.9"));
+    let v2 = k.write("csa-pod-v2.yaml", &pod("registry.k8s.io/pause:3.10"));
+    let v3 = k.write("csa-pod-v3.yaml", &pod("registry.k8s.io/pause:3.8"));
+    k.ok(&["apply", "-f", &v1]);
+    let out = k.exits(1, &["diff", "--server-side", "-f", &v2]);
+    assert!(
+        text(&out.stdout).contains("+  - image: registry.k8s.io/pause:3.10"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = k.ok(&["apply", "--server-side", "-f", &v2]);
+    assert_eq!(out.trim(), "pod/csa-pod serverside-applied");
+    let last = k.jsonpath(
+        &["get", "pod", "csa-pod"],
+        "{.metadata.annotations.kubectl\\.kubernetes\\.io/last-applied-configuration}",
+    );
+    let last: Value = serde_json::from_str(&last).unwrap_or(Value::Null);
+    assert_eq!(
+        last["spec"]["containers"][0]["image"], "registry.k8s.io/pause:3.10",
+        "{last}"
+    );
+    let out = k.ok(&["apply", "-f", &v3]);
+    assert_eq!(out.trim(), "pod/csa-pod configured");
+    // Another field manager still conflicts with the client-side apply's fields.
+    let out = k.exits(
+        1,
+        &["apply", "--server-side", "--field-manager=other", "-f", &v2],
+    );
+    assert!(
+        text(&out.stderr).contains("conflict"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Replacing a pod with its manifest keeps what admission added at create.
+    let out = k.ok(&["replace", "--save-config", "-f", &v3]);
+    assert_eq!(out.trim(), "pod/csa-pod replaced");
+    assert_eq!(
+        k.jsonpath(&["get", "pod", "csa-pod"], "{.spec.tolerations[*].key}"),
+        "node.kubernetes.io/not-ready node.kubernetes.io/unreachable"
+    );
+    k.ok(&["delete", "pod", "csa-pod", "--wait=false"]);
+
+    // A volume that names no source is an emptyDir.
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: no-source\nspec:\n  selector:\n    matchLabels:\n      app: no-source\n  template:\n    metadata:\n      labels:\n        app: no-source\n    spec:\n      containers:\n      - name: c\n        image: nginx\n      volumes:\n      - name: scratch\n";
+    k.ok(&["apply", "-f", &k.write("no-source.yaml", deployment)]);
+    assert_eq!(
+        k.jsonpath(
+            &["get", "deployment", "no-source"],
+            "{.spec.template.spec.volumes[0].emptyDir}"
+        ),
+        "{}"
+    );
+
+    // `kubectl autoscale` without targets: at least one replica, 80 % CPU.
+    k.ok(&["autoscale", "deployment", "no-source", "--max=3"]);
+    assert_eq!(
+        k.jsonpath(
+            &["get", "hpa.v2.autoscaling", "no-source"],
+            "{.spec.minReplicas} {.spec.maxReplicas} {.spec.metrics[0].resource.target.averageUtilization}"
+        ),
+        "1 3 80"
+    );
+    let hpa_v1 = k.ok(&[
+        "get",
+        "--raw",
+        "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/no-source",
+    ]);
+    let hpa_v1: Value = serde_json::from_str(&hpa_v1).unwrap_or(Value::Null);
+    assert_eq!(
+        hpa_v1["spec"]["targetCPUUtilizationPercentage"], 80,
+        "{hpa_v1}"
+    );
+    k.ok(&["delete", "hpa", "no-source"]);
+    k.ok(&["delete", "deployment", "no-source"]);
+
+    // A body that is not JSON, posted raw, names the kind the endpoint expects.
+    let out = k.exits(1, &["create", "--raw", "/api/v1/namespaces", "-f", &v1]);
+    assert!(
+        text(&out.stderr)
+            .contains("the object provided is unrecognized (must be of type Namespace)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Discovery names the storage version of every stored resource.
+    let core = k.ok(&["get", "--raw", "/api/v1"]);
+    assert!(
+        core.contains(r#""shortNames":["cm"],"storageVersionHash":"qFsyl6wFWjQ=""#),
+        "{core}"
+    );
+}
+
 fn exercise(bin: PathBuf, version: Version) {
     let k = Kubectl::start(bin, version);
     api_resources(&k);
@@ -2077,6 +2180,7 @@ fn exercise(bin: PathBuf, version: Version) {
     system_namespaces_stay(&k);
     more_columns(&k);
     apiservice_availability(&k);
+    upstream_cmd_behaviours(&k);
 }
 
 #[test]

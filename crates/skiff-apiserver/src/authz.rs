@@ -41,7 +41,7 @@ const SELF_REVIEWS: &[(&str, &str)] = &[
 
 /// Paths every authenticated user may read (`system:discovery`, `system:public-info-viewer`);
 /// a trailing `*` matches any rest, as in RBAC's nonResourceURLs.
-const DISCOVERY_PATHS: &[&str] = &[
+pub(crate) const DISCOVERY_PATHS: &[&str] = &[
     "/api",
     "/api/*",
     "/apis",

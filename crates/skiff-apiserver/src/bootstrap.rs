@@ -1,6 +1,7 @@
 //! What the API server keeps in place by itself, as upstream's bootstrap and endpoint
 //! reconciler controllers do, every ten seconds: the system namespaces, the `kubernetes`
-//! Service (recreated when deleted) and the default ServiceCIDR, an identity Lease per API server in kube-system, and the
+//! Service (recreated when deleted) and the default ServiceCIDR, an identity Lease per API server in kube-system, the
+//! default RBAC roles (once per start, see `rbac_defaults`), and the
 //! `kubernetes` Endpoints and EndpointSlice listing the address of every API server whose
 //! Lease is fresh, so that pods reach the API through the Service.
 
@@ -35,6 +36,7 @@ fn info(
 pub async fn run(server: Arc<ApiServer>, identity: String, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rbac_defaults = false;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -42,6 +44,15 @@ pub async fn run(server: Arc<ApiServer>, identity: String, cancel: CancellationT
         }
         if let Err(e) = reconcile(&server, &identity).await {
             tracing::warn!(error = %e.message, "cannot keep the system namespaces, the kubernetes service or its endpoints");
+        }
+        // The default RBAC objects: created once per start (after the system namespaces).
+        if !rbac_defaults {
+            match crate::rbac_defaults::ensure(&server).await {
+                Ok(()) => rbac_defaults = true,
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "cannot create the default RBAC roles")
+                }
+            }
         }
     }
 }

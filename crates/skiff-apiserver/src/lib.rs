@@ -21,6 +21,7 @@ pub mod patch;
 pub mod pki;
 pub mod pods;
 mod rawjson;
+pub mod rbac_defaults;
 pub mod request;
 pub mod rest;
 pub mod reviews;

@@ -3,6 +3,7 @@
 pub mod apiservice;
 pub mod claim;
 pub mod clock;
+pub mod clusterroleaggregation;
 pub mod cronjob;
 pub mod csrsigning;
 pub mod daemonset;
@@ -128,6 +129,10 @@ pub async fn run_in(
     tasks.spawn(serviceaccount::run(informers.clone(), cancel.clone()));
     tasks.spawn(tokens::run(informers.clone(), cancel.clone()));
     tasks.spawn(apiservice::run(informers.clone(), cancel.clone()));
+    tasks.spawn(clusterroleaggregation::run(
+        informers.clone(),
+        cancel.clone(),
+    ));
     tasks.spawn(disruption::run(informers.clone(), cancel.clone()));
     tasks.spawn(nodelifecycle::run(
         informers.clone(),

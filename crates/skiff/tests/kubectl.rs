@@ -2145,6 +2145,58 @@ fn upstream_cmd_behaviours(k: &Kubectl) {
         text(&out.stderr)
     );
 
+    // The default RBAC roles exist, and admin, edit and view aggregate labelled roles.
+    assert_eq!(
+        k.jsonpath(
+            &["get", "clusterrole", "cluster-admin"],
+            "{.rules[0].verbs[0]} {.rules[1].nonResourceURLs[0]}"
+        ),
+        "* *"
+    );
+    assert_eq!(
+        k.jsonpath(
+            &["get", "clusterrolebinding", "cluster-admin"],
+            "{.subjects[0].kind}/{.subjects[0].name}"
+        ),
+        "Group/system:masters"
+    );
+    k.ok(&[
+        "get",
+        "clusterrole",
+        "system:auth-delegator",
+        "admin",
+        "edit",
+        "view",
+    ]);
+    k.ok(&[
+        "get",
+        "role",
+        "-n",
+        "kube-system",
+        "extension-apiserver-authentication-reader",
+    ]);
+    let has_leases = |v: &Value| {
+        v["rules"].as_array().is_some_and(|rules| {
+            rules
+                .iter()
+                .any(|r| r["resources"] == json!(["leases"]) && r["verbs"] == json!(["watch"]))
+        })
+    };
+    let reader = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: lease-watcher\n  labels:\n    rbac.authorization.k8s.io/aggregate-to-view: \"true\"\nrules:\n- apiGroups: [coordination.k8s.io]\n  resources: [leases]\n  verbs: [watch]\n";
+    k.ok(&["apply", "-f", &k.write("lease-watcher.yaml", reader)]);
+    for role in ["view", "edit", "admin"] {
+        wait_until(
+            k,
+            "the aggregated rule",
+            &["get", "clusterrole", role],
+            has_leases,
+        );
+    }
+    k.ok(&["delete", "clusterrole", "lease-watcher"]);
+    wait_until(k, "the rule gone", &["get", "clusterrole", "admin"], |v| {
+        !has_leases(v)
+    });
+
     // Discovery names the storage version of every stored resource.
     let core = k.ok(&["get", "--raw", "/api/v1"]);
     assert!(

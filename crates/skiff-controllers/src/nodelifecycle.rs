@@ -49,6 +49,9 @@ struct Health {
     probed: Instant,
 }
 
+/// A pod's uid and when its wait on a tainted node began.
+type PendingEviction = (Option<String>, Instant);
+
 struct Ctx {
     client: kube::Client,
     nodes: Arc<Informer<Node>>,
@@ -56,6 +59,8 @@ struct Ctx {
     pods: Arc<Informer<Pod>>,
     settings: Settings,
     health: Mutex<HashMap<String, Health>>,
+    /// Pods (namespace, name) due for eviction, with their uid and since when.
+    evictions: Mutex<HashMap<(String, String), PendingEviction>>,
     recorder: Recorder,
 }
 
@@ -67,6 +72,7 @@ pub async fn run(informers: Arc<Informers>, settings: Settings, cancel: Cancella
         pods: informers.get::<Pod>(),
         settings,
         health: Mutex::default(),
+        evictions: Mutex::default(),
         recorder: Recorder::new(informers.client().clone(), "node-controller"),
     });
     let node_queue = Queue::new();
@@ -427,55 +433,58 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
     }
 }
 
-/// When a pod on a node with these NoExecute taints must go: None = never (tolerated for ever),
-/// Some(Duration::ZERO) = now.
-pub fn eviction_delay(
-    tolerations: &[Toleration],
-    taints: &[Taint],
-    now: Timestamp,
-) -> Option<Duration> {
-    let mut delay: Option<Duration> = None;
+/// How long a pod may stay on a node with these taints once the taint manager sees it
+/// there (upstream's getMinTolerationTime over the first toleration of each NoExecute
+/// taint): None = for ever, Some(Duration::ZERO) = not at all.
+pub fn eviction_after(tolerations: &[Toleration], taints: &[Taint]) -> Option<Duration> {
+    let mut min: Option<i64> = None;
     for taint in taints.iter().filter(|t| t.effect == "NoExecute") {
-        let matching: Vec<&Toleration> =
-            tolerations.iter().filter(|t| tolerates(t, taint)).collect();
-        if matching.is_empty() {
+        let Some(t) = tolerations.iter().find(|t| tolerates(t, taint)) else {
             return Some(Duration::ZERO);
+        };
+        match t.toleration_seconds {
+            Some(secs) if secs <= 0 => return Some(Duration::ZERO),
+            Some(secs) => min = Some(min.map_or(secs, |m| m.min(secs))),
+            None => {}
         }
-        // The shortest bounded toleration wins; an unbounded one tolerates for ever.
-        if matching.iter().any(|t| t.toleration_seconds.is_none()) {
-            continue;
-        }
-        let secs = matching
-            .iter()
-            .filter_map(|t| t.toleration_seconds)
-            .min()
-            .unwrap_or(0)
-            .max(0);
-        let added = taint.time_added.as_ref().map(|t| t.0).unwrap_or(now);
-        let until = added
-            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(secs))
-            .map(|at| at.duration_since(now))
-            .map(|d| {
-                if d.is_positive() {
-                    d.unsigned_abs()
-                } else {
-                    Duration::ZERO
-                }
-            })
-            .unwrap_or(Duration::ZERO);
-        delay = Some(delay.map_or(until, |d: Duration| d.min(until)));
     }
-    delay
+    min.map(|secs| Duration::from_secs(secs.unsigned_abs()))
+}
+
+/// When the eviction of the pod at `key` with `uid` started: the first time it was seen
+/// on a node whose taints it tolerates only for a while (upstream counts tolerationSeconds
+/// from then, not from the taint's timeAdded). A new pod of the same name starts anew.
+fn eviction_start(ctx: &Ctx, key: &Key, uid: Option<&str>) -> Instant {
+    let mut started = ctx.evictions.lock().unwrap_or_else(PoisonError::into_inner);
+    let id = (key.namespace.clone(), key.name.clone());
+    let now = Instant::now();
+    match started.get(&id) {
+        Some((u, at)) if u.as_deref() == uid => *at,
+        _ => {
+            started.insert(id, (uid.map(str::to_string), now));
+            now
+        }
+    }
+}
+
+fn forget_eviction(ctx: &Ctx, key: &Key) {
+    ctx.evictions
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&(key.namespace.clone(), key.name.clone()));
 }
 
 async fn sync_pod(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
-    let Some(pod) = ctx.pods.get(&key.namespace, &key.name) else {
+    let pod = ctx
+        .pods
+        .get(&key.namespace, &key.name)
+        .filter(|p| p.metadata.deletion_timestamp.is_none());
+    let Some(pod) = pod else {
+        forget_eviction(ctx, key);
         return Ok(None);
     };
-    if pod.metadata.deletion_timestamp.is_some() {
-        return Ok(None);
-    }
     let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+        forget_eviction(ctx, key);
         return Ok(None);
     };
     let Some(node) = ctx.nodes.get("", &node_name) else {
@@ -491,10 +500,21 @@ async fn sync_pod(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
         .as_ref()
         .and_then(|s| s.tolerations.clone())
         .unwrap_or_default();
-    match eviction_delay(&tolerations, &taints, Timestamp::now()) {
-        None => Ok(None),
-        Some(d) if !d.is_zero() => Ok(Some(d + Duration::from_millis(50))),
-        Some(_) => {
+    let left = match eviction_after(&tolerations, &taints) {
+        None => {
+            forget_eviction(ctx, key);
+            return Ok(None);
+        }
+        Some(d) if d.is_zero() => d,
+        Some(d) => {
+            let start = eviction_start(ctx, key, pod.metadata.uid.as_deref());
+            d.saturating_sub(start.elapsed())
+        }
+    };
+    match left {
+        d if !d.is_zero() => Ok(Some(d + Duration::from_millis(50))),
+        _ => {
+            forget_eviction(ctx, key);
             let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.namespace);
             let cond = json!({"status": {"conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager", "message": "Taint manager: deleting due to NoExecute taint", "lastTransitionTime": Timestamp::now().to_string()}]}});
             let _ = api
@@ -581,28 +601,45 @@ mod tests {
 
     #[test]
     fn eviction_waits_for_the_shortest_toleration() {
-        let now = Timestamp::now();
-        let mut t = taint(UNREACHABLE, "NoExecute");
-        t.time_added = Some(Time(now));
-        let tol = |secs: Option<i64>| Toleration {
-            key: Some(UNREACHABLE.into()),
+        let t = taint(UNREACHABLE, "NoExecute");
+        let tol = |key: &str, secs: Option<i64>| Toleration {
+            key: Some(key.into()),
             operator: Some("Exists".into()),
             effect: Some("NoExecute".into()),
             toleration_seconds: secs,
             value: None,
         };
+        let one = std::slice::from_ref(&t);
+        assert_eq!(eviction_after(&[], one), Some(Duration::ZERO));
+        assert_eq!(eviction_after(&[tol(UNREACHABLE, None)], one), None);
         assert_eq!(
-            eviction_delay(&[], std::slice::from_ref(&t), now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(
-            eviction_delay(&[tol(None)], std::slice::from_ref(&t), now),
-            None
-        );
-        assert_eq!(
-            eviction_delay(&[tol(Some(300))], std::slice::from_ref(&t), now),
+            eviction_after(&[tol(UNREACHABLE, Some(300))], one),
             Some(Duration::from_secs(300))
         );
-        assert_eq!(eviction_delay(&[], &[taint("x", "NoSchedule")], now), None);
+        assert_eq!(
+            eviction_after(&[tol(UNREACHABLE, Some(0))], one),
+            Some(Duration::ZERO)
+        );
+        // The first toleration of each taint counts; the shortest bounded one wins.
+        let both = [t.clone(), taint(NOT_READY, "NoExecute")];
+        assert_eq!(
+            eviction_after(
+                &[tol(UNREACHABLE, Some(300)), tol(NOT_READY, Some(60))],
+                &both
+            ),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            eviction_after(&[tol(UNREACHABLE, None), tol(NOT_READY, None)], &both),
+            None
+        );
+        assert_eq!(eviction_after(&[], &[taint("x", "NoSchedule")]), None);
+        // The taint's timeAdded does not count: the wait starts when the pod is seen.
+        let mut old = t.clone();
+        old.time_added = Some(Time(Timestamp::UNIX_EPOCH));
+        assert_eq!(
+            eviction_after(&[tol(UNREACHABLE, Some(300))], &[old]),
+            Some(Duration::from_secs(300))
+        );
     }
 }

@@ -1919,6 +1919,86 @@ fn validate_service(spec: &Value, causes: &mut Vec<Cause>) {
 }
 
 /// Fields that may not change on update. Returns causes for any that changed.
+/// A Service's cluster IPs may be added (dual-stack upgrade) or the secondary released,
+/// but not changed, except to or from ExternalName (upstream's
+/// validateUpgradeDowngradeClusterIPs). A new `clusterIP` with the old `clusterIPs` counts
+/// as a change of `clusterIPs[0]`, as upstream's update normalizes them.
+fn service_cluster_ips_update(old: &Value, new: &Value, causes: &mut Vec<Cause>) {
+    let kind_of = |v: &Value| {
+        v.pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string()
+    };
+    if kind_of(old) == "ExternalName" || kind_of(new) == "ExternalName" {
+        return;
+    }
+    let ips = |v: &Value| -> Vec<String> {
+        v.pointer("/spec/clusterIPs")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let headless = |ips: &[String]| ips.first().is_some_and(|ip| ip == "None");
+    let (old_ips, mut new_ips) = (ips(old), ips(new));
+    if let Some(ip) = new
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .filter(|ip| !ip.is_empty())
+        && new_ips == old_ips
+        && new_ips.first().is_some_and(|first| first != ip)
+        && let Some(first) = new_ips.first_mut()
+    {
+        *first = ip.to_string();
+    }
+    if headless(&old_ips) && headless(&new_ips) {
+        return;
+    }
+    // Go's %#v of the []string, as upstream's field error prints it.
+    let quoted: Vec<String> = new_ips.iter().map(|ip| format!("{ip:?}")).collect();
+    let value = format!("[]string{{{}}}", quoted.join(", "));
+    let invalid = |field: String, detail: &str| Cause {
+        reason: "FieldValueInvalid",
+        message: format!("Invalid value: {value}: {detail}"),
+        field,
+    };
+    let field = || "spec.clusterIPs[0]".to_string();
+    let primary_changed =
+        !old_ips.is_empty() && !new_ips.is_empty() && old_ips.first() != new_ips.first();
+    if old_ips.len() == new_ips.len() {
+        for (i, (a, b)) in old_ips.iter().zip(&new_ips).enumerate() {
+            if a != b {
+                causes.push(invalid(
+                    format!("spec.clusterIPs[{i}]"),
+                    "may not change once set",
+                ));
+            }
+        }
+    } else if old_ips.len() > new_ips.len() {
+        if new_ips.is_empty() {
+            causes.push(invalid(field(), "primary clusterIP can not be unset"));
+        }
+        if primary_changed {
+            causes.push(invalid(field(), "may not change once set"));
+        }
+        if new_ips.len() == 1
+            && new.pointer("/spec/ipFamilyPolicy").and_then(Value::as_str) != Some("SingleStack")
+        {
+            causes.push(invalid(
+                field(),
+                "`ipFamilyPolicy` must be set to `SingleStack` when releasing the secondary clusterIP",
+            ));
+        }
+    } else if primary_changed {
+        causes.push(invalid(field(), "may not change once set"));
+    }
+}
+
 pub fn validate_update(group: &str, kind: &str, old: &Value, new: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let immutable: &[(&str, &str)] = match (group, kind) {
@@ -1930,7 +2010,10 @@ pub fn validate_update(group: &str, kind: &str, old: &Value, new: &Value) -> Vec
             ("/spec/selector", "spec.selector"),
             ("/spec/completionMode", "spec.completionMode"),
         ],
-        ("", "Service") => &[("/spec/clusterIP", "spec.clusterIP")],
+        ("", "Service") => {
+            service_cluster_ips_update(old, new, &mut causes);
+            &[]
+        }
         ("", "PersistentVolumeClaim") => &[
             ("/spec/storageClassName", "spec.storageClassName"),
             ("/spec/volumeMode", "spec.volumeMode"),
@@ -2252,6 +2335,29 @@ mod tests {
             vec!["data[ssh-privatekey]"]
         );
         assert!(validate("", "Secret", &secret("Opaque", json!({}))).is_empty());
+    }
+
+    #[test]
+    fn service_cluster_ips_may_not_change_once_set() {
+        let svc = |ip: &str, ips: &[&str]| json!({"kind": "Service", "spec": {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": ips}});
+        let old = svc("10.0.0.11", &["10.0.0.11"]);
+        assert!(validate_update("", "Service", &old, &old).is_empty());
+        // A new clusterIP with the old clusterIPs (what the server fills in) changes them.
+        let c = validate_update("", "Service", &old, &svc("10.0.0.12", &["10.0.0.11"]));
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].field, "spec.clusterIPs[0]");
+        assert_eq!(
+            c[0].message,
+            r#"Invalid value: []string{"10.0.0.12"}: may not change once set"#
+        );
+        // Adding a secondary is an upgrade; releasing it needs SingleStack.
+        let dual = svc("10.0.0.11", &["10.0.0.11", "fd00::b"]);
+        assert!(validate_update("", "Service", &old, &dual).is_empty());
+        let c = validate_update("", "Service", &dual, &old);
+        assert!(c[0].message.contains("SingleStack"), "{c:?}");
+        // To and from ExternalName anything goes.
+        let external = json!({"kind": "Service", "spec": {"type": "ExternalName", "externalName": "a.example"}});
+        assert!(validate_update("", "Service", &old, &external).is_empty());
     }
 
     #[test]

@@ -41,6 +41,21 @@ fn managed_fields_of(obj: &Value) -> Vec<ManagedFieldsEntry> {
         .unwrap_or_default()
 }
 
+/// Who writes `info` at `time`, through `subresource`.
+fn field_manager<'a>(
+    info: &ResourceInfo,
+    manager: &'a str,
+    time: &'a str,
+    subresource: Option<&'a str>,
+) -> FieldManager<'a> {
+    FieldManager {
+        manager,
+        time,
+        subresource,
+        ignored_fields: ignored(info, subresource),
+    }
+}
+
 fn ignored(info: &ResourceInfo, subresource: Option<&str>) -> &'static [&'static str] {
     match subresource {
         Some("status" | "approval") => &["spec", "metadata"],
@@ -58,20 +73,22 @@ pub fn track_update(
     subresource: Option<&str>,
 ) {
     let now = now_rfc3339();
-    let ctx = FieldManager {
-        manager,
-        time: &now,
-        subresource,
-        ignored_fields: ignored(info, subresource),
-    };
+    let ctx = field_manager(info, manager, &now, subresource);
+    let schema = Schema::for_kind(info.group, info.kind);
     let existing = old.map(managed_fields_of).unwrap_or_default();
-    match patch::update_managed_fields(
-        old,
-        new,
-        &ctx,
-        &existing,
-        Schema::for_kind(info.group, info.kind),
-    ) {
+    // An update of the main resource that sends managed fields other than the stored
+    // ones sets them, as upstream's field manager takes them (kubectl rewrites them when
+    // `apply --server-side` takes over from its client-side apply); ones that are empty
+    // or do not decode leave the stored ones.
+    let sent = managed_fields_of(new);
+    let result = match old {
+        Some(_) if subresource.is_none() && !sent.is_empty() && sent != existing => {
+            patch::update_managed_fields(old, new, &ctx, &sent, schema)
+                .or_else(|_| patch::update_managed_fields(old, new, &ctx, &existing, schema))
+        }
+        _ => patch::update_managed_fields(old, new, &ctx, &existing, schema),
+    };
+    match result {
         Ok(entries) => {
             metadata_mut(new).insert(
                 "managedFields".into(),
@@ -85,6 +102,26 @@ pub fn track_update(
         }
         Err(e) => tracing::debug!(error = %format!("{e:?}"), "managedFields not updated"),
     }
+}
+
+/// The `metadata.managedFields` of a new object `manager` creates: every field it has.
+pub fn created_managed_fields(info: &ResourceInfo, obj: &Value, manager: &str) -> Value {
+    let now = now_rfc3339();
+    let ctx = field_manager(info, manager, &now, None);
+    let entries = patch::update_managed_fields(
+        None,
+        obj,
+        &ctx,
+        &[],
+        Schema::for_kind(info.group, info.kind),
+    )
+    .unwrap_or_default();
+    Value::Array(
+        entries
+            .into_iter()
+            .map(ManagedFieldsEntry::into_value)
+            .collect(),
+    )
 }
 
 fn apply_error(info: &ResourceInfo, name: &str, e: ApplyError) -> ApiError {
@@ -170,12 +207,7 @@ pub async fn patch_object(
             let mut obj =
                 rest::check_field_validation(&server.resources, info, patch_doc.clone(), q)?;
             let now = now_rfc3339();
-            let ctx = FieldManager {
-                manager,
-                time: &now,
-                subresource: None,
-                ignored_fields: ignored(info, None),
-            };
+            let ctx = field_manager(info, manager, &now, None);
             let (applied, entries) = patch::server_side_apply(None, &obj, &ctx, force, &[], schema)
                 .map_err(|e| apply_error(info, name, e))?;
             obj = applied;
@@ -231,12 +263,7 @@ pub async fn patch_object(
                 let applied =
                     rest::check_field_validation(&server.resources, info, patch_doc.clone(), q)?;
                 let now = now_rfc3339();
-                let ctx = FieldManager {
-                    manager,
-                    time: &now,
-                    subresource,
-                    ignored_fields: ignored(info, subresource),
-                };
+                let ctx = field_manager(info, manager, &now, subresource);
                 let (mut obj, entries) = patch::server_side_apply(
                     Some(&base),
                     &applied,

@@ -936,14 +936,25 @@ pub async fn create_object(
         namespace_usable(server, ns).await?;
     }
     skiff_api::defaults::apply(info.group, info.kind, &mut obj);
+    // The creator owns what it sent with its defaults, not what admission and the server
+    // add afterwards (upstream's field manager runs before mutating admission): a later
+    // server-side apply that leaves out, say, the service account a pod was given must
+    // not remove it.
+    let schema = server.resources.schema_for(info);
+    let mut owned = manager
+        .filter(|_| schema.is_none())
+        .map(|m| crate::patch::created_managed_fields(info, &obj, m));
     let admitted_ns = ns.filter(|_| info.namespaced);
     if let Some(ns) = admitted_ns {
         crate::admission::default_limits(server, info, ns, &mut obj);
     }
     prepare_for_create(info, &mut obj);
     let mut causes = skiff_api::validation::validate(info.group, info.kind, &obj);
-    if let Some(schema) = server.resources.schema_for(info) {
+    if let Some(schema) = schema {
         causes.extend(crate::structural::apply(&schema, &mut obj));
+        // A custom resource's schema defaults are the creator's, as upstream's decoding
+        // applies them.
+        owned = manager.map(|m| crate::patch::created_managed_fields(info, &obj, m));
     }
     if is_crd(info) {
         causes.extend(crate::crd::validate(&obj));
@@ -983,8 +994,8 @@ pub async fn create_object(
         charged.release(server).await;
         return Err(e);
     }
-    if let Some(m) = manager {
-        crate::patch::track_update(info, None, &mut obj, m, None);
+    if let Some(entries) = owned {
+        metadata_mut(&mut obj).insert("managedFields".into(), entries);
     }
     if dry_run {
         return Ok(obj);

@@ -2094,6 +2094,48 @@ fn upstream_cmd_behaviours(k: &Kubectl) {
         text(&out.stderr)
     );
 
+    // kubectl 1.26+ moves what its client-side apply owned to its server-side apply
+    // (rewriting managedFields with a JSON patch), so a field the configuration then
+    // drops is removed. What admission added at create (the pod's service account) was
+    // never the creator's, so the pod's own manifest applies without it.
+    if k.version == Version::V135 {
+        let cm = |extra: &str| {
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: migrated\ndata:\n  key: value\n{extra}"
+            )
+        };
+        let with = k.write("migrated-1.yaml", &cm("  legacy: unused\n"));
+        let without = k.write("migrated-2.yaml", &cm(""));
+        k.ok(&["apply", "-f", &with]);
+        k.ok(&["apply", "--server-side", "-f", &with]);
+        let cm_json = k.json_with_managed_fields(&["get", "configmap", "migrated"]);
+        let managers: Vec<&str> = cm_json["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["manager"].as_str())
+            .collect();
+        assert!(
+            !managers.contains(&"kubectl-client-side-apply"),
+            "{managers:?}"
+        );
+        k.ok(&["apply", "--server-side", "-f", &without]);
+        assert_eq!(
+            k.jsonpath(&["get", "configmap", "migrated"], "{.data}"),
+            r#"{"key":"value"}"#
+        );
+        k.ok(&["delete", "configmap", "migrated"]);
+        let no_account = k.write(
+            "csa-pod-plain.yaml",
+            &pod("registry.k8s.io/pause:3.9").replace("  serviceAccountName: default\n", ""),
+        );
+        k.ok(&["apply", "--server-side", "-f", &no_account]);
+        assert_eq!(
+            k.jsonpath(&["get", "pod", "csa-pod"], "{.spec.serviceAccountName}"),
+            "default"
+        );
+    }
+
     // Replacing a pod with its manifest keeps what admission added at create.
     let out = k.ok(&["replace", "--save-config", "-f", &v3]);
     assert_eq!(out.trim(), "pod/csa-pod replaced");
@@ -2102,6 +2144,33 @@ fn upstream_cmd_behaviours(k: &Kubectl) {
         "node.kubernetes.io/not-ready node.kubernetes.io/unreachable"
     );
     k.ok(&["delete", "pod", "csa-pod", "--wait=false"]);
+
+    // A Service's cluster IP may not change once set.
+    k.ok(&["create", "service", "clusterip", "fixed-ip", "--tcp=80"]);
+    let ip = k.jsonpath(&["get", "service", "fixed-ip"], "{.spec.clusterIP}");
+    let other = if ip.ends_with(".250") {
+        ip.replace(".250", ".251")
+    } else {
+        format!("{}.250", ip.rsplit_once('.').map_or("", |(net, _)| net))
+    };
+    let out = k.exits(
+        1,
+        &[
+            "patch",
+            "service",
+            "fixed-ip",
+            "-p",
+            &format!(r#"{{"spec":{{"clusterIP":"{other}"}}}}"#),
+        ],
+    );
+    assert!(
+        text(&out.stderr).contains(&format!(
+            r#"spec.clusterIPs[0]: Invalid value: []string{{"{other}"}}: may not change once set"#
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    k.ok(&["delete", "service", "fixed-ip"]);
 
     // A volume that names no source is an emptyDir.
     let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: no-source\nspec:\n  selector:\n    matchLabels:\n      app: no-source\n  template:\n    metadata:\n      labels:\n        app: no-source\n    spec:\n      containers:\n      - name: c\n        image: nginx\n      volumes:\n      - name: scratch\n";

@@ -400,6 +400,75 @@ fn type_error(table: &TypeTable, node: u32, v: &Value, depth: usize) -> Option<T
     }
 }
 
+/// A value of the wrong JSON type, worded as upstream's unstructured converter words it
+/// when a strategic merge patch produced it ("cannot restore map from string"), for the
+/// mismatches that converter names: an object, a list or a map given another type.
+pub fn converter_error(info: &ResourceInfo, obj: &Value) -> Option<String> {
+    let table = TypeTable::get();
+    let root = table.node_of(definition_for(info)?)?;
+    let e = type_error(table, root, obj, 0)?;
+    // Find the schema the mismatch is against, following the path from the root.
+    let mut node = root;
+    let mut value = obj;
+    for seg in e.path.iter().rev() {
+        let schema = table.nodes.get(node as usize)?;
+        if let Some(name) = seg.strip_prefix('.') {
+            node = schema.property(name).or(schema.additional)?;
+            value = value.get(name)?;
+        } else {
+            let index: usize = seg.trim_matches(|c| c == '[' || c == ']').parse().ok()?;
+            node = schema.items?;
+            value = value.get(index)?;
+        }
+    }
+    let schema = table.nodes.get(node as usize)?;
+    let kind = match value {
+        Value::Object(_) => "map",
+        Value::Array(_) => "slice",
+        Value::String(_) => "string",
+        Value::Number(n) if n.is_f64() => "float64",
+        Value::Number(_) => "int64",
+        Value::Bool(_) => "bool",
+        Value::Null => return None,
+    };
+    match e.expected {
+        "object" if schema.properties.is_empty() && schema.additional.is_some() => {
+            Some(format!("cannot restore map from {kind}"))
+        }
+        "object" => Some(format!("cannot restore struct from: {kind}")),
+        "array" => Some(format!("cannot restore slice from {kind}")),
+        _ => None,
+    }
+}
+
+/// A value as Go's `%+v` prints what `encoding/json` decoded it into: `map[k:v ...]` with
+/// sorted keys, `[a b]`, numbers as float64s.
+pub fn go_plus_v(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{k}:{}", go_plus_v(&m[k.as_str()])))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(go_plus_v).collect();
+            format!("[{}]", parts.join(" "))
+        }
+        Value::String(s) => s.clone(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{}", f as i128),
+            Some(f) => format!("{f}"),
+            None => n.to_string(),
+        },
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "<nil>".into(),
+    }
+}
+
 /// A value of the wrong JSON type for its kind's schema, as upstream's decoder rejects with 400.
 pub fn decode_error(info: &ResourceInfo, obj: &Value) -> Option<String> {
     if !obj.is_object() {
@@ -439,6 +508,34 @@ mod tests {
 
     fn pods() -> &'static ResourceInfo {
         skiff_api::registry::find("", "v1", "pods").expect("pods are registered")
+    }
+
+    #[test]
+    fn patched_objects_of_the_wrong_shape_read_as_upstreams_converter() {
+        let pod = |md: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": md});
+        assert_eq!(
+            converter_error(pods(), &pod(json!({"name": "p", "labels": "invalid"}))).as_deref(),
+            Some("cannot restore map from string")
+        );
+        assert_eq!(
+            converter_error(
+                pods(),
+                &pod(json!({"name": "p", "ownerReferences": {"a": 1}}))
+            )
+            .as_deref(),
+            Some("cannot restore slice from map")
+        );
+        let bad_spec =
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": 3});
+        assert_eq!(
+            converter_error(pods(), &bad_spec).as_deref(),
+            Some("cannot restore struct from: int64")
+        );
+        assert_eq!(converter_error(pods(), &pod(json!({"name": "p"}))), None);
+        assert_eq!(
+            go_plus_v(&json!({"metadata": {"labels": "invalid"}, "b": [1, 2.5, true, null]})),
+            "map[b:[1 2.5 true <nil>] metadata:map[labels:invalid]]"
+        );
     }
 
     #[test]

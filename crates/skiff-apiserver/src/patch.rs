@@ -252,8 +252,20 @@ pub async fn patch_object(
             }
             "application/merge-patch+json" => patch::merge_patch(&current, &patch_doc),
             "application/strategic-merge-patch+json" => {
-                patch::strategic_merge_patch(&current, &patch_doc, schema)
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?
+                let new = patch::strategic_merge_patch(&current, &patch_doc, schema)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                // A patched object of the wrong shape is refused as upstream's converter
+                // refuses it: 422 on the field `patch`, naming the patch.
+                if let Some(detail) = crate::openapi::converter_error(info, &new) {
+                    let value = json!(crate::openapi::go_plus_v(&patch_doc));
+                    return Err(ApiError::invalid(
+                        "",
+                        "",
+                        "",
+                        vec![Cause::invalid("patch", &value, detail)],
+                    ));
+                }
+                new
             }
             _ => {
                 let mut base = current.clone();

@@ -1169,10 +1169,11 @@ pub async fn write_update(
             "the name of the object ({body_name}) does not match the name on the URL ({name})"
         )));
     }
+    // "0", like no resourceVersion, makes the update unconditional, as upstream parses it.
     if let Some(rv) = new
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && *s != "0")
         && rv.parse::<i64>().ok() != Some(current_rev)
     {
         return Err(ApiError::modified(info.group, info.plural, name));

@@ -2145,6 +2145,32 @@ fn upstream_cmd_behaviours(k: &Kubectl) {
     );
     k.ok(&["delete", "pod", "csa-pod", "--wait=false"]);
 
+    // A strategic merge patch that gives a field the wrong type is refused as upstream's
+    // converter words it; a replace with resourceVersion "0" is unconditional.
+    k.ok(&["create", "configmap", "typed"]);
+    let out = k.exits(
+        1,
+        &[
+            "patch",
+            "configmap",
+            "typed",
+            "-p",
+            r#"{"metadata":{"labels":"invalid"}}"#,
+        ],
+    );
+    assert!(
+        text(&out.stderr).contains("cannot restore map from string"),
+        "{}",
+        text(&out.stderr)
+    );
+    let replaced = r#"{"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "typed", "annotations": {"a": "b"}, "resourceVersion": "0"}}"#;
+    k.ok(&["replace", "-f", &k.write("typed.json", replaced)]);
+    assert_eq!(
+        k.jsonpath(&["get", "configmap", "typed"], "{.metadata.annotations.a}"),
+        "b"
+    );
+    k.ok(&["delete", "configmap", "typed"]);
+
     // A Service's cluster IP may not change once set.
     k.ok(&["create", "service", "clusterip", "fixed-ip", "--tcp=80"]);
     let ip = k.jsonpath(&["get", "service", "fixed-ip"], "{.spec.clusterIP}");

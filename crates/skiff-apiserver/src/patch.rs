@@ -80,13 +80,24 @@ pub fn track_update(
     // ones sets them, as upstream's field manager takes them (kubectl rewrites them when
     // `apply --server-side` takes over from its client-side apply); ones that are empty
     // or do not decode leave the stored ones.
-    let sent = managed_fields_of(new);
-    let result = match old {
-        Some(_) if subresource.is_none() && !sent.is_empty() && sent != existing => {
-            patch::update_managed_fields(old, new, &ctx, &sent, schema)
-                .or_else(|_| patch::update_managed_fields(old, new, &ctx, &existing, schema))
+    let sent_raw = new.pointer("/metadata/managedFields");
+    let sent = match old {
+        // Decoded only when they differ from the stored ones as sent, which is rare.
+        Some(o)
+            if subresource.is_none()
+                && sent_raw
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty())
+                && sent_raw != o.pointer("/metadata/managedFields") =>
+        {
+            Some(managed_fields_of(new)).filter(|m| !m.is_empty())
         }
-        _ => patch::update_managed_fields(old, new, &ctx, &existing, schema),
+        _ => None,
+    };
+    let result = match sent {
+        Some(sent) => patch::update_managed_fields(old, new, &ctx, &sent, schema)
+            .or_else(|_| patch::update_managed_fields(old, new, &ctx, &existing, schema)),
+        None => patch::update_managed_fields(old, new, &ctx, &existing, schema),
     };
     match result {
         Ok(entries) => {

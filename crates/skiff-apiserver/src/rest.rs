@@ -1497,10 +1497,29 @@ pub async fn update_object(
     dry_run: bool,
     manager: &str,
 ) -> Result<(StatusCode, Value), ApiError> {
-    let current = get_object(server, info, ns, name).await?;
+    // An update without a resourceVersion ("0" counts as none) is unconditional: like
+    // upstream's GuaranteedUpdate it is tried again over a concurrent write instead of
+    // failing with a conflict the client never asked to be told about.
+    let unconditional = new
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .is_none_or(|rv| rv.is_empty() || rv == "0");
+    let attempts = if unconditional { 16 } else { 1 };
     let mut new = new;
-    crate::patch::track_update(info, Some(&current), &mut new, manager, subresource);
-    write_update(server, info, ns, name, subresource, &current, new, dry_run).await
+    for attempt in 1..=attempts {
+        let current = get_object(server, info, ns, name).await?;
+        let mut next = if attempt < attempts {
+            new.clone()
+        } else {
+            std::mem::take(&mut new)
+        };
+        crate::patch::track_update(info, Some(&current), &mut next, manager, subresource);
+        match write_update(server, info, ns, name, subresource, &current, next, dry_run).await {
+            Err(e) if attempt < attempts && e.code == 409 && e.reason == "Conflict" => continue,
+            other => return other,
+        }
+    }
+    Err(ApiError::modified(info.group, info.plural, name))
 }
 
 fn is_crd(info: &ResourceInfo) -> bool {

@@ -1,4 +1,5 @@
-//! Pod subresources (binding, eviction) and Priority admission through a kube client.
+//! Pod subresources (binding, eviction), Priority admission and unconditional updates
+//! through a kube client.
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
@@ -414,6 +415,48 @@ async fn in_process_watches_leave_out_managed_fields() {
         }
         let stored = pods.get("web").await.expect("get pod");
         assert!(stored.metadata.managed_fields.is_some_and(|m| m.len() == 2));
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Updates without a resourceVersion are unconditional: concurrent ones all land (upstream
+/// retries them over each other's writes), while one naming a stale version conflicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unconditional_updates_win_over_concurrent_writes() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let s = server().await;
+        let cms: Api<ConfigMap> = Api::namespaced(s.client.clone(), "default");
+        let cm = |data: serde_json::Value| -> ConfigMap {
+            serde_json::from_value(json!({"metadata": {"name": "shared"}, "data": data}))
+                .expect("configmap literal")
+        };
+        let created = cms
+            .create(&PostParams::default(), &cm(json!({})))
+            .await
+            .expect("create");
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let cms = cms.clone();
+                let body = cm(json!({ "writer": w.to_string() }));
+                tokio::spawn(async move {
+                    for _ in 0..10 {
+                        cms.replace("shared", &PostParams::default(), &body).await?;
+                    }
+                    Ok::<_, kube::Error>(())
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.expect("writer task").expect("every update lands");
+        }
+        let mut stale = cm(json!({"a": "b"}));
+        stale.metadata.resource_version = created.metadata.resource_version;
+        match cms.replace("shared", &PostParams::default(), &stale).await {
+            Err(kube::Error::Api(e)) => assert_eq!(e.code, 409),
+            other => panic!("a stale resourceVersion must conflict: {other:?}"),
+        }
     })
     .await
     .expect("test timed out");

@@ -543,6 +543,19 @@ fn kubectl_server_side_apply_takes_over_its_client_side_apply_without_conflict()
     );
 }
 
+/// The error of kubectl's server-side apply of `config(3)` over `live`.
+fn kubectl_applies_3_replicas(live: &Value, entries: &[ManagedFieldsEntry]) -> ApplyError {
+    server_side_apply(
+        Some(live),
+        &config(3),
+        &ctx("kubectl"),
+        false,
+        entries,
+        schema(),
+    )
+    .unwrap_err()
+}
+
 #[test]
 fn kubectl_server_side_apply_conflicts_on_fields_changed_since_its_client_side_apply() {
     let (live, entries) = client_side_applied(2);
@@ -551,15 +564,7 @@ fn kubectl_server_side_apply_conflicts_on_fields_changed_since_its_client_side_a
     scaled["spec"]["replicas"] = json!(6);
     let entries =
         update_managed_fields(Some(&live), &scaled, &ctx("scaler"), &entries, schema()).unwrap();
-    let err = server_side_apply(
-        Some(&scaled),
-        &config(3),
-        &ctx("kubectl"),
-        false,
-        &entries,
-        schema(),
-    )
-    .unwrap_err();
+    let err = kubectl_applies_3_replicas(&scaled, &entries);
     assert!(err.to_string().contains(r#""scaler""#), "{err}");
     assert!(err.to_string().contains(".spec.replicas"), "{err}");
 
@@ -569,14 +574,6 @@ fn kubectl_server_side_apply_conflicts_on_fields_changed_since_its_client_side_a
         .as_object_mut()
         .unwrap()
         .shift_remove("annotations");
-    let err = server_side_apply(
-        Some(&plain),
-        &config(3),
-        &ctx("kubectl"),
-        false,
-        &entries,
-        schema(),
-    )
-    .unwrap_err();
+    let err = kubectl_applies_3_replicas(&plain, &entries);
     assert!(err.to_string().contains(".spec.replicas"), "{err}");
 }

@@ -69,11 +69,9 @@ impl Cause {
     }
 }
 
+/// A value as upstream's field errors print it: strings quoted and escaped (Go's `%q`).
 fn render_value(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("\"{s}\""),
-        other => other.to_string(),
-    }
+    v.to_string()
 }
 
 /// Resource identity used in messages: `deployments.apps "web"`.

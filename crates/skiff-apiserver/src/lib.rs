@@ -11,6 +11,7 @@ mod cork;
 pub mod crd;
 mod csr;
 pub mod discovery;
+pub mod dupes;
 pub mod follow;
 mod health;
 pub mod metrics_api;

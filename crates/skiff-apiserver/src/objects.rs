@@ -142,6 +142,14 @@ pub fn content_type(headers: &HeaderMap) -> String {
 
 /// Parses a JSON or YAML body into a JSON value.
 pub fn parse_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
+    parse_body_noting(ct, body).map(|(v, _)| v)
+}
+
+/// As [`parse_body`], noting the keys a YAML body repeats (the last one counts).
+pub fn parse_body_noting(
+    ct: &str,
+    body: &[u8],
+) -> Result<(Value, Vec<crate::dupes::Duplicate>), ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request("request body is empty"));
     }
@@ -152,29 +160,33 @@ pub fn parse_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
         | "text/yaml" => {
             let text = std::str::from_utf8(body)
                 .map_err(|_| ApiError::bad_request("the request body is not valid UTF-8"))?;
-            serde_saphyr::from_str::<Value>(text).map_err(|e| {
+            crate::dupes::yaml(text).map_err(|e| {
                 let msg = e.to_string();
                 let first = msg.lines().next().unwrap_or("invalid YAML");
                 ApiError::bad_request(format!("error converting YAML to JSON: {first}"))
             })
         }
         "application/vnd.kubernetes.protobuf" => {
-            skiff_api::protobuf::decode(body).map_err(|e| match e {
-                // Kinds without a protobuf form (custom resources) are refused as upstream does.
-                skiff_api::protobuf::ProtobufError::UnknownKind { .. } => {
-                    ApiError::unsupported_media_type(ct)
-                }
-                e => ApiError::bad_request(format!("failed to decode protobuf body: {e}")),
-            })
+            skiff_api::protobuf::decode(body)
+                .map(|v| (v, Vec::new()))
+                .map_err(|e| match e {
+                    // Kinds without a protobuf form (custom resources) are refused as upstream does.
+                    skiff_api::protobuf::ProtobufError::UnknownKind { .. } => {
+                        ApiError::unsupported_media_type(ct)
+                    }
+                    e => ApiError::bad_request(format!("failed to decode protobuf body: {e}")),
+                })
         }
         "application/json"
         | ""
         | "*/*"
         | "application/merge-patch+json"
         | "application/strategic-merge-patch+json"
-        | "application/json-patch+json" => serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
-        }),
+        | "application/json-patch+json" => serde_json::from_slice(body)
+            .map(|v| (v, Vec::new()))
+            .map_err(|e| {
+                ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+            }),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
@@ -182,12 +194,16 @@ pub fn parse_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
 /// Parses the body of a create or update of `kind`. A JSON body that does not parse is
 /// refused as upstream refuses it: naming the kind expected and summarizing the body (its
 /// start, in hex unless it begins with `{`).
-pub fn parse_object_body(ct: &str, body: &[u8], kind: &str) -> Result<Value, ApiError> {
+pub fn parse_object_body(
+    ct: &str,
+    body: &[u8],
+    kind: &str,
+) -> Result<(Value, Vec<crate::dupes::Duplicate>), ApiError> {
     const JSON: &[&str] = &["application/json", "", "*/*"];
     if body.is_empty() || !JSON.contains(&ct) {
-        return parse_body(ct, body);
+        return parse_body_noting(ct, body);
     }
-    serde_json::from_slice(body).map_err(|e| {
+    crate::dupes::json(body).map_err(|e| {
         const MAX: usize = 30;
         let head = body.get(..MAX).unwrap_or(body);
         let more = if body.len() > MAX { " ..." } else { "" };
@@ -479,7 +495,7 @@ mod tests {
             panic!("a truncated body does not parse");
         };
         assert!(e.message.ends_with("({\"kind\": )"), "{}", e.message);
-        let ok = parse_object_body("application/yaml", yaml, "Pod").map(|v| v["kind"].clone());
+        let ok = parse_object_body("application/yaml", yaml, "Pod").map(|(v, _)| v["kind"].clone());
         assert_eq!(ok.ok(), Some(json!("Pod")));
     }
 

@@ -179,27 +179,82 @@ fn resolve_static(v: &'static Value) -> &'static Value {
     resolve(v)
 }
 
-fn walk(schema: &'static Value, v: &Value, path: &str, out: &mut Vec<String>) {
-    let schema = resolve(schema);
+/// One step from an object to one of its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Field(String),
+    Index(usize),
+}
+
+/// A step of the walk, on the stack: the path to a value is written out only when the
+/// value is reported.
+struct Trail<'a> {
+    step: Step<'a>,
+    up: Option<&'a Trail<'a>>,
+}
+
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Root,
+    Field(&'a str),
+    Index(usize),
+}
+
+impl Trail<'_> {
+    fn segs(&self, last: &str) -> Vec<Seg> {
+        let mut out = vec![Seg::Field(last.to_string())];
+        let mut at = Some(self);
+        while let Some(t) = at {
+            match t.step {
+                Step::Index(i) => out.push(Seg::Index(i)),
+                Step::Field(k) => out.push(Seg::Field(k.to_string())),
+                Step::Root => {}
+            }
+            at = t.up;
+        }
+        out.reverse();
+        out
+    }
+}
+
+fn find_unknown(table: &TypeTable, node: u32, v: &Value, trail: &Trail, out: &mut Vec<Vec<Seg>>) {
+    let Some(schema) = table.nodes.get(node as usize) else {
+        return;
+    };
     match v {
-        Value::Object(m) => {
-            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-                for (k, child) in m {
-                    match props.get(k) {
-                        Some(ps) => walk(ps, child, &format!("{path}.{k}"), out),
-                        None => out.push(format!("{path}.{k}").trim_start_matches('.').to_string()),
+        Value::Object(m) if schema.closed => {
+            for (k, child) in m {
+                match schema.property(k) {
+                    Some(cn) => {
+                        let t = Trail {
+                            step: Step::Field(k),
+                            up: Some(trail),
+                        };
+                        find_unknown(table, cn, child, &t, out);
                     }
+                    None => out.push(trail.segs(k)),
                 }
-            } else if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+            }
+        }
+        Value::Object(m) => {
+            if let Some(cn) = schema.additional {
                 for (k, child) in m {
-                    walk(ap, child, &format!("{path}.{k}"), out);
+                    let t = Trail {
+                        step: Step::Field(k),
+                        up: Some(trail),
+                    };
+                    find_unknown(table, cn, child, &t, out);
                 }
             }
         }
         Value::Array(items) => {
-            if let Some(is) = schema.get("items") {
+            if let Some(cn) = schema.items {
                 for (i, child) in items.iter().enumerate() {
-                    walk(is, child, &format!("{path}[{i}]"), out);
+                    let t = Trail {
+                        step: Step::Index(i),
+                        up: Some(trail),
+                    };
+                    find_unknown(table, cn, child, &t, out);
                 }
             }
         }
@@ -207,13 +262,123 @@ fn walk(schema: &'static Value, v: &Value, path: &str, out: &mut Vec<String>) {
     }
 }
 
-/// Fields of `obj` its kind's schema does not know (for `fieldValidation=Strict`).
-pub fn unknown_fields(info: &ResourceInfo, obj: &Value) -> Vec<String> {
-    let Some(def) = definition_for(info) else {
+/// Fields of `obj` its kind's schema does not know, in the order they appear, as paths
+/// from the object. Nothing is written out unless something is found.
+pub fn unknown_fields(info: &ResourceInfo, obj: &Value) -> Vec<Vec<Seg>> {
+    let table = TypeTable::get();
+    let Some(root) = definition_for(info).and_then(|d| table.node_of(d)) else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    walk(def, obj, "", &mut out);
+    find_unknown(
+        table,
+        root,
+        obj,
+        &Trail {
+            step: Step::Root,
+            up: None,
+        },
+        &mut out,
+    );
+    out
+}
+
+/// As [`unknown_fields`] for an object's `metadata` alone (a custom resource's).
+pub fn unknown_metadata_fields(obj: &Value) -> Vec<Vec<Seg>> {
+    let table = TypeTable::get();
+    let (Some(md), Some(node)) = (
+        obj.get("metadata"),
+        skiff_api::openapi::definition("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+            .and_then(|d| table.node_of(d)),
+    ) else {
+        return Vec::new();
+    };
+    let root = Trail {
+        step: Step::Root,
+        up: None,
+    };
+    let t = Trail {
+        step: Step::Field("metadata"),
+        up: Some(&root),
+    };
+    let mut out = Vec::new();
+    find_unknown(table, node, md, &t, &mut out);
+    out
+}
+
+/// Removes the fields at `paths` from `obj` (what [`unknown_fields`] found).
+pub fn remove_fields(obj: &mut Value, paths: &[Vec<Seg>]) {
+    for path in paths {
+        let Some((Seg::Field(last), parents)) = path.split_last() else {
+            continue;
+        };
+        let mut at = Some(&mut *obj);
+        for seg in parents {
+            at = match (seg, at) {
+                (Seg::Field(k), Some(v)) => v.get_mut(k.as_str()),
+                (Seg::Index(i), Some(v)) => v.get_mut(*i),
+                (_, None) => None,
+            };
+        }
+        if let Some(m) = at.and_then(Value::as_object_mut) {
+            m.shift_remove(last.as_str());
+        }
+    }
+}
+
+/// A path as strict decoding names it: `spec.containers[0].bogus`.
+pub fn dotted(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Field(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// A path as server-side apply's typed conversion names it: list items by their keys
+/// where the list is a map (`.spec.containers[name="c"].bogus`), by value in a set.
+pub fn apply_path(info: &ResourceInfo, obj: &Value, path: &[Seg]) -> String {
+    let table = TypeTable::get();
+    let mut node = definition_for(info).and_then(|d| table.node_of(d));
+    let mut value = Some(obj);
+    let mut out = String::new();
+    for seg in path {
+        let schema = node.and_then(|n| table.nodes.get(n as usize));
+        match seg {
+            Seg::Field(k) => {
+                out.push('.');
+                out.push_str(k);
+                node = schema.and_then(|s| s.property(k).or(s.additional));
+                value = value.and_then(|v| v.get(k.as_str()));
+            }
+            Seg::Index(i) => {
+                let item = value.and_then(|v| v.get(*i));
+                match (schema, item) {
+                    (Some(s), Some(item)) if !s.list_map_keys.is_empty() => {
+                        let mut keys: Vec<&str> = s.list_map_keys.to_vec();
+                        keys.sort_unstable();
+                        let parts: Vec<String> = keys
+                            .iter()
+                            .filter_map(|k| item.get(*k).map(|v| format!("{k}={v}")))
+                            .collect();
+                        out.push_str(&format!("[{}]", parts.join(",")));
+                    }
+                    (Some(s), Some(item)) if s.list_set => out.push_str(&format!("[={item}]")),
+                    _ => out.push_str(&format!("[{i}]")),
+                }
+                node = schema.and_then(|s| s.items);
+                value = item;
+            }
+        }
+    }
     out
 }
 
@@ -226,6 +391,64 @@ struct TypeMismatch {
 }
 
 impl TypeMismatch {
+    /// The mismatch as Go's `encoding/json` (the fork Kubernetes decodes with) reports it:
+    /// `json: cannot unmarshal string into Go struct field ObjectMeta.metadata.labels of
+    /// type map[string]string` — the innermost struct, the struct fields from the root
+    /// (map keys and list indexes left out) and the Go type of the field.
+    fn go_message(&self, table: &TypeTable, root: u32, obj: &Value) -> Option<String> {
+        let mut node = root;
+        let mut value = obj;
+        let mut strukt = "";
+        let mut fields: Vec<&str> = Vec::new();
+        for seg in self.path.iter().rev() {
+            let schema = table.nodes.get(node as usize)?;
+            if let Some(name) = seg.strip_prefix('.') {
+                match schema.property(name) {
+                    Some(child) => {
+                        strukt = schema.definition.map(short_go_name).unwrap_or(strukt);
+                        strukt = strukt.rsplit('.').next().unwrap_or(strukt);
+                        fields.push(name);
+                        node = child;
+                    }
+                    None => node = schema.additional?,
+                }
+                value = value.get(name)?;
+            } else {
+                let index: usize = seg.trim_matches(|c| c == '[' || c == ']').parse().ok()?;
+                node = schema.items?;
+                value = value.get(index)?;
+            }
+        }
+        let target = table.nodes.get(node as usize)?;
+        if target.quantity {
+            return Some(
+                "quantities must match the regular expression \
+                 '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+                    .into(),
+            );
+        }
+        let got = match value {
+            Value::Bool(_) => "bool",
+            _ => self.got,
+        };
+        let ty = if target.number_too {
+            // An IntOrString that is no string is decoded as its int32.
+            "int32".to_string()
+        } else {
+            go_type(table, node, 0)
+        };
+        if fields.is_empty() {
+            return Some(format!(
+                "json: cannot unmarshal {got} into Go value of type {ty}"
+            ));
+        }
+        Some(format!(
+            "json: cannot unmarshal {got} into Go struct field {strukt}.{} of type {ty}",
+            fields.join(".")
+        ))
+    }
+
+    /// Our own words, where the Go ones cannot be found.
     fn message(mut self) -> String {
         self.path.reverse();
         let path = self.path.concat();
@@ -238,12 +461,60 @@ impl TypeMismatch {
     }
 }
 
+/// `v1.PodSpec` for `io.k8s.api.core.v1.PodSpec`: package and type, as Go prints a type.
+fn short_go_name(definition: &'static str) -> &'static str {
+    let mut dots = definition.rmatch_indices('.');
+    dots.next();
+    match dots.next() {
+        Some((i, _)) => &definition[i + 1..],
+        None => definition,
+    }
+}
+
+/// The Go type a schema node decodes into, as `reflect.Type.String()` prints it. Named
+/// scalar types (`v1.RestartPolicy`) read as their underlying type.
+fn go_type(table: &TypeTable, node: u32, depth: usize) -> String {
+    let Some(n) = table.nodes.get(node as usize) else {
+        return "interface {}".into();
+    };
+    if depth > 8 {
+        return "interface {}".into();
+    }
+    if n.quantity {
+        return "resource.Quantity".into();
+    }
+    match n.ty {
+        Some("string") if depth == 0 || n.definition.is_none() => "string".into(),
+        Some("integer") => match n.format {
+            Some("int32") => "int32".into(),
+            Some("int64") => "int64".into(),
+            _ => "int".into(),
+        },
+        Some("number") => "float64".into(),
+        Some("boolean") => "bool".into(),
+        Some("array") => match n.items {
+            Some(items) => format!("[]{}", go_type(table, items, depth + 1)),
+            None => "[]interface {}".into(),
+        },
+        _ => match (n.definition, n.additional) {
+            (Some(def), _) => short_go_name(def).to_string(),
+            (None, Some(v)) if table.nodes.get(v as usize).is_some_and(|v| v.quantity) => {
+                "v1.ResourceList".into()
+            }
+            (None, Some(v)) => format!("map[string]{}", go_type(table, v, depth + 1)),
+            (None, None) => "map[string]interface {}".into(),
+        },
+    }
+}
+
 /// The built-in schemas as the type check walks them: one node per schema, `$ref`s
 /// resolved, properties in a hash map, so a field costs one lookup.
 struct TypeTable {
     nodes: Vec<TypeNode>,
     /// Node of each resolved schema, by its address (definitions are `'static`).
     index: std::collections::HashMap<usize, u32>,
+    /// Name of each definition, by its address.
+    names: std::collections::HashMap<usize, &'static str>,
 }
 
 #[derive(Default)]
@@ -258,6 +529,18 @@ struct TypeNode {
     properties: Box<[(&'static str, u32)]>,
     additional: Option<u32>,
     items: Option<u32>,
+    /// The schema's `format` (`int32`, `int64`, ...), for the Go type an error names.
+    format: Option<&'static str>,
+    /// The definition's name when the schema is one (`io.k8s.api.core.v1.PodSpec`).
+    definition: Option<&'static str>,
+    /// A Quantity, whose decoder refuses what is not a string or a number in its own words.
+    quantity: bool,
+    /// The schema lists `properties`: other fields are unknown.
+    closed: bool,
+    /// `x-kubernetes-list-map-keys` of a list that is a map.
+    list_map_keys: Box<[&'static str]>,
+    /// `x-kubernetes-list-type: set`.
+    list_set: bool,
 }
 
 impl TypeNode {
@@ -282,11 +565,30 @@ impl TypeTable {
         self.nodes.push(TypeNode::default());
         self.index.insert(at, n);
         let quantity =
-            skiff_api::openapi::definition("io.k8s.apimachinery.pkg.api.resource.Quantity");
+            skiff_api::openapi::definition("io.k8s.apimachinery.pkg.api.resource.Quantity")
+                .is_some_and(|q| std::ptr::eq(q, schema));
+        let format = schema.get("format").and_then(Value::as_str);
         let mut node = TypeNode {
             ty: schema.get("type").and_then(Value::as_str),
-            number_too: schema.get("format").and_then(Value::as_str) == Some("int-or-string")
-                || quantity.is_some_and(|q| std::ptr::eq(q, schema)),
+            number_too: format == Some("int-or-string") || quantity,
+            format,
+            definition: self.names.get(&at).copied(),
+            quantity,
+            closed: schema.get("properties").is_some_and(Value::is_object),
+            list_set: schema.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("set"),
+            list_map_keys: if schema.get("x-kubernetes-list-type").and_then(Value::as_str)
+                == Some("map")
+            {
+                schema
+                    .get("x-kubernetes-list-map-keys")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect()
+            } else {
+                Box::default()
+            },
             ..TypeNode::default()
         };
         if let Some(props) = schema.get("properties").and_then(Value::as_object) {
@@ -316,6 +618,9 @@ impl TypeTable {
             let mut t = TypeTable {
                 nodes: Vec::new(),
                 index: Default::default(),
+                names: skiff_api::openapi::named_definitions()
+                    .map(|(name, d)| (d as *const Value as usize, name))
+                    .collect(),
             };
             for d in skiff_api::openapi::definitions() {
                 t.compile(d);
@@ -477,28 +782,28 @@ pub fn decode_error(info: &ResourceInfo, obj: &Value) -> Option<String> {
             info.kind
         ));
     }
-    if let Some(md) = obj.get("metadata")
-        && !md.is_object()
-        && !md.is_null()
-    {
-        return Some("metadata: expected object".into());
-    }
     let table = TypeTable::get();
     let node = table.node_of(definition_for(info)?)?;
-    type_error(table, node, obj, 0).map(TypeMismatch::message)
+    let e = type_error(table, node, obj, 0)?;
+    Some(match e.go_message(table, node, obj) {
+        Some(m) => m,
+        None => e.message(),
+    })
 }
 
 /// As [`decode_error`] for the object's top-level `member` alone, when the rest of it is
 /// known to be good (a status write that changes nothing else).
 pub fn member_decode_error(info: &ResourceInfo, obj: &Value, member: &str) -> Option<String> {
     let table = TypeTable::get();
-    let node = table
-        .nodes
-        .get(table.node_of(definition_for(info)?)? as usize)?;
+    let root = table.node_of(definition_for(info)?)?;
+    let node = table.nodes.get(root as usize)?;
     let child = node.property(member).or(node.additional)?;
     let mut e = type_error(table, child, obj.get(member)?, 1)?;
     e.path.push(format!(".{member}"));
-    Some(e.message())
+    Some(match e.go_message(table, root, obj) {
+        Some(m) => m,
+        None => e.message(),
+    })
 }
 
 #[cfg(test)]
@@ -539,18 +844,63 @@ mod tests {
     }
 
     #[test]
+    fn unknown_fields_are_found_named_and_dropped() {
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "bogus": 1,
+            "metadata": {"name": "p", "unknownMeta": "x", "labels": {"free": "form"}},
+            "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80, "extra": true}]}],
+                     "volumes": [{"name": "v", "emptyDir": {}}]}});
+        let found = unknown_fields(pods(), &pod);
+        let named: Vec<String> = found.iter().map(|p| dotted(p)).collect();
+        assert_eq!(
+            named,
+            [
+                "bogus",
+                "metadata.unknownMeta",
+                "spec.containers[0].ports[0].extra"
+            ]
+        );
+        // Server-side apply names list items by their keys.
+        assert_eq!(
+            apply_path(pods(), &pod, &found[2]),
+            r#".spec.containers[name="c"].ports[containerPort=80].extra"#
+        );
+        remove_fields(&mut pod, &found);
+        assert!(unknown_fields(pods(), &pod).is_empty());
+        assert_eq!(
+            pod["metadata"],
+            json!({"name": "p", "labels": {"free": "form"}})
+        );
+        assert_eq!(
+            pod["spec"]["containers"][0]["ports"],
+            json!([{"containerPort": 80}])
+        );
+        let cr = json!({"apiVersion": "x/v1", "kind": "X", "metadata": {"name": "a", "odd": 1}, "spec": {"any": 1}});
+        assert_eq!(
+            unknown_metadata_fields(&cr)
+                .iter()
+                .map(|p| dotted(p))
+                .collect::<Vec<_>>(),
+            ["metadata.odd"]
+        );
+    }
+
+    #[test]
     fn type_errors_name_the_innermost_field() {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
             "spec": {"containers": [{"name": "c", "image": "i"},
                                      {"name": "d", "image": "i", "ports": [{"containerPort": "x"}]}]}});
         assert_eq!(
             decode_error(pods(), &pod).as_deref(),
-            Some("spec.containers[1].ports[0].containerPort: expected integer, got string")
+            Some(
+                "json: cannot unmarshal string into Go struct field ContainerPort.spec.containers.ports.containerPort of type int32"
+            )
         );
         let pod = json!({"metadata": {"name": "p", "labels": ["a"]}});
         assert_eq!(
             decode_error(pods(), &pod).as_deref(),
-            Some("metadata.labels: expected object, got array")
+            Some(
+                "json: cannot unmarshal array into Go struct field ObjectMeta.metadata.labels of type map[string]string"
+            )
         );
         assert_eq!(
             decode_error(pods(), &json!(["a"])).as_deref(),
@@ -559,7 +909,10 @@ mod tests {
         let odd_status = json!({"metadata": {"name": "p"}, "status": {"conditions": [{"type": "Ready", "status": true}]}});
         assert_eq!(
             member_decode_error(pods(), &odd_status, "status").as_deref(),
-            Some("status.conditions[0].status: expected string, got boolean")
+            // Named string types (v1.ConditionStatus) read as string: the schema does not name them.
+            Some(
+                "json: cannot unmarshal bool into Go struct field PodCondition.status.conditions.status of type string"
+            )
         );
         assert_eq!(
             member_decode_error(pods(), &odd_status, "status"),
@@ -570,13 +923,34 @@ mod tests {
             {"name": "c", "image": "i", "env": [{"name": "N", "value": 1}]}]}});
         assert_eq!(
             decode_error(pods(), &env).as_deref(),
-            Some("spec.containers[0].env[0].value: expected string, got number")
+            Some(
+                "json: cannot unmarshal number into Go struct field EnvVar.spec.containers.env.value of type string"
+            )
         );
         let numbers = json!({"metadata": {"name": "p"}, "spec": {"containers": [
             {"name": "c", "image": "i", "resources": {"requests": {"cpu": 0.5, "memory": 1024}},
              "ports": [{"containerPort": 80}],
              "readinessProbe": {"httpGet": {"port": 8080}}}]}});
         assert_eq!(decode_error(pods(), &numbers), None);
+        // Struct-typed fields name their Go type; quantities answer in their own words.
+        let spec = json!({"metadata": {"name": "p"}, "spec": "x"});
+        assert_eq!(
+            decode_error(pods(), &spec).as_deref(),
+            Some("json: cannot unmarshal string into Go struct field Pod.spec of type v1.PodSpec")
+        );
+        let containers = json!({"metadata": {"name": "p"}, "spec": {"containers": {"a": 1}}});
+        assert_eq!(
+            decode_error(pods(), &containers).as_deref(),
+            Some(
+                "json: cannot unmarshal object into Go struct field PodSpec.spec.containers of type []v1.Container"
+            )
+        );
+        let cpu = json!({"metadata": {"name": "p"}, "spec": {"containers": [
+            {"name": "c", "image": "i", "resources": {"limits": {"cpu": [1]}}}]}});
+        assert!(
+            decode_error(pods(), &cpu)
+                .is_some_and(|m| m.starts_with("quantities must match the regular expression")),
+        );
         let fine = json!({"metadata": {"name": "p"}, "spec": {"containers": [
             {"name": "c", "image": "i", "resources": {"limits": {"cpu": 1}}}]}});
         assert_eq!(decode_error(pods(), &fine), None);

@@ -171,7 +171,7 @@ pub async fn patch_object(
     dry_run: bool,
     manager: &str,
     user: &crate::server::User,
-) -> Result<(StatusCode, Value), ApiError> {
+) -> Result<(StatusCode, Value, Vec<String>), ApiError> {
     let schema = Schema::for_kind(info.group, info.kind);
     let is_apply = ct == "application/apply-patch+yaml" || ct == "application/apply-patch+cbor";
     if is_apply && q.get("fieldManager").is_none_or(str::is_empty) {
@@ -179,12 +179,13 @@ pub async fn patch_object(
             "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
         ));
     }
-    let patch_doc = match ct {
+    let (patch_doc, dups) = match ct {
         "application/json-patch+json"
         | "application/merge-patch+json"
         | "application/strategic-merge-patch+json" => serde_json::from_slice::<Value>(body)
+            .map(|v| (v, Vec::new()))
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
-        "application/apply-patch+yaml" => objects::parse_body(ct, body)?,
+        "application/apply-patch+yaml" => objects::parse_body_noting(ct, body)?,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if is_apply {
@@ -205,6 +206,11 @@ pub async fn patch_object(
             "application/strategic-merge-patch+json is not supported for custom resources",
         ));
     }
+    let mut warnings = if is_apply {
+        apply_field_validation(server, info, &patch_doc, &dups, q)?
+    } else {
+        Vec::new()
+    };
     let force = q.flag("force") && q.get("force").is_some();
     // Optimistic retries: a patch without a resourceVersion applies to whatever is current.
     for _ in 0..16 {
@@ -215,8 +221,7 @@ pub async fn patch_object(
         };
         let Some(current) = current else {
             // Apply to a missing object creates it.
-            let mut obj =
-                rest::check_field_validation(&server.resources, info, patch_doc.clone(), q)?;
+            let mut obj = patch_doc.clone();
             let now = now_rfc3339();
             let ctx = field_manager(info, manager, &now, None);
             let (applied, entries) = patch::server_side_apply(None, &obj, &ctx, force, &[], schema)
@@ -239,7 +244,7 @@ pub async fn patch_object(
                 crate::csr::prepare_create(&mut obj, user);
             }
             match rest::create_object(server, info, ns, obj, dry_run, None).await {
-                Ok(created) => return Ok((StatusCode::CREATED, created)),
+                Ok(created) => return Ok((StatusCode::CREATED, created, warnings)),
                 Err(e) if e.code == 409 && e.reason == "AlreadyExists" => continue,
                 Err(e) => return Err(e),
             }
@@ -247,7 +252,7 @@ pub async fn patch_object(
         let rev = current.pointer("/metadata/resourceVersion").cloned();
         let new = match ct {
             "application/json-patch+json" => {
-                patch::json_patch(&current, &patch_doc).map_err(|e| match e {
+                let new = patch::json_patch(&current, &patch_doc).map_err(|e| match e {
                     patch::PatchError::InvalidJsonPatch(m) => ApiError::bad_request(m),
                     other => ApiError::invalid(
                         info.group,
@@ -259,9 +264,12 @@ pub async fn patch_object(
                             field: String::new(),
                         }],
                     ),
-                })?
+                })?;
+                decodable_patch_result(info, new)?
             }
-            "application/merge-patch+json" => patch::merge_patch(&current, &patch_doc),
+            "application/merge-patch+json" => {
+                decodable_patch_result(info, patch::merge_patch(&current, &patch_doc))?
+            }
             "application/strategic-merge-patch+json" => {
                 let new = patch::strategic_merge_patch(&current, &patch_doc, schema)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -283,8 +291,7 @@ pub async fn patch_object(
                 if let Some(md) = base.get_mut("metadata").and_then(Value::as_object_mut) {
                     md.remove("managedFields");
                 }
-                let applied =
-                    rest::check_field_validation(&server.resources, info, patch_doc.clone(), q)?;
+                let applied = patch_doc.clone();
                 let now = now_rfc3339();
                 let ctx = field_manager(info, manager, &now, subresource);
                 let (mut obj, entries) = patch::server_side_apply(
@@ -307,6 +314,14 @@ pub async fn patch_object(
         if !new.is_object() {
             return Err(ApiError::bad_request("the patch did not produce an object"));
         }
+        if !is_apply {
+            // The patched object is decoded as a body would be: unknown fields dropped,
+            // and refused or warned about as `fieldValidation` says.
+            let (checked, said) =
+                rest::check_field_validation(&server.resources, info, new, &[], q)?;
+            new = checked;
+            warnings = said;
+        }
         // The patch may carry its own resourceVersion precondition; otherwise pin to what we read.
         let explicit_rv = new.pointer("/metadata/resourceVersion") != rev.as_ref()
             && new.pointer("/metadata/resourceVersion").is_some();
@@ -318,10 +333,86 @@ pub async fn patch_object(
         }
         match write_update(server, info, ns, name, subresource, &current, new, dry_run).await {
             Err(e) if e.code == 409 && e.reason == "Conflict" && !explicit_rv => continue,
-            other => return other,
+            other => return other.map(|(code, obj)| (code, obj, warnings)),
         }
     }
     Err(ApiError::modified(info.group, info.plural, name))
+}
+
+/// Server-side apply's checks of the configuration: a field the schema does not declare
+/// fails the request whatever `fieldValidation` says, as upstream's typed conversion fails
+/// it (upstream answers 500; it is the client's mistake, so 400 here); keys the YAML
+/// repeats fail it when Strict and are warnings when Warn.
+fn apply_field_validation(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    doc: &Value,
+    dups: &[crate::dupes::Duplicate],
+    q: &Query,
+) -> Result<Vec<String>, ApiError> {
+    let mode = rest::field_validation_mode(q)?;
+    let undeclared: Vec<String> = match server.resources.schema_for(info) {
+        Some(schema) => crate::openapi::unknown_metadata_fields(doc)
+            .iter()
+            .map(|p| crate::openapi::apply_path(info, doc, p))
+            .chain(
+                crate::structural::unknown_fields(&schema, doc)
+                    .into_iter()
+                    .map(|p| format!(".{p}")),
+            )
+            .collect(),
+        None => crate::openapi::unknown_fields(info, doc)
+            .iter()
+            .map(|p| crate::openapi::apply_path(info, doc, p))
+            .collect(),
+    };
+    if !undeclared.is_empty() {
+        let said: Vec<String> = undeclared
+            .iter()
+            .map(|p| format!("{p}: field not declared in schema"))
+            .collect();
+        let detail = match said.as_slice() {
+            [one] => one.clone(),
+            many => format!("errors:\n  {}", many.join("\n  ")),
+        };
+        let md = |k: &str| {
+            doc.pointer(&format!("/metadata/{k}"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        return Err(ApiError::bad_request(format!(
+            "failed to create typed patch object ({}/{}; {}/{}, Kind={}): {detail}",
+            md("namespace"),
+            md("name"),
+            info.group,
+            info.version,
+            info.kind
+        )));
+    }
+    match (mode, dups.first()) {
+        ("Strict", Some(d)) => Err(ApiError::bad_request(format!(
+            "error strict decoding YAML: {}",
+            d.strict_error()
+        ))),
+        ("Warn", _) => Ok(dups.iter().map(|d| d.warning()).collect()),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// A JSON or merge patch's result its kind's decoder refuses is refused as upstream's
+/// patcher refuses it: 422 on the field `patch`, with the patched object and the decoder's
+/// words. (A strategic merge patch's goes through the unstructured converter instead.)
+fn decodable_patch_result(info: &ResourceInfo, new: Value) -> Result<Value, ApiError> {
+    match crate::openapi::decode_error(info, &new) {
+        None => Ok(new),
+        Some(detail) => Err(ApiError::invalid(
+            "",
+            "",
+            "",
+            vec![Cause::invalid("patch", &json!(new.to_string()), detail)],
+        )),
+    }
 }
 
 fn scale_of(info: &ResourceInfo, obj: &Value) -> Value {

@@ -206,23 +206,31 @@ async fn serve_resource(
         }
         (&Method::POST, None, None) if crate::reviews::is_review(info) => {
             let body = read_body(req).await?;
-            let obj = objects::parse_object_body(&body.0, &body.1, info.kind)?;
+            let (obj, dups) = objects::parse_object_body(&body.0, &body.1, info.kind)?;
             q.dry_run()?;
-            let mut obj = check_field_validation(&server.resources, info, obj, &q)?;
+            let (mut obj, warnings) =
+                check_field_validation(&server.resources, info, obj, &dups, &q)?;
             check_type_meta(info, &mut obj, false)?;
             let answer = crate::reviews::create(server, info, ns, obj, &user).await?;
-            Ok(json_response(StatusCode::CREATED, &answer))
+            Ok(with_warnings(
+                json_response(StatusCode::CREATED, &answer),
+                &warnings,
+            ))
         }
         (&Method::POST, None, None) if verb_allowed("create") => {
             let body = read_body(req).await?;
-            let obj = objects::parse_object_body(&body.0, &body.1, info.kind)?;
+            let (obj, dups) = objects::parse_object_body(&body.0, &body.1, info.kind)?;
             let dry = q.dry_run()?;
-            let mut obj = check_field_validation(&server.resources, info, obj, &q)?;
+            let (mut obj, warnings) =
+                check_field_validation(&server.resources, info, obj, &dups, &q)?;
             if crate::csr::is_csr(info.group, info.plural) {
                 crate::csr::prepare_create(&mut obj, &user);
             }
             let created = create_object(server, info, ns, obj, dry, Some(&manager)).await?;
-            Ok(object_response(StatusCode::CREATED, info, created, accept))
+            Ok(with_warnings(
+                object_response(StatusCode::CREATED, info, created, accept),
+                &warnings,
+            ))
         }
         (&Method::DELETE, None, None) if verb_allowed("deletecollection") => {
             let body = read_body(req).await?;
@@ -250,12 +258,15 @@ async fn serve_resource(
             let name = name.to_string();
             let sub = sub.map(str::to_string);
             let body = read_body(req).await?;
-            let obj = objects::parse_object_body(&body.0, &body.1, info.kind)?;
-            let obj = check_field_validation(&server.resources, info, obj, &q)?;
+            let (obj, dups) = objects::parse_object_body(&body.0, &body.1, info.kind)?;
+            let (obj, warnings) = check_field_validation(&server.resources, info, obj, &dups, &q)?;
             let dry = q.dry_run()?;
             let (code, obj) =
                 update_object(server, info, ns, &name, sub.as_deref(), obj, dry, &manager).await?;
-            Ok(object_response(code, info, obj, accept))
+            Ok(with_warnings(
+                object_response(code, info, obj, accept),
+                &warnings,
+            ))
         }
         (
             &Method::PATCH,
@@ -268,7 +279,7 @@ async fn serve_resource(
             let sub = sub.map(str::to_string);
             let body = read_body(req).await?;
             let dry = q.dry_run()?;
-            let (code, obj) = crate::patch::patch_object(
+            let (code, obj, warnings) = crate::patch::patch_object(
                 server,
                 info,
                 ns,
@@ -282,7 +293,10 @@ async fn serve_resource(
                 &user,
             )
             .await?;
-            Ok(object_response(code, info, obj, accept))
+            Ok(with_warnings(
+                object_response(code, info, obj, accept),
+                &warnings,
+            ))
         }
         (&Method::DELETE, Some(name), None) if verb_allowed("delete") => {
             let name = name.to_string();
@@ -390,42 +404,78 @@ pub async fn read_body(req: Request<Body>) -> Result<(String, bytes::Bytes), Api
     Ok((ct, buf.freeze()))
 }
 
-/// Known top-level and metadata fields; unknown ones follow `fieldValidation` (Strict: 400, Warn/Ignore: dropped).
+/// What `fieldValidation` makes of a request body (`dups`: the fields it repeated). Fields
+/// a built-in kind does not know are dropped, as upstream's typed decoding drops them, and so
+/// are unknown `metadata` fields of a custom resource (the rest of it is pruned by its schema
+/// later). With `Strict` any unknown or repeated field fails the request; with `Warn`, the
+/// default, each is a warning; with `Ignore` nothing is said.
 pub fn check_field_validation(
     resources: &crate::crd::Resources,
     info: &ResourceInfo,
-    obj: Value,
+    mut obj: Value,
+    dups: &[crate::dupes::Duplicate],
     q: &Query,
-) -> Result<Value, ApiError> {
-    let mode = q.get("fieldValidation").unwrap_or("Ignore");
-    if !matches!(mode, "Strict" | "Warn" | "Ignore") {
-        return Err(ApiError::bad_request(format!(
-            "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {mode:?}"
-        )));
-    }
+) -> Result<(Value, Vec<String>), ApiError> {
+    let mode = field_validation_mode(q)?;
     if !obj.is_object() {
         return Err(ApiError::bad_request(format!(
             "the body must be a JSON object describing a {}",
             info.kind
         )));
     }
-    let unknown = if mode != "Strict" {
-        None
-    } else if let Some(schema) = resources.schema_for(info) {
-        crate::structural::unknown_fields(&schema, &obj)
-            .into_iter()
-            .next()
+    let mut unknown: Vec<String> = Vec::new();
+    let custom = resources.schema_for(info);
+    let known = if custom.is_some() {
+        crate::openapi::unknown_metadata_fields(&obj)
     } else {
         crate::openapi::unknown_fields(info, &obj)
-            .into_iter()
-            .next()
     };
-    if let Some(unknown) = unknown {
-        return Err(ApiError::bad_request(format!(
-            "strict decoding error: unknown field \"{unknown}\""
-        )));
+    if !known.is_empty() {
+        unknown.extend(known.iter().map(|p| crate::openapi::dotted(p)));
+        crate::openapi::remove_fields(&mut obj, &known);
     }
-    Ok(obj)
+    if mode != "Ignore"
+        && let Some(schema) = &custom
+    {
+        unknown.extend(crate::structural::unknown_fields(schema, &obj));
+    }
+    let said = unknown
+        .iter()
+        .map(|u| format!("unknown field {u:?}"))
+        .chain(dups.iter().map(|d| match mode {
+            "Strict" => d.strict_error(),
+            _ => d.warning(),
+        }));
+    match mode {
+        "Strict" if !unknown.is_empty() || !dups.is_empty() => Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            said.collect::<Vec<_>>().join(", ")
+        ))),
+        "Warn" => Ok((obj, said.collect())),
+        _ => Ok((obj, Vec::new())),
+    }
+}
+
+/// The request's `fieldValidation`: Warn when not given, as upstream.
+pub fn field_validation_mode(q: &Query) -> Result<&str, ApiError> {
+    match q.get("fieldValidation").unwrap_or("") {
+        "" => Ok("Warn"),
+        mode @ ("Strict" | "Warn" | "Ignore") => Ok(mode),
+        mode => Err(ApiError::bad_request(format!(
+            "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {mode:?}"
+        ))),
+    }
+}
+
+/// Adds upstream's `Warning: 299 - "..."` headers to an answer.
+pub fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        let value = format!("299 - {}", Value::String(w.clone()));
+        if let Ok(v) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            resp.headers_mut().append("warning", v);
+        }
+    }
+    resp
 }
 
 pub async fn get_object(
@@ -808,8 +858,21 @@ fn check_type_meta(
         crate::openapi::decode_error(info, obj)
     };
     if let Some(e) = error {
+        // Upstream's words for a body its decoder refuses, naming the kind and version the
+        // body gave (the request's when it gave none).
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .filter(|k| !k.is_empty())
+            .unwrap_or(info.kind);
+        let version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.rsplit('/').next().unwrap_or(v))
+            .unwrap_or(info.version);
         return Err(ApiError::bad_request(format!(
-            "error decoding {}: {e}",
+            "{kind} in version \"{version}\" cannot be handled as a {}: {e}",
             info.kind
         )));
     }
@@ -1504,6 +1567,19 @@ pub async fn update_object(
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .is_none_or(|rv| rv.is_empty() || rv == "0");
+    if unconditional && !allows_unconditional_update(info) {
+        // Upstream's store refuses it where the strategy does not allow it.
+        return Err(ApiError::invalid(
+            info.group,
+            info.plural,
+            name,
+            vec![Cause {
+                reason: "FieldValueInvalid",
+                message: "Invalid value: 0x0: must be specified for an update".into(),
+                field: "metadata.resourceVersion".into(),
+            }],
+        ));
+    }
     let attempts = if unconditional { 16 } else { 1 };
     let mut new = new;
     for attempt in 1..=attempts {
@@ -1520,6 +1596,12 @@ pub async fn update_object(
         }
     }
     Err(ApiError::modified(info.group, info.plural, name))
+}
+
+/// Whether an update may leave out the resourceVersion: upstream's strategies for
+/// CustomResourceDefinitions and custom resources (and their `status`) do not allow it.
+fn allows_unconditional_update(info: &ResourceInfo) -> bool {
+    !is_crd(info) && registry::find(info.group, info.version, info.plural).is_some()
 }
 
 fn is_crd(info: &ResourceInfo) -> bool {

@@ -115,6 +115,33 @@ fn crd_roundtrip(kubectl: &Path) {
             !out.status.success() && err.contains(r#"unknown field "spec.bogus""#),
             "{err}"
         );
+        // A custom resource's update must name the resourceVersion it replaces, as
+        // upstream's strategy demands; kubectl replace fills it in.
+        let path = "/apis/stable.example.com/v1/namespaces/default/crontabs/odd";
+        let replaced = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: odd\nspec:\n  image: j\n";
+        let raw = r#"{"apiVersion": "stable.example.com/v1", "kind": "CronTab", "metadata": {"name": "odd"}, "spec": {"image": "j"}}"#;
+        let out = s.run_stdin(kubectl, &["replace", "--raw", path, "-f", "-"], Some(raw));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && err.contains(
+                    "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
+                ),
+            "{err}"
+        );
+        let out = s.run_stdin(kubectl, &["replace", "-f", "-"], Some(replaced));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            s.ok(
+                kubectl,
+                &["get", "ct", "odd", "-o", "jsonpath={.spec.image}"]
+            ),
+            "j"
+        );
         let explained = s.ok(kubectl, &["explain", "crontabs.spec"]);
         assert!(
             explained.contains("cronSpec") && explained.contains("replicas"),

@@ -2163,6 +2163,101 @@ fn upstream_cmd_behaviours(k: &Kubectl) {
         "{}",
         text(&out.stderr)
     );
+    // JSON and merge patches answer with the JSON decoder's words, a create too.
+    for (kind, patch) in [
+        ("merge", r#"{"data":"x"}"#),
+        ("json", r#"[{"op":"add","path":"/data","value":"x"}]"#),
+    ] {
+        let out = k.exits(
+            1,
+            &["patch", "configmap", "typed", "--type", kind, "-p", patch],
+        );
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("The request is invalid: patch: Invalid value: ")
+                && err.contains(
+                    "json: cannot unmarshal string into Go struct field ConfigMap.data of type map[string]string"
+                ),
+            "{err}"
+        );
+    }
+    let bad_pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":"x"},"spec":{"containers":[{"name":"a","image":"b"}]}}"#;
+    let out = k.exits(
+        1,
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/pods",
+            "-f",
+            &k.write("bad-pod.json", bad_pod),
+        ],
+    );
+    assert!(
+        text(&out.stderr).contains(
+            r#"Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field ObjectMeta.metadata.labels of type map[string]string"#
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    // fieldValidation: unknown and repeated fields fail a Strict request, are warnings by
+    // default (Warn), and unknown fields are dropped; server-side apply refuses them.
+    let deployment = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"fv"},
+        "spec":{"unknownField":"foo","selector":{"matchLabels":{"app":"fv"}},
+        "template":{"metadata":{"labels":{"app":"fv"}},"spec":{"containers":[{"name":"c","image":"nginx"}]}},
+        "replicas":2,"replicas":3}}"#;
+    let deployment = k.write("fv.json", deployment);
+    let path = "/apis/apps/v1/namespaces/default/deployments";
+    let out = k.exits(
+        1,
+        &[
+            "create",
+            "--raw",
+            &format!("{path}?fieldValidation=Strict"),
+            "-f",
+            &deployment,
+        ],
+    );
+    assert!(
+        text(&out.stderr).contains(
+            r#"strict decoding error: unknown field "spec.unknownField", duplicate field "spec.replicas""#
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = k.run(&["create", "--raw", path, "-f", &deployment]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(r#"Warning: unknown field "spec.unknownField""#)
+            && text(&out.stderr).contains(r#"Warning: duplicate field "spec.replicas""#),
+        "{}",
+        text(&out.stderr)
+    );
+    let stored = k.ok(&["get", "deployment", "fv", "-o", "json"]);
+    assert!(!stored.contains("unknownField"), "{stored}");
+    assert_eq!(
+        k.jsonpath(&["get", "deployment", "fv"], "{.spec.replicas}"),
+        "3"
+    );
+    k.ok(&["delete", "deployment", "fv"]);
+    let odd = k.write(
+        "odd-cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: odd\n  bogusMeta: x\nbogus: 1\ndata:\n  a: b\n",
+    );
+    let out = k.exits(
+        1,
+        &["apply", "--server-side", "--validate=false", "-f", &odd],
+    );
+    assert!(
+        text(&out.stderr).contains(
+            "failed to create typed patch object (default/odd; /v1, Kind=ConfigMap): errors:\n  .bogus: field not declared in schema\n  .metadata.bogusMeta: field not declared in schema"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    k.ok(&["create", "--validate=false", "-f", &odd]);
+    let stored = k.ok(&["get", "configmap", "odd", "-o", "json"]);
+    assert!(!stored.contains("bogus"), "{stored}");
+    k.ok(&["delete", "configmap", "odd"]);
     let replaced = r#"{"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "typed", "annotations": {"a": "b"}, "resourceVersion": "0"}}"#;
     k.ok(&["replace", "-f", &k.write("typed.json", replaced)]);
     assert_eq!(

@@ -91,6 +91,11 @@ pub fn definitions() -> impl Iterator<Item = &'static Value> {
     model().defs.defs.values()
 }
 
+/// Every schema definition with its name, in name order.
+pub fn named_definitions() -> impl Iterator<Item = (&'static str, &'static Value)> {
+    model().defs.defs.iter().map(|(k, v)| (k.as_str(), v))
+}
+
 /// The schema of a built-in kind in one group-version.
 pub fn kind_definition(
     group: &'static str,

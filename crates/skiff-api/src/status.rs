@@ -10,7 +10,10 @@ pub struct ApiError {
     /// Upstream's `reason`: NotFound, AlreadyExists, Conflict, Invalid, BadRequest, ...
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
+    /// `metadata.continue` of the Status: the token a list may go on with after its own
+    /// expired.
+    pub continue_token: Option<String>,
 }
 
 /// One field-level cause of an Invalid error.
@@ -127,6 +130,7 @@ impl ApiError {
             reason,
             message: message.into(),
             details: None,
+            continue_token: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -147,7 +151,8 @@ impl ApiError {
                 "{} \"{name}\" is forbidden: {reason}",
                 qualified(group, plural)
             ),
-            details: Some(details(group, plural, name)),
+            details: Some(Box::new(details(group, plural, name))),
+            continue_token: None,
         }
     }
     pub fn not_found(group: &str, plural: &str, name: &str) -> ApiError {
@@ -155,7 +160,8 @@ impl ApiError {
             code: 404,
             reason: "NotFound",
             message: format!("{} \"{name}\" not found", qualified(group, plural)),
-            details: Some(details(group, plural, name)),
+            details: Some(Box::new(details(group, plural, name))),
+            continue_token: None,
         }
     }
     /// A path that names no resource.
@@ -171,7 +177,8 @@ impl ApiError {
             code: 409,
             reason: "AlreadyExists",
             message: format!("{} \"{name}\" already exists", qualified(group, plural)),
-            details: Some(details(group, plural, name)),
+            details: Some(Box::new(details(group, plural, name))),
+            continue_token: None,
         }
     }
     pub fn conflict(group: &str, plural: &str, name: &str, why: impl AsRef<str>) -> ApiError {
@@ -183,7 +190,8 @@ impl ApiError {
                 qualified(group, plural),
                 why.as_ref()
             ),
-            details: Some(details(group, plural, name)),
+            details: Some(Box::new(details(group, plural, name))),
+            continue_token: None,
         }
     }
     /// The optimistic-concurrency failure.
@@ -263,7 +271,8 @@ impl ApiError {
             code: 422,
             reason: "Invalid",
             message: format!("{qualified_kind} \"{name}\" is invalid: {joined}"),
-            details: Some(d),
+            details: Some(Box::new(d)),
+            continue_token: None,
         }
     }
 
@@ -280,6 +289,9 @@ impl ApiError {
         });
         if let Some(d) = &self.details {
             s["details"] = ordered_details(d);
+        }
+        if let Some(t) = &self.continue_token {
+            s["metadata"] = json!({"continue": t});
         }
         s["code"] = json!(self.code);
         s

@@ -253,7 +253,7 @@ pub fn forbidden(user: &User, attrs: &Attributes) -> ApiError {
             if !group.is_empty() {
                 details["group"] = json!(group);
             }
-            e.details = Some(details);
+            e.details = Some(Box::new(details));
             e
         }
     }

@@ -150,7 +150,8 @@ fn apply_error(info: &ResourceInfo, name: &str, e: ApplyError) -> ApiError {
                 code: 409,
                 reason: "Conflict",
                 message: msg,
-                details: Some(details),
+                details: Some(Box::new(details)),
+                continue_token: None,
             }
         }
         ApplyError::Invalid(m) => ApiError::bad_request(m),

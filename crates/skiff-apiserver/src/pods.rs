@@ -576,7 +576,9 @@ async fn check_and_decrement(
         let mut e = ApiError::too_many_requests(
             "Cannot evict pod as it would violate the pod's disruption budget.",
         );
-        e.details = Some(json!({"causes": [{"reason": "DisruptionBudget", "message": msg}]}));
+        e.details = Some(Box::new(
+            json!({"causes": [{"reason": "DisruptionBudget", "message": msg}]}),
+        ));
         e
     };
     if int("/status/observedGeneration") < int("/metadata/generation") {

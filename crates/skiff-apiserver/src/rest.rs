@@ -632,6 +632,26 @@ impl Filter {
     }
 }
 
+/// A continued list whose revision was compacted away: 410, with a token that goes on from
+/// the same key at the newest revision (upstream's "inconsistent continue").
+fn expired_continue(start: &str) -> ApiError {
+    let mut e = ApiError::gone(
+        "The provided continue parameter is too old to display a consistent list result. \
+         You can start a new list without the continue parameter, or use the continue token \
+         in this response to retrieve the remainder of the results. Continuing with the \
+         provided token results in an inconsistent list - objects that were created, \
+         modified, or deleted between the time the first chunk was returned and now may \
+         show up in the list.",
+    );
+    let token = serde_json::to_vec(&ContinueToken {
+        rv: -1,
+        start: start.to_string(),
+    })
+    .unwrap_or_default();
+    e.continue_token = Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token));
+    e
+}
+
 pub async fn list(
     server: &ApiServer,
     info: &ResourceInfo,
@@ -653,7 +673,8 @@ pub async fn list(
                 "continue key is not valid: it belongs to another list",
             ));
         }
-        revision = t.rv;
+        // -1: the token a list that expired answered with, to go on at the newest revision.
+        revision = t.rv.max(0);
         start_after = Some(t.start);
     } else if let Some(rv) = q
         .get("resourceVersion")
@@ -697,10 +718,16 @@ pub async fn list(
     // Read in chunks at one revision, so a large list never holds every stored value at once.
     let chunk = if limit == 0 { 500 } else { limit.max(16) };
     loop {
-        let res = server.store.range_chunk(&pfx, start_after.as_deref(), chunk, revision).await.map_err(|e| match e {
-            StoreError::Compacted { .. } if q.get("continue").is_some() => ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."),
-            e => store_error(info, "", e),
-        })?;
+        let res = server
+            .store
+            .range_chunk(&pfx, start_after.as_deref(), chunk, revision)
+            .await
+            .map_err(|e| match (e, &start_after) {
+                (StoreError::Compacted { .. }, Some(start)) if q.get("continue").is_some() => {
+                    expired_continue(start)
+                }
+                (e, _) => store_error(info, "", e),
+            })?;
         revision = res.revision;
         let mut last_key = None;
         let mut stopped_early = false;

@@ -21,6 +21,10 @@ pub struct CompactionPolicy {
     /// compactor keeps whichever history is longer, so a watcher that fell behind by a
     /// few minutes can still resume.
     pub keep_for: Option<Duration>,
+    /// Never keep revisions older than this, however few there are (upstream's API server
+    /// compacts every 5 minutes to the revision of 5 minutes before): a quiet cluster does
+    /// not hold on to hours of history, and a paged list older than that expires.
+    pub max_age: Option<Duration>,
 }
 
 impl Default for CompactionPolicy {
@@ -29,6 +33,7 @@ impl Default for CompactionPolicy {
             interval: Duration::from_secs(60),
             keep_revisions: 10_000,
             keep_for: None,
+            max_age: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -92,10 +97,17 @@ async fn compact_once(
 ) -> Result<(), StoreError> {
     let current = store.current_revision().await?;
     let mut target = current - policy.keep_revisions.max(0);
-    if let Some(keep_for) = policy.keep_for {
-        let now = Instant::now();
+    let now = Instant::now();
+    let ages = [policy.keep_for, policy.max_age];
+    if let Some(oldest) = ages.iter().flatten().max() {
         samples.record(now, current);
-        target = target.min(samples.revision_before(now, keep_for));
+        if let Some(keep_for) = policy.keep_for {
+            target = target.min(samples.revision_before(now, keep_for));
+        }
+        if let Some(max_age) = policy.max_age {
+            target = target.max(samples.revision_before(now, max_age));
+        }
+        samples.prune(now, *oldest);
     }
     if target <= 0 {
         return Ok(());
@@ -117,18 +129,25 @@ impl Samples {
         self.0.push_back((now, revision));
     }
 
-    /// The newest sampled revision that is at least `age` old (0 if none is), dropping
-    /// samples that are no longer needed.
-    fn revision_before(&mut self, now: Instant, age: Duration) -> Revision {
+    /// The newest sampled revision that is at least `age` old (0 if none is).
+    fn revision_before(&self, now: Instant, age: Duration) -> Revision {
         let Some(cutoff) = now.checked_sub(age) else {
             return 0;
         };
+        self.0
+            .iter()
+            .take_while(|(at, _)| *at <= cutoff)
+            .last()
+            .map_or(0, |&(_, revision)| revision)
+    }
+
+    /// Drops the samples no age up to `age` needs: all but the newest one at least that old.
+    fn prune(&mut self, now: Instant, age: Duration) {
+        let Some(cutoff) = now.checked_sub(age) else {
+            return;
+        };
         while self.0.len() >= 2 && self.0[1].0 <= cutoff {
             self.0.pop_front();
-        }
-        match self.0.front() {
-            Some(&(at, revision)) if at <= cutoff => revision,
-            _ => 0,
         }
     }
 }
@@ -148,7 +167,10 @@ mod tests {
         let now = start + Duration::from_secs(150);
         assert_eq!(samples.revision_before(now, Duration::from_secs(200)), 0);
         assert_eq!(samples.revision_before(now, Duration::from_secs(60)), 20);
+        assert_eq!(samples.revision_before(now, Duration::from_secs(140)), 10);
+        samples.prune(now, Duration::from_secs(60));
         assert_eq!(samples.0.len(), 2);
+        assert_eq!(samples.revision_before(now, Duration::from_secs(60)), 20);
     }
 
     #[tokio::test]
@@ -165,10 +187,36 @@ mod tests {
             interval: Duration::from_millis(10),
             keep_revisions: 5,
             keep_for: None,
+            max_age: None,
         });
         let deadline = Instant::now() + Duration::from_secs(5);
         while store.compacted_revision().await.unwrap() != revision - 5 {
             assert!(Instant::now() < deadline, "compactor did not run");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        compactor.stop().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn background_compactor_drops_what_is_older_than_its_max_age() {
+        let store = Store::memory();
+        let mut revision = store.create("k", "0".into()).await.unwrap();
+        for i in 0..5 {
+            revision = store
+                .update("k", format!("{i}").into(), revision)
+                .await
+                .unwrap();
+        }
+        // Far fewer revisions than it keeps, but older than its max age.
+        let compactor = store.start_compactor(CompactionPolicy {
+            interval: Duration::from_millis(10),
+            keep_revisions: 10_000,
+            keep_for: None,
+            max_age: Some(Duration::from_millis(50)),
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.compacted_revision().await.unwrap() != revision {
+            assert!(Instant::now() < deadline, "old revisions were kept");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         compactor.stop().await.unwrap();

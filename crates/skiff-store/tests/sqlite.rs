@@ -43,6 +43,7 @@ async fn file_stays_bounded_under_background_compaction() {
             interval: Duration::from_millis(100),
             keep_revisions: 10_000,
             keep_for: None,
+            max_age: None,
         });
         let peak = Arc::new(AtomicU64::new(0));
         let sampler = {

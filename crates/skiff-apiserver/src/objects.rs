@@ -371,7 +371,11 @@ fn selectable_value(plural: &str, obj: &Value, field: &str) -> String {
             })
     };
     match field {
-        "source" if plural == "events" => s("source.component").unwrap_or_default(),
+        // An event without a source component is selected by its reporting controller.
+        "source" if plural == "events" => s("source.component")
+            .filter(|c| !c.is_empty())
+            .or_else(|| s("reportingComponent"))
+            .unwrap_or_default(),
         // A Job's `status.successful` is the count of succeeded pods, 0 while unset.
         "status.successful" => s("status.succeeded").unwrap_or_else(|| "0".into()),
         f => s(f).unwrap_or_else(|| {
@@ -497,6 +501,16 @@ mod tests {
         assert!(e.message.ends_with("({\"kind\": )"), "{}", e.message);
         let ok = parse_object_body("application/yaml", yaml, "Pod").map(|(v, _)| v["kind"].clone());
         assert_eq!(ok.ok(), Some(json!("Pod")));
+    }
+
+    #[test]
+    fn an_events_source_falls_back_to_its_reporting_controller() {
+        let reported = br#"{"metadata":{"name":"e"},"reportingComponent":"test-controller"}"#;
+        let attrs = Attrs::of_json("", "events", reported).expect("attrs");
+        assert_eq!(attrs.field("source"), Some("test-controller"));
+        let both = br#"{"metadata":{"name":"e"},"source":{"component":"kubelet"},"reportingComponent":"x"}"#;
+        let attrs = Attrs::of_json("", "events", both).expect("attrs");
+        assert_eq!(attrs.field("source"), Some("kubelet"));
     }
 
     #[test]

@@ -1233,6 +1233,47 @@ fn unchanged(current: &Value, new: &Value) -> bool {
         }
 }
 
+/// A status write keeps the labels, annotations and finalizers it sends, as upstream's
+/// status strategies do for most kinds (they reset only the spec), except where they reset
+/// metadata too: custom resources and the kinds using `ResetObjectMetaForStatus` keep all of
+/// it, Deployments their labels.
+fn carry_status_metadata(info: &ResourceInfo, obj: &mut Value, sent: Option<&Value>) {
+    const RESET: &[(&str, &str)] = &[
+        ("storage.k8s.io", "volumeattachments"),
+        (
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicies",
+        ),
+        ("admissionregistration.k8s.io", "mutatingadmissionpolicies"),
+        ("networking.k8s.io", "servicecidrs"),
+        ("resource.k8s.io", "resourceclaims"),
+    ];
+    let custom = registry::find(info.group, info.version, info.plural).is_none();
+    if custom || RESET.contains(&(info.group, info.plural)) {
+        return;
+    }
+    let keep_labels = info.group == "apps" && info.plural == "deployments";
+    let (Some(sent), Some(md)) = (
+        sent.and_then(Value::as_object),
+        obj.get_mut("metadata").and_then(Value::as_object_mut),
+    ) else {
+        return;
+    };
+    for field in ["labels", "annotations", "finalizers"] {
+        if field == "labels" && keep_labels {
+            continue;
+        }
+        match sent.get(field) {
+            Some(v) => {
+                md.insert(field.into(), v.clone());
+            }
+            None => {
+                md.shift_remove(field);
+            }
+        }
+    }
+}
+
 /// The write path shared by PUT and PATCH: `new` replaces `current` (read at `current_rev`).
 #[allow(clippy::too_many_arguments)]
 pub async fn write_update(
@@ -1285,6 +1326,7 @@ pub async fn write_update(
         // them too). A patch of status alone (a kubelet's) already is that object.
         Some("status") if status_only => {}
         Some("status") => {
+            let sent_metadata = new.get("metadata").cloned();
             let mut status = new.as_object_mut().and_then(|m| m.remove("status"));
             let mut managed = new
                 .get_mut("metadata")
@@ -1312,8 +1354,13 @@ pub async fn write_update(
                 merged.insert("status".into(), s);
             }
             new = Value::Object(merged);
+            carry_status_metadata(info, &mut new, sent_metadata.as_ref());
         }
-        Some("approval") => new = crate::csr::approval(current, &new, name)?,
+        Some("approval") => {
+            let sent_metadata = new.get("metadata").cloned();
+            new = crate::csr::approval(current, &new, name)?;
+            carry_status_metadata(info, &mut new, sent_metadata.as_ref());
+        }
         Some("ephemeralcontainers") => {
             new = crate::pods::ephemeral_containers(current, &new, name)?
         }
@@ -1595,7 +1642,9 @@ pub async fn update_object(
         .and_then(Value::as_str)
         .is_none_or(|rv| rv.is_empty() || rv == "0");
     if unconditional && !allows_unconditional_update(info) {
-        // Upstream's store refuses it where the strategy does not allow it.
+        // Upstream's store refuses it where the strategy does not allow it, once it knows
+        // the object exists.
+        get_object(server, info, ns, name).await?;
         return Err(ApiError::invalid(
             info.group,
             info.plural,

@@ -351,6 +351,11 @@ impl ApiServer {
         method: http::Method,
     ) -> Response<Body> {
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = invalid_timeout(&req) {
+            let (_, body) = req.into_parts();
+            drain(body).await;
+            return status_response(&e);
+        }
         let route = request::route(&path, &self.resources);
         let auth = match route {
             // Health endpoints are open, as upstream's are to anonymous clients by default; so is
@@ -506,6 +511,23 @@ impl ApiServer {
 }
 
 /// Reads and discards a request body, up to a bound.
+/// A `timeout` query parameter Go cannot read, refused before anything else as upstream's
+/// request deadline filter refuses it (watches, which it leaves alone, aside).
+fn invalid_timeout(req: &Request<Body>) -> Option<ApiError> {
+    let query = crate::objects::Query::parse(req.uri().query());
+    let timeout = query.get("timeout")?;
+    if timeout.is_empty() || query.flag("watch") || req.uri().path().contains("/watch/") {
+        return None;
+    }
+    skiff_api::duration::parse_go_duration(timeout)
+        .err()
+        .map(|e| {
+            ApiError::bad_request(format!(
+                "invalid timeout specified in the request URL - {e}"
+            ))
+        })
+}
+
 async fn drain(mut body: Body) {
     use http_body_util::BodyExt;
     let mut seen = 0usize;

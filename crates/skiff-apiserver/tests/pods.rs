@@ -321,10 +321,12 @@ async fn status_writes_record_their_manager() {
     .expect("test timed out");
 }
 
-/// A status write changes status alone, whether it sends nothing else (as a kubelet does)
-/// or other fields too; a value of the wrong type in status is refused either way.
+/// A status write changes status and metadata's labels, annotations and finalizers (as
+/// upstream's pod status strategy, which resets only the spec), whether it sends nothing
+/// else (as a kubelet does) or other fields too; a value of the wrong type in status is
+/// refused either way.
 #[tokio::test]
-async fn status_writes_change_only_status() {
+async fn status_writes_change_status_and_metadata_only() {
     tokio::time::timeout(Duration::from_secs(30), async {
         let s = server().await;
         let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
@@ -341,7 +343,7 @@ async fn status_writes_change_only_status() {
             written.status.as_ref().and_then(|st| st.phase.as_deref()),
             Some("Running")
         );
-        let mixed = json!({"metadata": {"labels": {"tier": "front"}},
+        let mixed = json!({"metadata": {"labels": {"tier": "front"}, "annotations": {"patchedstatus": "true"}},
                            "spec": {"activeDeadlineSeconds": 5},
                            "status": {"phase": "Succeeded"}});
         pods.patch_status("web", &params, &Patch::Merge(&mixed))
@@ -357,8 +359,20 @@ async fn status_writes_change_only_status() {
             Some("10.42.0.5")
         );
         assert_eq!(
-            got.metadata.labels.as_ref().and_then(|l| l.get("tier")),
-            None
+            got.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("tier"))
+                .map(String::as_str),
+            Some("front")
+        );
+        assert_eq!(
+            got.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("patchedstatus"))
+                .map(String::as_str),
+            Some("true")
         );
         assert_eq!(
             got.spec.as_ref().and_then(|sp| sp.active_deadline_seconds),

@@ -48,6 +48,9 @@ pub fn service_selector(s: &Service) -> Selector {
     Selector::from_map(s.spec.as_ref().and_then(|s| s.selector.as_ref()))
 }
 
+/// Marks the Endpoints objects old leader elections used as their lock.
+const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
+
 pub async fn run(informers: Arc<Informers>, workers: usize, cancel: CancellationToken) {
     let ctx = Arc::new(Ctx {
         client: informers.client().clone(),
@@ -65,6 +68,21 @@ pub async fn run(informers: Arc<Informers>, workers: usize, cancel: Cancellation
     for s in ctx.services.list() {
         queue.add(Key::of(&*s));
     }
+    // Endpoints left behind by Services deleted while no controller ran go too, as
+    // upstream's leftover check at start removes them (leader-election records aside).
+    for ep in ctx.endpoints.list() {
+        let leader_record = ep
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(LEADER_ANNOTATION));
+        let key = Key::of(&*ep);
+        // The API server's own `kubernetes` Endpoints are the bootstrap's to keep.
+        let own = key.namespace == "default" && key.name == "kubernetes";
+        if !leader_record && !own {
+            queue.add(key);
+        }
+    }
     let svcs = runtime::enqueue_changes(
         svc_changes,
         queue.clone(),
@@ -75,12 +93,19 @@ pub async fn run(informers: Arc<Informers>, workers: usize, cancel: Cancellation
     let pods = runtime::enqueue_changes(pod_changes, queue.clone(), cancel.clone(), move |c| {
         services_for_pod(&ctx2.services, c)
     });
-    // Someone else changed or deleted an Endpoints object: put it back as it should be.
+    // Someone else changed or deleted a Service's Endpoints: put them back as they should
+    // be. Endpoints without a Service are someone else's (upstream lets them be).
+    let ctx4 = ctx.clone();
     let eps = runtime::enqueue_changes(
         ep_changes,
         queue.clone(),
         cancel.clone(),
-        |c: &Change<Endpoints>| [Key::of(&**c.object())],
+        move |c: &Change<Endpoints>| {
+            let key = Key::of(&**c.object());
+            let ours = matches!(c, Change::Deleted(_))
+                || ctx4.services.get(&key.namespace, &key.name).is_some();
+            ours.then_some(key)
+        },
     );
     let ctx3 = ctx.clone();
     let workers =

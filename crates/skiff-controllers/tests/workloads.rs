@@ -544,6 +544,17 @@ async fn services_get_endpoints_slices_and_namespaces_a_default_account() {
         // Deleting the service deletes its Endpoints; the slices go with their owner (GC).
         svcs.delete("web", &DeleteParams::default()).await.expect("delete service");
         eventually("endpoints gone", || async { matches!(eps.get_opt("web").await, Ok(None)) }).await;
+        // Endpoints made by hand for no Service are left alone, and may be updated.
+        let hand: Endpoints = serde_json::from_value(json!({
+            "metadata": {"name": "by-hand"},
+            "subsets": [{"addresses": [{"ip": "10.0.0.24"}], "ports": [{"port": 80}]}]
+        }))
+        .expect("endpoints literal");
+        eps.create(&PostParams::default(), &hand).await.expect("create endpoints");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut got = eps.get("by-hand").await.expect("hand-made endpoints stay");
+        got.metadata.labels = Some([("test".to_string(), "updated".to_string())].into());
+        eps.replace("by-hand", &PostParams::default(), &got).await.expect("update endpoints");
         // Namespaces get a default ServiceAccount.
         let nss: Api<Namespace> = Api::all(c.client.clone());
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team-a"}})).expect("ns literal");

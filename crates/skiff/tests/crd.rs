@@ -129,6 +129,26 @@ fn crd_roundtrip(kubectl: &Path) {
                 ),
             "{err}"
         );
+        // A custom resource is not created by an update.
+        let missing = raw.replace("\"odd\"", "\"missing\"");
+        let out = s.run_stdin(
+            kubectl,
+            &[
+                "replace",
+                "--raw",
+                &path.replace("/odd", "/missing"),
+                "-f",
+                "-",
+            ],
+            Some(&missing),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && err.contains("NotFound")
+                && err.contains("\"missing\" not found"),
+            "{err}"
+        );
         let out = s.run_stdin(kubectl, &["replace", "-f", "-"], Some(replaced));
         assert!(
             out.status.success(),

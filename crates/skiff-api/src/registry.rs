@@ -27,6 +27,9 @@ pub struct ResourceInfo {
     /// A custom resource's `additionalPrinterColumns`; empty for built-in kinds, whose
     /// columns the API server knows.
     pub printer_columns: &'static [PrinterColumn],
+    /// A custom resource's merge schema for server-side apply (from its CRD); built-in
+    /// kinds have theirs in `patch::Schema::for_kind`.
+    pub custom_schema: Option<&'static crate::patch::CustomSchema>,
 }
 
 /// One column of a custom resource's table, from its CRD.
@@ -103,6 +106,7 @@ const fn res(
         storage_version: true,
         subresources: &[],
         printer_columns: &[],
+        custom_schema: None,
     }
 }
 

@@ -125,6 +125,11 @@ pub fn resources_of_crd(crd: &Value) -> Vec<&'static ResourceInfo> {
             storage_version: v.get("storage") == Some(&json!(true)),
             subresources: Box::leak(subs.into_boxed_slice()),
             printer_columns: printer_columns(v.get("additionalPrinterColumns")),
+            custom_schema: v.pointer("/schema/openAPIV3Schema").map(|schema| {
+                &*Box::leak(Box::new(skiff_api::patch::CustomSchema(
+                    skiff_api::patch::Schema::from_crd(schema),
+                )))
+            }),
         })));
     }
     out

@@ -64,6 +64,15 @@ fn ignored(info: &ResourceInfo, subresource: Option<&str>) -> &'static [&'static
     }
 }
 
+/// How server-side apply and managedFields see `info`'s objects: a built-in kind's table,
+/// or a custom resource's CRD schema.
+fn schema_of(info: &ResourceInfo) -> Schema {
+    match info.custom_schema {
+        Some(custom) => custom.0,
+        None => Schema::for_kind(info.group, info.kind),
+    }
+}
+
 /// Records a non-apply write of `new` over `old` in `new`'s managedFields.
 pub fn track_update(
     info: &ResourceInfo,
@@ -74,7 +83,7 @@ pub fn track_update(
 ) {
     let now = now_rfc3339();
     let ctx = field_manager(info, manager, &now, subresource);
-    let schema = Schema::for_kind(info.group, info.kind);
+    let schema = schema_of(info);
     let existing = old.map(managed_fields_of).unwrap_or_default();
     // An update of the main resource that sends managed fields other than the stored
     // ones sets them, as upstream's field manager takes them (kubectl rewrites them when
@@ -119,14 +128,8 @@ pub fn track_update(
 pub fn created_managed_fields(info: &ResourceInfo, obj: &Value, manager: &str) -> Value {
     let now = now_rfc3339();
     let ctx = field_manager(info, manager, &now, None);
-    let entries = patch::update_managed_fields(
-        None,
-        obj,
-        &ctx,
-        &[],
-        Schema::for_kind(info.group, info.kind),
-    )
-    .unwrap_or_default();
+    let entries =
+        patch::update_managed_fields(None, obj, &ctx, &[], schema_of(info)).unwrap_or_default();
     Value::Array(
         entries
             .into_iter()
@@ -173,7 +176,7 @@ pub async fn patch_object(
     manager: &str,
     user: &crate::server::User,
 ) -> Result<(StatusCode, Value, Vec<String>), ApiError> {
-    let schema = Schema::for_kind(info.group, info.kind);
+    let schema = schema_of(info);
     let is_apply = ct == "application/apply-patch+yaml" || ct == "application/apply-patch+cbor";
     if is_apply && q.get("fieldManager").is_none_or(str::is_empty) {
         return Err(ApiError::bad_request(
@@ -202,7 +205,9 @@ pub async fn patch_object(
             )));
         }
     }
-    if ct == "application/strategic-merge-patch+json" && !schema.is_known() {
+    if ct == "application/strategic-merge-patch+json"
+        && (!schema.is_known() || info.custom_schema.is_some())
+    {
         return Err(ApiError::unsupported_media_type(
             "application/strategic-merge-patch+json is not supported for custom resources",
         ));

@@ -22,7 +22,7 @@ pub use apply::{
 };
 pub use fieldpath::{FieldSet, PathElement, format_path};
 pub use merge::{json_patch, merge_patch};
-pub use schema::{ListStrategy, Schema, list_strategy};
+pub use schema::{CustomSchema, ListStrategy, Schema, list_strategy};
 pub use strategic::strategic_merge_patch;
 pub use three_way::three_way_merge;
 

@@ -577,3 +577,75 @@ fn kubectl_server_side_apply_conflicts_on_fields_changed_since_its_client_side_a
     let err = kubectl_applies_3_replicas(&plain, &entries);
     assert!(err.to_string().contains(".spec.replicas"), "{err}");
 }
+
+/// A custom resource's lists merge as its CRD schema says: by keys, as a set (its
+/// finalizers, as every object's metadata), or whole.
+#[test]
+fn custom_resource_lists_follow_their_crd_schema() {
+    let schema = Schema::from_crd(&json!({
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": {
+            "replicas": {"type": "integer"},
+            "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                      "x-kubernetes-list-map-keys": ["containerPort", "protocol"],
+                      "items": {"type": "object", "properties": {
+                          "name": {"type": "string"},
+                          "containerPort": {"type": "integer"},
+                          "protocol": {"type": "string"}}}},
+            "tags": {"type": "array", "items": {"type": "string"}}}}}
+    }));
+    let foo = |finalizers: Value, ports: Value, tags: Value| {
+        json!({"apiVersion": "example.com/v1", "kind": "Foo",
+               "metadata": {"name": "f", "finalizers": finalizers},
+               "spec": {"ports": ports, "tags": tags}})
+    };
+    let port =
+        |name: &str, number: i64| json!({"name": name, "containerPort": number, "protocol": "TCP"});
+    let (live, entries) = server_side_apply(
+        None,
+        &foo(json!(["a"]), json!([port("x", 80)]), json!(["t1"])),
+        &ctx("one"),
+        false,
+        &[],
+        schema,
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(&entry(&entries, "one").unwrap().fields_v1).unwrap(),
+        json!({"f:metadata": {"f:finalizers": {"v:\"a\"": {}}},
+               "f:spec": {"f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}":
+                              {".": {}, "f:containerPort": {}, "f:name": {}, "f:protocol": {}}},
+                          "f:tags": {}}})
+    );
+    // Another manager adds a finalizer and a port: both lists merge.
+    let (live, entries) = server_side_apply(
+        Some(&live),
+        &foo(json!(["b"]), json!([port("y", 8080)]), json!(["t2"])),
+        &ctx("two"),
+        true,
+        &entries,
+        schema,
+    )
+    .unwrap();
+    assert_eq!(live["metadata"]["finalizers"], json!(["a", "b"]));
+    assert_eq!(
+        live["spec"]["ports"],
+        json!([port("x", 80), port("y", 8080)])
+    );
+    // The atomic list is replaced whole by the forced apply.
+    assert_eq!(live["spec"]["tags"], json!(["t2"]));
+    // The same key with another name is a conflict on that field alone.
+    let err = server_side_apply(
+        Some(&live),
+        &foo(json!(["b"]), json!([port("z", 80)]), json!(["t2"])),
+        &ctx("two"),
+        false,
+        &entries,
+        schema,
+    )
+    .unwrap_err();
+    match err {
+        ApplyError::Conflict(c) => assert_eq!(c.len(), 1, "{c:?}"),
+        other => panic!("{other:?}"),
+    }
+}

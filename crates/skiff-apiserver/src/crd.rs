@@ -29,12 +29,16 @@ struct Defined {
     by_crd: HashMap<String, Vec<&'static ResourceInfo>>,
     /// CRD name → its spec, for printer columns and scale paths.
     specs: HashMap<String, Value>,
+    /// Counts changes, so documents built from the definitions know when they are stale.
+    generation: u64,
 }
 
 /// Built-in resources plus those CRDs define.
 #[derive(Clone, Default)]
 pub struct Resources {
     defined: Arc<RwLock<Defined>>,
+    /// `/openapi/v2` with the custom resources' definitions, built once per change of them.
+    pub(crate) openapi_v2: Arc<std::sync::Mutex<Option<Arc<crate::openapi::V2Doc>>>>,
 }
 
 fn leak(s: &str) -> &'static str {
@@ -192,6 +196,7 @@ impl Resources {
             crd.get("spec").cloned().unwrap_or(Value::Null),
         );
         d.by_crd.insert(name, infos);
+        d.generation += 1;
     }
 
     pub fn undefine(&self, crd: &Value) {
@@ -202,6 +207,15 @@ impl Resources {
         let mut d = self.defined.write().unwrap_or_else(|p| p.into_inner());
         d.by_crd.remove(name);
         d.specs.remove(name);
+        d.generation += 1;
+    }
+
+    /// Changes so far to the definitions.
+    pub fn generation(&self) -> u64 {
+        self.defined
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .generation
     }
 
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {

@@ -5,6 +5,7 @@ use http::{Response, StatusCode, header};
 use serde_json::{Value, json};
 use skiff_api::registry::ResourceInfo;
 use skiff_api::status::ApiError;
+use std::sync::Arc;
 
 /// What `/openapi/v2` answers for protobuf. Clients ask for the `@` form, but `@` is not a
 /// token character, so Go's `mime.ParseMediaType` (kubectl 1.20) rejects it in a
@@ -21,19 +22,120 @@ fn bytes_response(ct: &str, body: &'static [u8]) -> Response<Body> {
         .unwrap_or_default()
 }
 
-/// `/openapi/v2`, as JSON or as gnostic protobuf, by the Accept header's first acceptable type.
-pub fn v2(accept: &str) -> Response<Body> {
+/// `/openapi/v2` extended with the custom resources' definitions, built when they change.
+pub struct V2Doc {
+    generation: u64,
+    json: axum::body::Bytes,
+    proto: std::sync::OnceLock<axum::body::Bytes>,
+    doc: Value,
+    etag: String,
+}
+
+fn custom_v2(resources: &crate::crd::Resources) -> Option<Arc<V2Doc>> {
+    let generation = resources.generation();
+    let custom = resources.custom();
+    if custom.is_empty() {
+        return None;
+    }
+    let mut cache = resources
+        .openapi_v2
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(doc) = cache.as_ref().filter(|d| d.generation == generation) {
+        return Some(doc.clone());
+    }
+    let mut doc = skiff_api::openapi::v2_document().clone();
+    for info in custom {
+        let mut schema = resources
+            .schema_for(info)
+            .unwrap_or_else(|| json!({"type": "object"}));
+        let reversed: Vec<&str> = info.group.split('.').rev().collect();
+        let name = format!("{}.{}.{}", reversed.join("."), info.version, info.kind);
+        schema["x-kubernetes-group-version-kind"] =
+            json!([{"group": info.group, "kind": info.kind, "version": info.version}]);
+        if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            props.insert("apiVersion".into(), json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"}));
+            props.insert("kind".into(), json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"}));
+            props.insert("metadata".into(), json!({"description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata", "$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}));
+        }
+        // Swagger 2.0 has no `nullable`.
+        strip_key(&mut schema, "nullable");
+        doc["definitions"][name.as_str()] = schema;
+    }
+    let json = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    let etag = skiff_api::openapi::etag_hash(&json);
+    let built = Arc::new(V2Doc {
+        generation,
+        json,
+        proto: std::sync::OnceLock::new(),
+        doc,
+        etag,
+    });
+    *cache = Some(built.clone());
+    Some(built)
+}
+
+fn strip_key(v: &mut Value, key: &str) {
+    match v {
+        Value::Object(m) => {
+            m.remove(key);
+            m.values_mut().for_each(|c| strip_key(c, key));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|c| strip_key(c, key)),
+        _ => {}
+    }
+}
+
+/// `/openapi/v2`, as JSON or as gnostic protobuf, by the Accept header's first acceptable
+/// type, with an `ETag`; a request whose `If-None-Match` names it gets 304.
+pub fn v2(
+    accept: &str,
+    if_none_match: Option<&str>,
+    resources: &crate::crd::Resources,
+) -> Response<Body> {
     let first_proto = accept.split(',').map(str::trim).find(|a| {
         a.starts_with("application/com.github.proto-openapi.spec.v2")
             || a.starts_with("application/json")
             || a.starts_with("*/*")
     });
-    match first_proto {
-        Some(a) if a.starts_with("application/com.github.proto-openapi") => {
-            bytes_response(PROTO_V2, skiff_api::openapi::v2_protobuf())
-        }
-        _ => bytes_response("application/json", skiff_api::openapi::v2_json()),
+    let proto = first_proto.is_some_and(|a| a.starts_with("application/com.github.proto-openapi"));
+    let custom = custom_v2(resources);
+    let etag = format!(
+        "\"{}\"",
+        custom
+            .as_ref()
+            .map_or(skiff_api::openapi::v2_hash(), |d| d.etag.as_str())
+    );
+    let builder = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::VARY, "Accept");
+    if if_none_match.is_some_and(|m| m.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .unwrap_or_default();
     }
+    let (ct, body) = match (&custom, proto) {
+        (None, true) => (PROTO_V2, Body::from(skiff_api::openapi::v2_protobuf())),
+        (None, false) => (
+            "application/json",
+            Body::from(skiff_api::openapi::v2_json()),
+        ),
+        (Some(d), true) => (
+            PROTO_V2,
+            Body::from(
+                d.proto
+                    .get_or_init(|| skiff_api::openapi::v2_protobuf_of(&d.doc).into())
+                    .clone(),
+            ),
+        ),
+        (Some(d), false) => ("application/json", Body::from(d.json.clone())),
+    };
+    builder
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, ct)
+        .body(body)
+        .unwrap_or_default()
 }
 
 /// `/openapi/v3`: the built-in group-versions and those CRDs define.

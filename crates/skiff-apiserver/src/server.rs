@@ -439,7 +439,11 @@ impl ApiServer {
             Route::Metrics => Ok(text(StatusCode::OK, &self.metrics_text())),
             Route::OpenApiV2 => {
                 get_only(req.method())?;
-                Ok(crate::openapi::v2(&accept))
+                let if_none_match = req
+                    .headers()
+                    .get(http::header::IF_NONE_MATCH)
+                    .and_then(|v| v.to_str().ok());
+                Ok(crate::openapi::v2(&accept, if_none_match, &self.resources))
             }
             Route::OpenApiV3Root => Ok(crate::openapi::v3_root(&self.resources)),
             Route::OpenApiV3(path) => crate::openapi::v3(&path, &self.resources),

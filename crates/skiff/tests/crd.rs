@@ -168,6 +168,12 @@ fn crd_roundtrip(kubectl: &Path) {
             "{explained}"
         );
     }
+    // Every kubectl explains custom resources: 1.20 reads /openapi/v2, 1.35 /openapi/v3.
+    let explained = s.ok(kubectl, &["explain", "crontabs.spec"]);
+    assert!(
+        explained.contains("cronSpec") && explained.contains("replicas"),
+        "{explained}"
+    );
     let resources = s.ok(
         kubectl,
         &["api-resources", "--api-group=stable.example.com"],

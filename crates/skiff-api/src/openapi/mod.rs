@@ -125,6 +125,21 @@ pub fn v2_protobuf() -> &'static [u8] {
     PROTO.get_or_init(|| proto::document(v2_value()))
 }
 
+/// The v2 document itself, to extend with custom resources' definitions.
+pub fn v2_document() -> &'static Value {
+    v2_value()
+}
+
+/// A v2 document (the built-in one extended) as gnostic protobuf.
+pub fn v2_protobuf_of(doc: &Value) -> Vec<u8> {
+    proto::document(doc)
+}
+
+/// The ETag-style hash [`v2_hash`] computes, of any bytes.
+pub fn etag_hash(bytes: &[u8]) -> String {
+    hash(bytes)
+}
+
 /// An ETag-style hash of the v2 document (upper-case hex), for `ETag` and caching.
 pub fn v2_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();

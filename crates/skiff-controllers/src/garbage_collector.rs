@@ -134,13 +134,25 @@ struct Collector {
     initial: AtomicUsize,
     synced_notify: Notify,
     recorder: Recorder,
+    /// Where deletions its watches see are told (the quota controller listens).
+    deletions: Option<tokio::sync::broadcast::Sender<Arc<crate::runtime::Deletion>>>,
 }
 
 /// Runs the collector until `cancel` fires: one metadata watch per resource feeding the graph,
 /// and one worker draining the queue. Discovery is read again now and then, and resources that
 /// appeared since (custom resources) are watched too.
 pub async fn run(client: kube::Client, cancel: CancellationToken) {
+    run_telling(client, None, cancel).await
+}
+
+/// As [`run`], also sending every deletion its watches see to `deletions`.
+pub async fn run_telling(
+    client: kube::Client,
+    deletions: Option<tokio::sync::broadcast::Sender<Arc<crate::runtime::Deletion>>>,
+    cancel: CancellationToken,
+) {
     let gc = Arc::new(Collector {
+        deletions,
         recorder: Recorder::new(client.clone(), "garbage-collector-controller"),
         client,
         resources: RwLock::new(Vec::new()),
@@ -328,6 +340,14 @@ impl Collector {
                 watcher::Event::Delete(obj) => {
                     if let Some(uid) = obj.metadata.uid.as_deref() {
                         self.forget(uid);
+                    }
+                    if let Some(tell) = &self.deletions {
+                        // Nobody listening is fine.
+                        let _ = tell.send(Arc::new(crate::runtime::Deletion {
+                            group: res.ar.group.clone(),
+                            plural: res.ar.plural.clone(),
+                            namespace: obj.metadata.namespace.clone().unwrap_or_default(),
+                        }));
                     }
                 }
             }

@@ -92,7 +92,11 @@ pub async fn run_in(
     use k8s_openapi::api::core::v1::ReplicationController;
     let client = informers.client().clone();
     let mut tasks = JoinSet::new();
-    tasks.spawn(garbage_collector::run(client.clone(), cancel.clone()));
+    tasks.spawn(garbage_collector::run_telling(
+        client.clone(),
+        Some(informers.deletions().clone()),
+        cancel.clone(),
+    ));
     tasks.spawn(namespace::run(client, cancel.clone()));
     tasks.spawn(replicaset::run::<ReplicaSet>(
         informers.clone(),

@@ -65,6 +65,7 @@ pub async fn run(informers: Arc<Informers>, settings: Settings, cancel: Cancella
     let pod_changes = ctx.pods.subscribe();
     let service_changes = ctx.services.subscribe();
     let claim_changes = ctx.claims.subscribe();
+    let mut deletions = informers.deletions().subscribe();
     ctx.quotas.synced().await;
     ctx.pods.synced().await;
     ctx.services.synced().await;
@@ -123,12 +124,46 @@ pub async fn run(informers: Arc<Informers>, settings: Settings, cancel: Cancella
             size(old) != size(new)
         },
     );
+    // Deleting any other object a quota counts frees it: recount that namespace's quotas
+    // that name its resource (pods, services and claims are followed above).
+    let deleted = {
+        let (ctx, queue, cancel) = (ctx.clone(), queue.clone(), cancel.clone());
+        async move {
+            loop {
+                let d = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    d = deletions.recv() => d,
+                };
+                let d = match d {
+                    Ok(d) => d,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                let followed = d.group.is_empty()
+                    && matches!(
+                        d.plural.as_str(),
+                        "pods" | "services" | "persistentvolumeclaims"
+                    );
+                if followed || d.namespace.is_empty() {
+                    continue;
+                }
+                for q in ctx.quotas.list_namespace(&d.namespace) {
+                    let hard = q.spec.as_ref().and_then(|s| s.hard.as_ref());
+                    if hard.is_some_and(|h| {
+                        !quota::matching_resources(&d.group, &d.plural, h.keys()).is_empty()
+                    }) {
+                        queue.add(Key::of(&*q));
+                    }
+                }
+            }
+        }
+    };
     let ctx2 = ctx.clone();
     let workers = runtime::run_workers(COMPONENT, queue, 2, cancel, move |key| {
         let ctx = ctx2.clone();
         async move { sync(&ctx, &key).await }
     });
-    tokio::join!(quotas, pods, services, claims, workers);
+    tokio::join!(quotas, pods, services, claims, deleted, workers);
 }
 
 /// A quota whose status does not reflect its spec yet.

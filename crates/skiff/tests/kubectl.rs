@@ -1577,6 +1577,23 @@ fn quotas_and_limit_ranges(k: &Kubectl) {
         released,
     );
     assert_eq!(q["status"]["used"]["requests.cpu"], "250m");
+    // So does deleting any other object a quota counts (a configmap here).
+    k.ok(&with_ns(&["create", "configmap", "counted"]));
+    let charged = |v: &Value| v["status"]["used"]["count/configmaps"] == "2";
+    wait_until(
+        k,
+        "the configmap charged",
+        &with_ns(&["get", "quota", "q1"]),
+        charged,
+    );
+    k.ok(&with_ns(&["delete", "configmap", "counted"]));
+    let freed = |v: &Value| v["status"]["used"]["count/configmaps"] == "1";
+    wait_until(
+        k,
+        "the configmap's count released",
+        &with_ns(&["get", "quota", "q1"]),
+        freed,
+    );
     // An update is charged for what it adds: a service turned NodePort needs node ports.
     k.ok(&with_ns(&[
         "create",

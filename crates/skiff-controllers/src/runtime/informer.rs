@@ -418,6 +418,17 @@ pub struct Informers {
     tasks: TaskTracker,
     /// By kind and field selector ("" for the whole kind).
     started: Mutex<HashMap<(std::any::TypeId, String), Arc<dyn std::any::Any + Send + Sync>>>,
+    /// Deletions of objects of every resource, as the garbage collector's watches see them.
+    deletions: tokio::sync::broadcast::Sender<Arc<Deletion>>,
+}
+
+/// An object of some resource was deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    /// The resource's group ("" for core) and plural.
+    pub group: String,
+    pub plural: String,
+    pub namespace: String,
 }
 
 impl Informers {
@@ -427,7 +438,14 @@ impl Informers {
             cancel,
             tasks: TaskTracker::new(),
             started: Mutex::default(),
+            deletions: tokio::sync::broadcast::channel(1024).0,
         })
+    }
+
+    /// The feed of deletions of every resource's objects (fed by the garbage collector,
+    /// which watches them all); a lagging receiver loses the oldest.
+    pub fn deletions(&self) -> &tokio::sync::broadcast::Sender<Arc<Deletion>> {
+        &self.deletions
     }
 
     pub fn client(&self) -> &kube::Client {

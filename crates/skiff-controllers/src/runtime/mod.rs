@@ -5,7 +5,7 @@ pub mod informer;
 pub mod queue;
 pub mod selector;
 
-pub use informer::{Change, Informer, Informers};
+pub use informer::{Change, Deletion, Informer, Informers};
 pub use queue::Queue;
 
 use kube::Resource;

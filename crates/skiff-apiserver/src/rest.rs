@@ -206,6 +206,16 @@ async fn serve_resource(
         }
         (&Method::POST, None, None) if crate::reviews::is_review(info) => {
             let body = read_body(req).await?;
+            // A review has no table form: a client that takes nothing else gets 406.
+            let plain = accept
+                .split(',')
+                .map(str::trim)
+                .any(|a| !a.contains("as=") && !a.is_empty());
+            if wants_table(accept) && !plain {
+                return Err(ApiError::not_acceptable(
+                    "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+                ));
+            }
             let (obj, dups) = objects::parse_object_body(&body.0, &body.1, info.kind)?;
             q.dry_run()?;
             let (mut obj, warnings) =
@@ -1817,6 +1827,11 @@ async fn delete_object_once(
             },
         );
     let policy = match policy.as_deref() {
+        // Upstream orphans a core/v1 ReplicationController's pods unless told otherwise,
+        // for compatibility; every other kind's dependents go in the background.
+        None | Some("") if info.group.is_empty() && info.plural == "replicationcontrollers" => {
+            Some("Orphan".to_string())
+        }
         None | Some("") => None,
         Some(p @ ("Orphan" | "Background" | "Foreground")) => Some(p.to_string()),
         Some(p) => {
@@ -1880,10 +1895,35 @@ async fn delete_object_once(
         after_delete(server, info, &current).await;
         return Ok((StatusCode::OK, deleted_body(info, current)));
     }
-    // Graceful deletion: mark it; finalizers (or the node agent) finish the job.
+    // Graceful deletion: mark it; finalizers (or the node agent) finish the job. Upstream
+    // answers 202 only when the options asked for cascading with `orphanDependents: false`.
+    let code = if opts.get("orphanDependents") == Some(&json!(false)) {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     let mut new = current.clone();
     {
         let md = metadata_mut(&mut new);
+        // A pod already being deleted may only have its grace period shortened.
+        let pending_grace = md
+            .get("deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .filter(|g| *g > 0);
+        if let (true, Some(old), Some(g)) = (graceful_pod, pending_grace, grace)
+            && g < old
+            && let Some(at) = md
+                .get("deletionTimestamp")
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        {
+            let when = at + chrono::Duration::seconds(g - old);
+            md.insert("deletionGracePeriodSeconds".into(), json!(g));
+            md.insert(
+                "deletionTimestamp".into(),
+                json!(when.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            );
+        }
         if !md.contains_key("deletionTimestamp") {
             let when = if graceful_pod {
                 let g = grace
@@ -1911,8 +1951,18 @@ async fn delete_object_once(
     if info.plural == "namespaces" {
         new["status"]["phase"] = json!("Terminating");
     }
-    if dry_run {
-        return Ok((StatusCode::ACCEPTED, new));
+    // Deleting what is already being deleted, changing nothing, writes nothing.
+    let unchanged = match (current.get("metadata"), new.get("metadata")) {
+        (Some(a), Some(b)) => {
+            same_except(a, b, &["resourceVersion"]) && current.get("status") == new.get("status")
+        }
+        _ => false,
+    };
+    if unchanged || dry_run {
+        if unchanged {
+            new = current.clone();
+        }
+        return Ok((code, new));
     }
     let rev = server
         .store
@@ -1920,7 +1970,7 @@ async fn delete_object_once(
         .await
         .map_err(|e| store_error(info, name, e))?;
     metadata_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
-    Ok((StatusCode::ACCEPTED, new))
+    Ok((code, new))
 }
 
 fn deleted_body(info: &ResourceInfo, obj: Value) -> Value {

@@ -521,6 +521,92 @@ pub async fn admit_priority(server: &ApiServer, pod: &mut Value) -> Result<(), A
     Ok(())
 }
 
+/// Upstream's RuntimeClass admission for a new pod: its RuntimeClass must exist; the class's
+/// pod overhead becomes the pod's (which may not say otherwise), and its scheduling node
+/// selector and tolerations are merged into the pod's. A pod with overhead and no class is
+/// refused.
+pub async fn admit_runtime_class(server: &ApiServer, pod: &mut Value) -> Result<(), ApiError> {
+    let pod_name = objects::name_of(pod).to_string();
+    let refuse = |why: String| {
+        ApiError::forbidden(format!(
+            "pods \"{pod_name}\" is forbidden: pod rejected: {why}"
+        ))
+    };
+    let class_name = pod
+        .pointer("/spec/runtimeClassName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let Some(class_name) = class_name else {
+        if pod.pointer("/spec/overhead").is_some_and(|o| !o.is_null()) {
+            return Err(refuse(
+                "Pod Overhead set without corresponding RuntimeClass".into(),
+            ));
+        }
+        return Ok(());
+    };
+    let rc_info = registry::find("node.k8s.io", "v1", "runtimeclasses")
+        .ok_or_else(|| ApiError::internal("runtimeclasses are not registered"))?;
+    let rc = match get_object(server, rc_info, None, &class_name).await {
+        Ok(rc) => rc,
+        Err(e) if e.code == 404 => {
+            return Err(refuse(format!("RuntimeClass {class_name:?} not found")));
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    if let Some(fixed) = rc.pointer("/overhead/podFixed").filter(|f| !f.is_null()) {
+        match spec.get("overhead") {
+            Some(given) if !given.is_null() && given != fixed => {
+                return Err(refuse(
+                    "Pod's Overhead doesn't match RuntimeClass's defined Overhead".into(),
+                ));
+            }
+            _ => {
+                spec.insert("overhead".into(), fixed.clone());
+            }
+        }
+    }
+    if let Some(selector) = rc
+        .pointer("/scheduling/nodeSelector")
+        .and_then(Value::as_object)
+    {
+        let pod_selector = spec.entry("nodeSelector").or_insert_with(|| json!({}));
+        if let Some(ps) = pod_selector.as_object_mut() {
+            for (k, v) in selector {
+                match ps.get(k) {
+                    Some(existing) if existing != v => {
+                        return Err(refuse(format!(
+                            "conflict: runtimeClass.scheduling.nodeSelector[{k}] = {}; pod.spec.nodeSelector[{k}] = {}",
+                            v.as_str().unwrap_or(""),
+                            existing.as_str().unwrap_or("")
+                        )));
+                    }
+                    _ => {
+                        ps.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+    }
+    if let Some(tolerations) = rc
+        .pointer("/scheduling/tolerations")
+        .and_then(Value::as_array)
+    {
+        let pod_tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+        if let Some(pt) = pod_tolerations.as_array_mut() {
+            for t in tolerations {
+                if !pt.contains(t) {
+                    pt.push(t.clone());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn pod_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions")
         .and_then(Value::as_array)

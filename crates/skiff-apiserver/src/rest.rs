@@ -1071,6 +1071,7 @@ pub async fn create_object(
             crate::pods::admit_service_account(server, ns, &mut obj).await?;
         }
         crate::pods::admit_priority(server, &mut obj).await?;
+        crate::pods::admit_runtime_class(server, &mut obj).await?;
         crate::pods::admit_default_tolerations(&server.pod_defaults, &mut obj);
     }
     if info.group.is_empty()

@@ -483,3 +483,61 @@ async fn unconditional_updates_win_over_concurrent_writes() {
     .await
     .expect("test timed out");
 }
+
+/// RuntimeClass admission: the class must exist, and its overhead and scheduling reach the pod.
+#[tokio::test]
+async fn runtime_class_admission() {
+    use k8s_openapi::api::node::v1::RuntimeClass;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let s = server().await;
+        let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
+        let with_class = |name: &str, class: &str| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "spec": {"runtimeClassName": class, "containers": [{"name": "c", "image": "nginx"}]}
+            }))
+            .expect("pod literal")
+        };
+        match pods.create(&PostParams::default(), &with_class("p1", "missing")).await {
+            Err(kube::Error::Api(e)) => {
+                assert_eq!(e.code, 403, "{e:?}");
+                assert_eq!(
+                    e.message,
+                    r#"pods "p1" is forbidden: pod rejected: RuntimeClass "missing" not found"#
+                );
+            }
+            other => panic!("want 403, got {other:?}"),
+        }
+        let rc: RuntimeClass = serde_json::from_value(json!({
+            "metadata": {"name": "gvisor"},
+            "handler": "runsc",
+            "overhead": {"podFixed": {"cpu": "250m", "memory": "64Mi"}},
+            "scheduling": {"nodeSelector": {"sandbox": "true"},
+                           "tolerations": [{"key": "sandbox", "operator": "Exists", "effect": "NoSchedule"}]}
+        }))
+        .expect("runtime class literal");
+        Api::<RuntimeClass>::all(s.client.clone())
+            .create(&PostParams::default(), &rc)
+            .await
+            .expect("runtime class created");
+        let pod = pods
+            .create(&PostParams::default(), &with_class("p2", "gvisor"))
+            .await
+            .expect("pod with a class");
+        let spec = pod.spec.expect("spec");
+        let overhead = serde_json::to_value(&spec.overhead).expect("overhead");
+        assert_eq!(overhead, json!({"cpu": "250m", "memory": "64Mi"}));
+        assert_eq!(
+            spec.node_selector.and_then(|n| n.get("sandbox").cloned()).as_deref(),
+            Some("true")
+        );
+        assert!(
+            spec.tolerations
+                .unwrap_or_default()
+                .iter()
+                .any(|t| t.key.as_deref() == Some("sandbox"))
+        );
+    })
+    .await
+    .expect("test timed out");
+}

@@ -124,6 +124,9 @@ pub fn validate_meta(group: &str, kind: &str, obj: &Value, causes: &mut Vec<Caus
     if let Some(labels) = obj.pointer("/metadata/labels") {
         validate_labels(labels, "metadata.labels", causes);
     }
+    if let Some(finalizers) = obj.pointer("/metadata/finalizers") {
+        validate_finalizers(finalizers, "metadata.finalizers", causes);
+    }
     if let Some(ann) = obj.pointer("/metadata/annotations") {
         match ann.as_object() {
             Some(m) => {
@@ -155,6 +158,16 @@ pub fn validate_meta(group: &str, kind: &str, obj: &Value, causes: &mut Vec<Caus
                 "must be an object",
             )),
             None => {}
+        }
+    }
+}
+
+/// Finalizer names are qualified names (`kubernetes`, `example.com/name`), as upstream's
+/// ValidateFinalizerName demands.
+pub fn validate_finalizers(finalizers: &Value, field: &str, causes: &mut Vec<Cause>) {
+    for (i, f) in finalizers.as_array().into_iter().flatten().enumerate() {
+        if !f.as_str().is_some_and(is_qualified_name) {
+            causes.push(Cause::invalid(format!("{field}[{i}]"), f, "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"));
         }
     }
 }
@@ -1583,6 +1596,11 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
     let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
     match (group, kind) {
         ("", "Pod") => validate_pod_spec(&spec, "spec", &mut causes),
+        ("", "Namespace") => {
+            if let Some(f) = spec.get("finalizers") {
+                validate_finalizers(f, "spec.finalizers", &mut causes);
+            }
+        }
         ("apps", "Deployment") | ("apps", "ReplicaSet") | ("apps", "DaemonSet") => {
             validate_template_and_selector(&spec, &mut causes, true);
             non_negative(&spec, "replicas", &mut causes);

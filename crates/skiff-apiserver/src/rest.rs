@@ -1815,6 +1815,26 @@ async fn delete_object_once(
             ),
         ));
     }
+    let given_policy = opts
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .or_else(|| q.get("propagationPolicy"))
+        .filter(|p| !p.is_empty());
+    if let Some(p) = given_policy
+        && (opts.get("orphanDependents").is_some_and(|o| !o.is_null())
+            || q.get("orphanDependents").is_some())
+    {
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "DeleteOptions",
+            "",
+            vec![Cause::invalid(
+                "propagationPolicy",
+                &json!(p),
+                "orphanDependents and deletionPropagation cannot be both set",
+            )],
+        ));
+    }
     let policy = opts
         .get("propagationPolicy")
         .and_then(Value::as_str)

@@ -116,6 +116,32 @@ async fn deletes_follow_upstream() {
         )
         .await;
         assert_eq!(code, 202);
+        // Both ways of saying the policy at once are refused.
+        let both = serde_json::to_vec(&json!({"kind": "DeleteOptions", "apiVersion": "v1",
+            "orphanDependents": true, "propagationPolicy": "Background"}))
+        .expect("options");
+        let (code, status) = send(
+            &client,
+            http::Request::delete(rc_uri).body(both).expect("request builds"),
+        )
+        .await;
+        assert_eq!(code, 422, "{status}");
+        assert_eq!(
+            status["message"],
+            r#"DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Invalid value: "Background": orphanDependents and deletionPropagation cannot be both set"#
+        );
+        // Finalizer names are qualified names.
+        let odd: ConfigMap = serde_json::from_value(
+            json!({"metadata": {"name": "odd", "finalizers": ["bad finalizer!!"]}}),
+        )
+        .expect("configmap literal");
+        match cms.create(&PostParams::default(), &odd).await {
+            Err(kube::Error::Api(e)) => {
+                assert_eq!(e.code, 422, "{e:?}");
+                assert!(e.message.contains("metadata.finalizers[0]: Invalid value: \"bad finalizer!!\""), "{e:?}");
+            }
+            other => panic!("want 422, got {other:?}"),
+        }
         // A review has no table form.
         let review = serde_json::to_vec(&json!({"apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",

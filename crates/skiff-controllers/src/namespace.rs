@@ -186,14 +186,33 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Erro
     Ok(Action::await_change())
 }
 
-/// Deletes every object in the namespace and reports what is still there.
+/// Deletes every object in the namespace and reports what is still there. Pods go first,
+/// and nothing else goes while any pod remains (upstream's OrderedNamespaceDeletion), so
+/// what a terminating pod still reads — its configmaps, secrets, service account — stays.
 async fn delete_content(
     client: &kube::Client,
     ns: &str,
     found: &[resources::Resource],
 ) -> Remaining {
     let mut rem = Remaining::default();
-    for res in found.iter().filter(|r| r.namespaced && r.delete) {
+    let is_pods = |r: &&resources::Resource| r.ar.group.is_empty() && r.ar.plural == "pods";
+    let ordered = found
+        .iter()
+        .filter(|r| r.namespaced && r.delete)
+        .filter(is_pods)
+        .chain(
+            found
+                .iter()
+                .filter(|r| r.namespaced && r.delete)
+                .filter(|r| !is_pods(r)),
+        );
+    for res in ordered {
+        if !is_pods(&res) && rem.resources.contains_key("pods") {
+            rem.failures.push(format!(
+                "unexpected items still remain in namespace: {ns} for gvr: /v1, Resource=pods"
+            ));
+            break;
+        }
         let api = res.api(client, Some(ns));
         let id = res.id();
         let listed = match api.list_metadata(&ListParams::default()).await {

@@ -199,10 +199,51 @@ async fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
             create(&api, cm(&format!("c{i}"), vec![], vec![])).await;
         }
         create(&api, cm("held", vec![], vec!["example.com/hold".into()])).await;
+        // A pod held by a finalizer: nothing else goes while it is there.
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c.client.clone(), "foo");
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "finalizers": ["example.com/hold"]},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}
+        }))
+        .expect("pod literal");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("create pod");
         namespaces
             .delete("foo", &DeleteParams::default())
             .await
             .expect("delete namespace");
+        eventually("the pod is being deleted", || async {
+            pods.get("p")
+                .await
+                .is_ok_and(|p| p.metadata.deletion_timestamp.is_some())
+        })
+        .await;
+        eventually("the namespace says pods remain", || async {
+            namespaces.get("foo").await.is_ok_and(|ns| {
+                ns.status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "NamespaceDeletionContentFailure" && c.status == "True")
+            })
+        })
+        .await;
+        assert_eq!(
+            api.list(&Default::default())
+                .await
+                .map(|l| l.items.len())
+                .ok(),
+            Some(6),
+            "configmaps went while a pod remained"
+        );
+        pods.patch(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("release the pod");
         eventually("the content goes", || async {
             api.list(&Default::default())
                 .await

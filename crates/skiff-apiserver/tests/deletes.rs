@@ -2,41 +2,17 @@
 //! ReplicationControllers, and requests for a table of what has none.
 
 use k8s_openapi::api::core::v1::{ConfigMap, ReplicationController};
-use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-async fn send(client: &Client, req: http::Request<Vec<u8>>) -> (u16, Value) {
-    let resp = client
-        .send(req.map(Into::into))
-        .await
-        .expect("request is answered");
-    let code = resp.status().as_u16();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("body reads")
-        .to_bytes();
-    (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
+mod common;
 
 #[tokio::test]
 async fn deletes_follow_upstream() {
     tokio::time::timeout(Duration::from_secs(30), async {
-        let cancel = CancellationToken::new();
-        let _stop = cancel.clone().drop_guard();
-        let config = skiff_apiserver::Config {
-            advertise_address: "127.0.0.1:6443".into(),
-            service_cidr: "10.43.0.0/16".into(),
-            admin_token: "admin".into(),
-            node_token: "node".into(),
-        };
-        let (api, _feeder) =
-            skiff_apiserver::ApiServer::new(skiff_store::Store::memory(), config, cancel)
-                .await
-                .expect("api server starts");
-        let client = Client::new(api.router(), "default");
+        let s = common::server().await;
+        let client = s.client.clone();
         // A second delete of an object its finalizer holds writes nothing.
         let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
         let cm: ConfigMap = serde_json::from_value(
@@ -52,13 +28,13 @@ async fn deletes_follow_upstream() {
                 .body(Vec::new())
                 .expect("request builds")
         };
-        let (code, first) = send(&client, delete()).await;
+        let (code, _, first) = common::send(&client, delete()).await;
         assert_eq!(code, 200, "{first}");
         assert!(
             first["metadata"]["deletionTimestamp"].is_string(),
             "{first}"
         );
-        let (code, second) = send(&client, delete()).await;
+        let (code, _, second) = common::send(&client, delete()).await;
         assert_eq!(code, 200, "{second}");
         assert_eq!(
             second["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"],
@@ -77,7 +53,7 @@ async fn deletes_follow_upstream() {
             .await
             .expect("created");
         let rc_uri = "/api/v1/namespaces/default/replicationcontrollers/rc";
-        let (code, deleting) = send(
+        let (code, _, deleting) = common::send(
             &client,
             http::Request::delete(rc_uri)
                 .body(Vec::new())
@@ -108,7 +84,7 @@ async fn deletes_follow_upstream() {
             &json!({"kind": "DeleteOptions", "apiVersion": "v1", "orphanDependents": false}),
         )
         .expect("options");
-        let (code, _) = send(
+        let (code, _, _) = common::send(
             &client,
             http::Request::delete(format!("{rc_uri}2"))
                 .body(body)
@@ -120,7 +96,7 @@ async fn deletes_follow_upstream() {
         let both = serde_json::to_vec(&json!({"kind": "DeleteOptions", "apiVersion": "v1",
             "orphanDependents": true, "propagationPolicy": "Background"}))
         .expect("options");
-        let (code, status) = send(
+        let (code, _, status) = common::send(
             &client,
             http::Request::delete(rc_uri).body(both).expect("request builds"),
         )
@@ -147,7 +123,7 @@ async fn deletes_follow_upstream() {
             "kind": "SelfSubjectAccessReview",
             "spec": {"nonResourceAttributes": {"path": "/", "verb": "get"}}}))
         .expect("review");
-        let (code, status) = send(
+        let (code, _, status) = common::send(
             &client,
             http::Request::post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
                 .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")

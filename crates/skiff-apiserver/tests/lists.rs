@@ -1,44 +1,17 @@
 //! Paged lists through a kube client, across a compaction of the revision they were read at.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-async fn get_raw(client: &Client, uri: &str) -> (u16, Value) {
-    let req = http::Request::get(uri)
-        .body(Vec::new())
-        .expect("request builds");
-    let resp = client
-        .send(req.map(Into::into))
-        .await
-        .expect("request is answered");
-    let code = resp.status().as_u16();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("body reads")
-        .to_bytes();
-    (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
+mod common;
 
 #[tokio::test]
 async fn a_continue_past_compaction_expires_with_a_token_to_go_on() {
     tokio::time::timeout(Duration::from_secs(30), async {
-        let cancel = CancellationToken::new();
-        let _stop = cancel.clone().drop_guard();
-        let store = skiff_store::Store::memory();
-        let config = skiff_apiserver::Config {
-            advertise_address: "127.0.0.1:6443".into(),
-            service_cidr: "10.43.0.0/16".into(),
-            admin_token: "admin".into(),
-            node_token: "node".into(),
-        };
-        let (api, _feeder) = skiff_apiserver::ApiServer::new(store.clone(), config, cancel)
-            .await
-            .expect("api server starts");
-        let client = Client::new(api.router(), "default");
+        let s = common::server().await;
+        let (client, store) = (s.client.clone(), s.store.clone());
         let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
         for i in 0..10 {
             let cm: ConfigMap =
@@ -61,7 +34,7 @@ async fn a_continue_past_compaction_expires_with_a_token_to_go_on() {
             .expect("list resourceVersion");
         let base = "/api/v1/namespaces/default/configmaps?limit=4";
         // Before compaction the token reads the same snapshot.
-        let (code, page) = get_raw(&client, &format!("{base}&continue={token}")).await;
+        let (code, _, page) = common::get(&client, &format!("{base}&continue={token}"), None).await;
         assert_eq!(code, 200, "{page}");
         assert_eq!(
             page["metadata"]["resourceVersion"],
@@ -75,7 +48,8 @@ async fn a_continue_past_compaction_expires_with_a_token_to_go_on() {
             .expect("created");
         let now = store.current_revision().await.expect("revision");
         store.compact(now).await.expect("compacted");
-        let (code, status) = get_raw(&client, &format!("{base}&continue={token}")).await;
+        let (code, _, status) =
+            common::get(&client, &format!("{base}&continue={token}"), None).await;
         assert_eq!(code, 410, "{status}");
         assert_eq!(status["reason"], "Expired", "{status}");
         assert!(
@@ -92,7 +66,7 @@ async fn a_continue_past_compaction_expires_with_a_token_to_go_on() {
         let mut names = Vec::new();
         let mut uri = format!("{base}&continue={next}");
         loop {
-            let (code, page) = get_raw(&client, &uri).await;
+            let (code, _, page) = common::get(&client, &uri, None).await;
             assert_eq!(code, 200, "{page}");
             let rv: i64 = page["metadata"]["resourceVersion"]
                 .as_str()

@@ -1,60 +1,23 @@
 //! `/openapi/v2` publishes custom resources' definitions and answers `If-None-Match`.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::Client;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-async fn get(client: &Client, uri: &str, etag: Option<&str>) -> (u16, Option<String>, Value) {
-    let mut req = http::Request::get(uri);
-    if let Some(e) = etag {
-        req = req.header("If-None-Match", e);
-    }
-    let req = req.body(Vec::new()).expect("request builds");
-    let resp = client
-        .send(req.map(Into::into))
-        .await
-        .expect("request is answered");
-    let code = resp.status().as_u16();
-    let etag = resp
-        .headers()
-        .get("etag")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("body reads")
-        .to_bytes();
-    (
-        code,
-        etag,
-        serde_json::from_slice(&body).unwrap_or(Value::Null),
-    )
-}
+mod common;
 
 #[tokio::test]
 async fn v2_publishes_custom_resources_with_an_etag() {
     tokio::time::timeout(Duration::from_secs(30), async {
-        let cancel = CancellationToken::new();
-        let _stop = cancel.clone().drop_guard();
-        let config = skiff_apiserver::Config {
-            advertise_address: "127.0.0.1:6443".into(),
-            service_cidr: "10.43.0.0/16".into(),
-            admin_token: "admin".into(),
-            node_token: "node".into(),
-        };
-        let (api, _feeder) =
-            skiff_apiserver::ApiServer::new(skiff_store::Store::memory(), config, cancel)
-                .await
-                .expect("api server starts");
-        let client = Client::new(api.router(), "default");
-        let (code, etag, doc) = get(&client, "/openapi/v2", None).await;
+        let s = common::server().await;
+        let client = s.client.clone();
+        let (code, headers, doc) = common::get(&client, "/openapi/v2", None).await;
+        let etag = headers.get("etag").and_then(|v| v.to_str().ok()).map(str::to_string);
         assert_eq!(code, 200);
         let builtin = etag.expect("an ETag");
         assert!(doc["definitions"]["io.k8s.api.core.v1.Pod"].is_object());
-        let (code, _, _) = get(&client, "/openapi/v2", Some(&builtin)).await;
+        let (code, _, _) = common::get(&client, "/openapi/v2", Some(&builtin)).await;
         assert_eq!(code, 304);
         let crd: CustomResourceDefinition = serde_json::from_value(json!({
             "metadata": {"name": "foos.pub.example.com"},
@@ -72,9 +35,10 @@ async fn v2_publishes_custom_resources_with_an_etag() {
         let name = "com.example.pub.v1.Foo";
         let mut published = Value::Null;
         for _ in 0..100 {
-            let (code, etag, doc) = get(&client, "/openapi/v2", Some(&builtin)).await;
+            let (code, headers, doc) = common::get(&client, "/openapi/v2", Some(&builtin)).await;
+            let etag = headers.get("etag").and_then(|v| v.to_str().ok());
             if code == 200 && doc["definitions"][name].is_object() {
-                assert_ne!(etag.as_deref(), Some(builtin.as_str()));
+                assert_ne!(etag, Some(builtin.as_str()));
                 published = doc["definitions"][name].clone();
                 break;
             }

@@ -5,40 +5,12 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
-use kube::Client;
 use kube::api::{Api, EvictParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-struct Server {
-    client: Client,
-    cancel: CancellationToken,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
-async fn server() -> Server {
-    let cancel = CancellationToken::new();
-    let config = skiff_apiserver::Config {
-        advertise_address: "127.0.0.1:6443".into(),
-        service_cidr: "10.43.0.0/16".into(),
-        admin_token: "admin".into(),
-        node_token: "node".into(),
-    };
-    let (api, _feeder) =
-        skiff_apiserver::ApiServer::new(skiff_store::Store::memory(), config, cancel.clone())
-            .await
-            .expect("api server starts");
-    Server {
-        client: Client::new(api.router(), "default"),
-        cancel,
-    }
-}
+mod common;
+use common::server;
 
 fn pod(name: &str, labels: serde_json::Value) -> Pod {
     serde_json::from_value(json!({

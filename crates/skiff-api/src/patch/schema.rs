@@ -68,6 +68,24 @@ pub(super) struct TypeDef {
     pub(super) fields: &'static [Field],
 }
 
+impl TypeDef {
+    /// The schema of one of its fields. Scalar fields are not in the generated table;
+    /// unknown fields behave the same.
+    fn field(&self, name: &str) -> Schema {
+        match self.fields.binary_search_by(|f| f.name.cmp(name)) {
+            Ok(i) => match self.fields.get(i) {
+                Some(f) => Schema {
+                    shape: Some(f.shape),
+                    patch: f.patch,
+                    retain_keys: f.retain_keys,
+                },
+                None => Schema::unknown(),
+            },
+            Err(_) => Schema::unknown(),
+        }
+    }
+}
+
 /// A position in the schema of one kind: the root object, or a field reached from it.
 ///
 /// It is cheap to copy; walk it down with [`Schema::field`] and [`Schema::elem`].
@@ -136,34 +154,10 @@ impl Schema {
     /// the element is entered first, so paths may skip list elements.
     pub fn field(&self, name: &str) -> Schema {
         match self.shape {
-            Some(Shape::Custom(def)) => match def.fields.binary_search_by(|f| f.name.cmp(name)) {
-                Ok(i) => match def.fields.get(i) {
-                    Some(f) => Schema {
-                        shape: Some(f.shape),
-                        patch: f.patch,
-                        retain_keys: f.retain_keys,
-                    },
-                    None => Schema::unknown(),
-                },
-                Err(_) => Schema::unknown(),
-            },
-            Some(Shape::Struct(index)) => {
-                let Some(def) = TYPES.get(usize::from(index)) else {
-                    return Schema::unknown();
-                };
-                match def.fields.binary_search_by(|f| f.name.cmp(name)) {
-                    Ok(i) => match def.fields.get(i) {
-                        Some(f) => Schema {
-                            shape: Some(f.shape),
-                            patch: f.patch,
-                            retain_keys: f.retain_keys,
-                        },
-                        None => Schema::unknown(),
-                    },
-                    // Scalar fields are not in the table; unknown fields behave the same.
-                    Err(_) => Schema::unknown(),
-                }
-            }
+            Some(Shape::Custom(def)) => def.field(name),
+            Some(Shape::Struct(index)) => TYPES
+                .get(usize::from(index))
+                .map_or_else(Schema::unknown, |def| def.field(name)),
             Some(Shape::Map { value, .. }) => Schema {
                 shape: Some(*value),
                 patch: ListStrategy::Replace,

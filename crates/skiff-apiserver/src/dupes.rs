@@ -6,6 +6,8 @@ use serde_json::{Map, Number, Value};
 use std::cell::RefCell;
 use std::fmt;
 
+use crate::openapi::{Step, Trail};
+
 /// A field given twice in a request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Duplicate {
@@ -86,44 +88,6 @@ fn yaml_duplicate(e: &serde_saphyr::Error) -> Option<Duplicate> {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Step<'a> {
-    Root,
-    Field(&'a str),
-    Index(usize),
-}
-
-/// Where the value being read sits; written out only for a repeated field.
-struct Trail<'a> {
-    step: Step<'a>,
-    up: Option<&'a Trail<'a>>,
-}
-
-impl Trail<'_> {
-    fn path(&self, last: &str) -> String {
-        let mut steps = vec![Step::Field(last)];
-        let mut at = Some(self);
-        while let Some(t) = at {
-            steps.push(t.step);
-            at = t.up;
-        }
-        let mut out = String::new();
-        for step in steps.iter().rev() {
-            match step {
-                Step::Root => {}
-                Step::Field(k) => {
-                    if !out.is_empty() {
-                        out.push('.');
-                    }
-                    out.push_str(k);
-                }
-                Step::Index(i) => out.push_str(&format!("[{i}]")),
-            }
-        }
-        out
-    }
-}
-
 struct Seed<'a> {
     trail: &'a Trail<'a>,
     found: &'a RefCell<Vec<Duplicate>>,
@@ -201,7 +165,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
             };
             match out.entry(key) {
                 serde_json::map::Entry::Occupied(mut o) => {
-                    let path = self.trail.path(o.key());
+                    let path = crate::openapi::dotted(&self.trail.segs(o.key()));
                     self.found.borrow_mut().push(Duplicate::Json(path));
                     o.insert(value);
                 }

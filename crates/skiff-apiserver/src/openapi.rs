@@ -290,20 +290,20 @@ pub enum Seg {
 
 /// A step of the walk, on the stack: the path to a value is written out only when the
 /// value is reported.
-struct Trail<'a> {
-    step: Step<'a>,
-    up: Option<&'a Trail<'a>>,
+pub(crate) struct Trail<'a> {
+    pub(crate) step: Step<'a>,
+    pub(crate) up: Option<&'a Trail<'a>>,
 }
 
 #[derive(Clone, Copy)]
-enum Step<'a> {
+pub(crate) enum Step<'a> {
     Root,
     Field(&'a str),
     Index(usize),
 }
 
 impl Trail<'_> {
-    fn segs(&self, last: &str) -> Vec<Seg> {
+    pub(crate) fn segs(&self, last: &str) -> Vec<Seg> {
         let mut out = vec![Seg::Field(last.to_string())];
         let mut at = Some(self);
         while let Some(t) = at {
